@@ -1,0 +1,1 @@
+//! Strongroom protocol (under construction).
