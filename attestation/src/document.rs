@@ -244,8 +244,12 @@ impl AttestationDocument {
             1,
             MAX_PUBLIC_KEY_LEN,
         )?;
-        let user_data =
-            optional_bytes("user_data", fields.remove("user_data"), 0, MAX_USER_DATA_LEN)?;
+        let user_data = optional_bytes(
+            "user_data",
+            fields.remove("user_data"),
+            0,
+            MAX_USER_DATA_LEN,
+        )?;
         let nonce = optional_bytes("nonce", fields.remove("nonce"), 0, MAX_NONCE_LEN)?;
 
         Ok(Self {
@@ -270,7 +274,10 @@ impl AttestationDocument {
                 Value::Text("module_id".into()),
                 Value::Text(self.module_id.clone()),
             ),
-            (Value::Text("digest".into()), Value::Text(self.digest.clone())),
+            (
+                Value::Text("digest".into()),
+                Value::Text(self.digest.clone()),
+            ),
             (
                 Value::Text("timestamp".into()),
                 Value::Integer(self.timestamp.into()),
@@ -307,9 +314,7 @@ impl AttestationDocument {
 
     /// True when PCR0 is present and all zeros, the mark of a debug-mode enclave.
     pub fn is_debug_mode(&self) -> bool {
-        self.pcrs
-            .get(&0)
-            .is_some_and(|p| p.iter().all(|b| *b == 0))
+        self.pcrs.get(&0).is_some_and(|p| p.iter().all(|b| *b == 0))
     }
 }
 
@@ -349,7 +354,10 @@ mod tests {
     #[test]
     fn round_trips() {
         let doc = sample();
-        assert_eq!(AttestationDocument::from_payload(&doc.to_payload()).unwrap(), doc);
+        assert_eq!(
+            AttestationDocument::from_payload(&doc.to_payload()).unwrap(),
+            doc
+        );
     }
 
     #[test]
@@ -363,12 +371,18 @@ mod tests {
     fn each_syntax_rule_has_its_error() {
         use VerifyError as E;
         let cases: Vec<(Vec<u8>, E)> = vec![
-            (with_field("module_id", Value::Text(String::new())), E::EmptyModuleId),
+            (
+                with_field("module_id", Value::Text(String::new())),
+                E::EmptyModuleId,
+            ),
             (
                 with_field("digest", Value::Text("SHA256".into())),
                 E::UnsupportedDigest("SHA256".into()),
             ),
-            (with_field("timestamp", Value::Integer(0.into())), E::ZeroTimestamp),
+            (
+                with_field("timestamp", Value::Integer(0.into())),
+                E::ZeroTimestamp,
+            ),
             (with_field("pcrs", Value::Map(vec![])), E::PcrCount(0)),
             (
                 with_field(
@@ -384,8 +398,14 @@ mod tests {
                 ),
                 E::PcrLength { index: 3, len: 47 },
             ),
-            (with_field("cabundle", Value::Array(vec![])), E::EmptyCabundle),
-            (with_field("certificate", Value::Null), E::MissingField("certificate")),
+            (
+                with_field("cabundle", Value::Array(vec![])),
+                E::EmptyCabundle,
+            ),
+            (
+                with_field("certificate", Value::Null),
+                E::MissingField("certificate"),
+            ),
             (
                 with_field("certificate", Value::Bytes(vec![0; 1025])),
                 E::FieldLength {

@@ -176,7 +176,9 @@ pub enum VerifyError {
         max_secs: u64,
     },
     /// A debug-mode document (PCR0 all zeros) when debug was not allowed.
-    #[error("document comes from an enclave in debug mode (PCR0 is all zeros); debug documents are refused unless explicitly allowed")]
+    #[error(
+        "document comes from an enclave in debug mode (PCR0 is all zeros); debug documents are refused unless explicitly allowed"
+    )]
     DebugMode,
     /// An expected PCR is absent.
     #[error("PCR{0} is expected but absent from the document")]

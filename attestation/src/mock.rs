@@ -181,9 +181,8 @@ impl BuilderProfile for NitroProfile {
     ) -> x509_cert::builder::Result<Vec<Extension>> {
         let mut ext = Vec::new();
         let subject = &tbs.subject().clone();
-        let ca_usage = KeyUsage(
-            KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign,
-        );
+        let ca_usage =
+            KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign);
         match self.kind {
             Kind::Root => {
                 let bc = BasicConstraints {
@@ -291,7 +290,9 @@ fn new_intermediates(root: &Issued, now: SystemTime) -> Result<Intermediates, Ns
     let start = now - BACKDATE;
     let region = random_hex(8)?;
     let regional = issue(
-        &format!("CN={region}.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"),
+        &format!(
+            "CN={region}.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"
+        ),
         Kind::Ca { path_len: 2 },
         new_key()?,
         Some(root),
@@ -300,7 +301,9 @@ fn new_intermediates(root: &Issued, now: SystemTime) -> Result<Intermediates, Ns
     )?;
     let zone = random_hex(8)?;
     let zonal = issue(
-        &format!("CN={zone}.zonal.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"),
+        &format!(
+            "CN={zone}.zonal.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"
+        ),
         Kind::Ca { path_len: 1 },
         new_key()?,
         Some(&regional),
@@ -309,7 +312,9 @@ fn new_intermediates(root: &Issued, now: SystemTime) -> Result<Intermediates, Ns
     )?;
     let instance_id = format!("i-{}", &random_hex(9)?[..17]);
     let instance = issue(
-        &format!("CN={instance_id}.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"),
+        &format!(
+            "CN={instance_id}.mock-region-1.mock.nitro-enclaves,OU=Strongroom mock NSM,O=Strongroom,C=US"
+        ),
         Kind::Ca { path_len: 0 },
         new_key()?,
         Some(&zonal),
@@ -444,21 +449,7 @@ impl MockNsm {
             nonce: request.nonce.clone(),
         };
         drop(chain);
-        let sign1 = CoseSign1Builder::new()
-            .protected(
-                HeaderBuilder::new()
-                    .algorithm(iana::Algorithm::ES384)
-                    .build(),
-            )
-            .payload(doc.to_payload())
-            .create_signature(b"", |tbs| {
-                let sig: p384::ecdsa::Signature = leaf.key.sign(tbs);
-                sig.to_bytes().to_vec()
-            })
-            .build();
-        sign1
-            .to_vec()
-            .map_err(|e| NsmError::State(format!("COSE encoding: {e}")))
+        sign_document(&leaf.key, &doc)
     }
 }
 
@@ -486,6 +477,24 @@ impl Nsm for MockNsm {
     }
 }
 
+/// COSE_Sign1 (ES384, untagged, empty unprotected header) over the document payload.
+fn sign_document(key: &SigningKey, doc: &AttestationDocument) -> Result<Vec<u8>, NsmError> {
+    CoseSign1Builder::new()
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::ES384)
+                .build(),
+        )
+        .payload(doc.to_payload())
+        .create_signature(b"", |tbs| {
+            let sig: p384::ecdsa::Signature = key.sign(tbs);
+            sig.to_bytes().to_vec()
+        })
+        .build()
+        .to_vec()
+        .map_err(|e| NsmError::State(format!("COSE encoding: {e}")))
+}
+
 fn load_root(text: &str) -> Result<Issued, NsmError> {
     let blocks = pem::parse_many(text).map_err(|e| state_err("CA state")(e.to_string()))?;
     let key_block = blocks
@@ -499,7 +508,8 @@ fn load_root(text: &str) -> Result<Issued, NsmError> {
     let key = SigningKey::from_pkcs8_der(key_block.contents())
         .map_err(|e| state_err("CA key")(e.to_string()))?;
     let der = cert_block.contents().to_vec();
-    let cert = Certificate::from_der(&der).map_err(|e| state_err("CA certificate")(e.to_string()))?;
+    let cert =
+        Certificate::from_der(&der).map_err(|e| state_err("CA certificate")(e.to_string()))?;
     let not_after = cert.tbs_certificate().validity().not_after.to_system_time();
     if cert.tbs_certificate().subject_public_key_info()
         != &SubjectPublicKeyInfo::from_key(key.verifying_key())
@@ -590,9 +600,87 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<
 mod tests {
     use super::*;
 
+    use crate::{Expectations, VerifyError, verify};
+
+    /// A genuine mock document and the pieces to forge variants of it.
+    fn parts() -> (MockNsm, AttestationDocument, Issued) {
+        let nsm = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
+        let doc_bytes = nsm.attestation(&AttestationRequest::default()).unwrap();
+        let doc = crate::verify(
+            &doc_bytes,
+            &Expectations::new(SystemTime::now()).root(nsm.trusted_root()),
+        )
+        .unwrap()
+        .document;
+        let chain = nsm.intermediates.lock().unwrap();
+        let leaf = issue(
+            "CN=leaf,O=Strongroom,C=US",
+            Kind::Leaf,
+            new_key().unwrap(),
+            Some(&chain.instance),
+            SystemTime::now() - Duration::from_secs(3),
+            LEAF_LIFETIME,
+        )
+        .unwrap();
+        drop(chain);
+        (nsm, doc, leaf)
+    }
+
+    #[test]
+    fn a_cabundle_out_of_order_is_refused() {
+        let (nsm, mut doc, leaf) = parts();
+        doc.certificate = leaf.der.clone();
+        let e = Expectations::new(SystemTime::now()).root(nsm.trusted_root());
+        assert!(verify(&sign_document(&leaf.key, &doc).unwrap(), &e).is_ok());
+        doc.cabundle.swap(1, 2);
+        let err = verify(&sign_document(&leaf.key, &doc).unwrap(), &e).unwrap_err();
+        assert_eq!(err, VerifyError::CabundleOrder);
+    }
+
+    #[test]
+    fn a_leaf_from_a_rogue_ca_is_refused() {
+        let (nsm, mut doc, _) = parts();
+        // A CA outside the chain, with a key of its own.
+        let rogue = issue(
+            "CN=rogue,O=Strongroom,C=US",
+            Kind::Root,
+            new_key().unwrap(),
+            None,
+            SystemTime::now() - BACKDATE,
+            INSTANCE_LIFETIME,
+        )
+        .unwrap();
+        let leaf = issue(
+            "CN=leaf,O=Strongroom,C=US",
+            Kind::Leaf,
+            new_key().unwrap(),
+            Some(&rogue),
+            SystemTime::now() - Duration::from_secs(3),
+            LEAF_LIFETIME,
+        )
+        .unwrap();
+        doc.certificate = leaf.der.clone();
+        let e = Expectations::new(SystemTime::now()).root(nsm.trusted_root());
+        let err = verify(&sign_document(&leaf.key, &doc).unwrap(), &e).unwrap_err();
+        assert!(matches!(err, VerifyError::ChainInvalid(_)), "{err}");
+    }
+
+    #[test]
+    fn a_document_signed_by_another_key_is_refused() {
+        let (nsm, mut doc, leaf) = parts();
+        doc.certificate = leaf.der.clone();
+        let e = Expectations::new(SystemTime::now()).root(nsm.trusted_root());
+        let err = verify(&sign_document(&new_key().unwrap(), &doc).unwrap(), &e).unwrap_err();
+        assert_eq!(err, VerifyError::BadSignature);
+    }
+
     #[test]
     fn pcr_file_forms() {
-        let plain = format!("{{\"0\": \"{}\", \"PCR2\": \"{}\"}}", "ab".repeat(48), "cd".repeat(48));
+        let plain = format!(
+            "{{\"0\": \"{}\", \"PCR2\": \"{}\"}}",
+            "ab".repeat(48),
+            "cd".repeat(48)
+        );
         let pcrs = MockNsmConfig::pcrs_from_json(&plain).unwrap();
         assert_eq!(pcrs[&0], vec![0xab; 48]);
         assert_eq!(pcrs[&2], vec![0xcd; 48]);
@@ -600,7 +688,10 @@ mod tests {
             "{{\"Measurements\": {{\"HashAlgorithm\": \"Sha384 {{ ... }}\", \"PCR1\": \"{}\"}}}}",
             "01".repeat(48)
         );
-        assert!(MockNsmConfig::pcrs_from_json(&nitro).is_err(), "HashAlgorithm is not a PCR");
+        assert!(
+            MockNsmConfig::pcrs_from_json(&nitro).is_err(),
+            "HashAlgorithm is not a PCR"
+        );
         let short = format!("{{\"0\": \"{}\"}}", "ab".repeat(32));
         assert!(MockNsmConfig::pcrs_from_json(&short).is_err());
         assert!(MockNsmConfig::pcrs_from_json("{\"16\": \"00\"}").is_err());
@@ -614,7 +705,10 @@ mod tests {
         assert_eq!(pcr0.data, MockNsmConfig::default().pcrs[&0]);
         assert!(!nsm.describe_pcr(5).unwrap().locked);
         assert_eq!(nsm.describe_pcr(5).unwrap().data, vec![0; 48]);
-        assert!(matches!(nsm.describe_pcr(16), Err(NsmError::InvalidPcrIndex(16))));
+        assert!(matches!(
+            nsm.describe_pcr(16),
+            Err(NsmError::InvalidPcrIndex(16))
+        ));
     }
 
     #[test]

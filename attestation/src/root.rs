@@ -22,7 +22,12 @@ pub struct TrustedRoot {
 
 impl std::fmt::Debug for TrustedRoot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TrustedRoot({}, sha256={})", self.name, hex::encode(self.fingerprint))
+        write!(
+            f,
+            "TrustedRoot({}, sha256={})",
+            self.name,
+            hex::encode(self.fingerprint)
+        )
     }
 }
 
@@ -123,6 +128,9 @@ mod tests {
     #[test]
     fn pem_of_the_wrong_kind_is_refused() {
         let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert!(matches!(TrustedRoot::from_pem(key), Err(VerifyError::BadRoot(_))));
+        assert!(matches!(
+            TrustedRoot::from_pem(key),
+            Err(VerifyError::BadRoot(_))
+        ));
     }
 }

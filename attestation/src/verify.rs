@@ -146,8 +146,8 @@ impl SignatureVerificationAlgorithm for EcdsaP384Sha384 {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), InvalidSignature> {
-        let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-            .map_err(|_| InvalidSignature)?;
+        let key =
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
         let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
         key.verify(message, &sig).map_err(|_| InvalidSignature)
     }
@@ -271,7 +271,11 @@ fn check_chain(
             })
         })?;
     // The path webpki found must be exactly cabundle[1..], issuer of the leaf last.
-    let used: Vec<CertificateDer<'_>> = path.intermediate_certificates().rev().map(|c| c.der()).collect();
+    let used: Vec<CertificateDer<'_>> = path
+        .intermediate_certificates()
+        .rev()
+        .map(|c| c.der())
+        .collect();
     if used.len() != intermediates.len() || used.iter().zip(&intermediates).any(|(a, b)| a != b) {
         return Err(VerifyError::CabundleOrder);
     }
@@ -329,9 +333,14 @@ pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, Veri
         ));
     }
     if !sign1.unprotected.is_empty() {
-        return Err(VerifyError::UnexpectedHeader("unprotected header is not empty"));
+        return Err(VerifyError::UnexpectedHeader(
+            "unprotected header is not empty",
+        ));
     }
-    let payload = sign1.payload.as_deref().ok_or(VerifyError::MissingPayload)?;
+    let payload = sign1
+        .payload
+        .as_deref()
+        .ok_or(VerifyError::MissingPayload)?;
     if sign1.signature.len() != 96 {
         return Err(VerifyError::SignatureLength {
             len: sign1.signature.len(),
@@ -396,7 +405,11 @@ pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, Veri
         }
     }
     check_optional("nonce", exp.nonce.as_ref(), doc.nonce.as_ref())?;
-    check_optional("public_key", exp.public_key.as_ref(), doc.public_key.as_ref())?;
+    check_optional(
+        "public_key",
+        exp.public_key.as_ref(),
+        doc.public_key.as_ref(),
+    )?;
     check_optional("user_data", exp.user_data.as_ref(), doc.user_data.as_ref())?;
 
     Ok(VerifiedDocument {

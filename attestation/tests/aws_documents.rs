@@ -96,8 +96,14 @@ fn published_pcrs_of_the_production_documents_match() {
 fn debug_document_fields_are_as_published() {
     let v = &VECTORS[2];
     let verified = verify(&load(v.file), &expect(v)).unwrap();
-    assert_eq!(verified.document.user_data.as_deref(), Some(&b"hello, world!"[..]));
-    assert_eq!(verified.document.public_key.as_deref(), Some(&b"my super secret key"[..]));
+    assert_eq!(
+        verified.document.user_data.as_deref(),
+        Some(&b"hello, world!"[..])
+    );
+    assert_eq!(
+        verified.document.public_key.as_deref(),
+        Some(&b"my super secret key"[..])
+    );
     assert_eq!(verified.document.nonce, None);
 }
 
@@ -107,7 +113,12 @@ fn a_flipped_signature_bit_is_a_bad_signature() {
         let doc = load(v.file);
         // The ES384 signature is the last 96 bytes of the COSE_Sign1 array.
         let bad = flip(&doc, doc.len() - 20);
-        assert_eq!(verify(&bad, &expect(v)).unwrap_err(), VerifyError::BadSignature, "{}", v.file);
+        assert_eq!(
+            verify(&bad, &expect(v)).unwrap_err(),
+            VerifyError::BadSignature,
+            "{}",
+            v.file
+        );
     }
 }
 
@@ -132,7 +143,11 @@ fn a_wrong_pcr_is_named() {
     let v = &VECTORS[1];
     let err = verify(&load(v.file), &expect(v).pcr(2, vec![0xaa; 48])).unwrap_err();
     match err {
-        VerifyError::PcrMismatch { index, expected, found } => {
+        VerifyError::PcrMismatch {
+            index,
+            expected,
+            found,
+        } => {
             assert_eq!(index, 2);
             assert_eq!(expected, "aa".repeat(48));
             assert!(found.starts_with("e4f634d2"));
@@ -190,7 +205,11 @@ fn a_mock_root_does_not_accept_aws_documents() {
     let mock = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
     for v in &VECTORS {
         let err = verify(&load(v.file), &expect(v).root(mock.trusted_root())).unwrap_err();
-        assert!(matches!(err, VerifyError::RootMismatch { .. }), "{}: {err}", v.file);
+        assert!(
+            matches!(err, VerifyError::RootMismatch { .. }),
+            "{}: {err}",
+            v.file
+        );
     }
 }
 
@@ -199,7 +218,13 @@ fn maximum_age_is_enforced() {
     let v = &VECTORS[0];
     let doc = load(v.file);
     let e = expect(v).max_age(Duration::from_secs(30));
-    assert!(matches!(verify(&doc, &e), Err(VerifyError::TooOld { age_secs: 60, max_secs: 30 })));
+    assert!(matches!(
+        verify(&doc, &e),
+        Err(VerifyError::TooOld {
+            age_secs: 60,
+            max_secs: 30
+        })
+    ));
     assert!(verify(&doc, &expect(v).max_age(Duration::from_secs(120))).is_ok());
 }
 
@@ -229,7 +254,10 @@ fn an_embedded_root_is_pinned_by_fingerprint() {
     ))
     .unwrap();
     let explicit = TrustedRoot::from_pem(&pem).unwrap();
-    assert_eq!(explicit.fingerprint(), TrustedRoot::aws_nitro_g1().fingerprint());
+    assert_eq!(
+        explicit.fingerprint(),
+        TrustedRoot::aws_nitro_g1().fingerprint()
+    );
     assert_eq!(explicit.der(), TrustedRoot::aws_nitro_g1().der());
     assert!(verify(&load(v.file), &expect(v).root(explicit)).is_ok());
 }
