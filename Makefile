@@ -1,0 +1,33 @@
+# Strongroom: the two commands that matter are `make run` and `make test`.
+CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build test test-env lint fmt fuzz clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+## Every test: unit, property, integration and interop tests (installs the test clients first).
+test: test-env
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+test-env:
+	@bash scripts/test-env.sh >/dev/null
+
+## Formatting and clippy, warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Every fuzz target for FUZZ_SECONDS each; prints executions and findings per target.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+clean:
+	$(CARGO) clean
