@@ -1,0 +1,1 @@
+//! Strongroom mock KMS (under construction).
