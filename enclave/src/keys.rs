@@ -190,14 +190,19 @@ mod tests {
             p
         })
         .unwrap();
-        assert_eq!(k.info().address, "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+        assert_eq!(
+            k.info().address,
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        );
     }
 
     #[test]
     fn signatures_are_low_s_and_recover_with_libsecp256k1() {
         let k = key(9);
         let pk = secp256k1::PublicKey::from_slice(&k.public_key()).unwrap();
-        let half_n = hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0").unwrap();
+        let half_n =
+            hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
+                .unwrap();
         for i in 0..64u8 {
             let digest = [i; 32];
             let sig = k.sign_digest(&digest);
@@ -208,7 +213,7 @@ mod tests {
             let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.v)).unwrap();
             let rsig = secp256k1::ecdsa::RecoverableSignature::from_compact(&rs, recid).unwrap();
             let msg = secp256k1::Message::from_digest(digest);
-            assert_eq!(secp256k1::SECP256K1.recover_ecdsa(msg, &rsig).unwrap(), pk);
+            assert_eq!(rsig.recover_ecdsa(msg).unwrap(), pk);
             // RFC 6979: the same digest gives the same signature.
             assert_eq!(k.sign_digest(&digest), sig);
         }

@@ -15,7 +15,11 @@ use strongroom_protocol::Address;
 #[command(name = "strongroom-enclave", version, about)]
 struct Args {
     /// Where to listen: `vsock:CID:PORT` (production; CID 4294967295 = any) or `unix:PATH`.
-    #[arg(long, env = "STRONGROOM_ENCLAVE_LISTEN", default_value = "vsock:4294967295:5000")]
+    #[arg(
+        long,
+        env = "STRONGROOM_ENCLAVE_LISTEN",
+        default_value = "vsock:4294967295:5000"
+    )]
     listen: Address,
     /// The NSM: `nitro` (/dev/nsm) or, in builds with the `mock` feature, `mock:STATE-DIR`.
     #[arg(long, env = "STRONGROOM_NSM", default_value = "nitro")]
@@ -30,7 +34,8 @@ struct Args {
 
 async fn run<N: Nsm + 'static>(nsm: N, listen: &Address) -> Result<()> {
     let enclave = Arc::new(Enclave::new(nsm));
-    let listener = strongroom_protocol::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    let listener =
+        strongroom_protocol::bind(listen).with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "enclave listening");
     println!("enclave listening on {listen}");
     tokio::select! {
@@ -44,13 +49,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -63,7 +69,9 @@ async fn shutdown_signal() {
 fn init_logging(format: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         "json" => builder.json().init(),
         "text" => builder.init(),

@@ -41,7 +41,11 @@ pub struct WorkingKeys {
 
 impl std::fmt::Debug for WorkingKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WorkingKeys {{ key_check: {} }}", hex::encode(self.key_check))
+        write!(
+            f,
+            "WorkingKeys {{ key_check: {} }}",
+            hex::encode(self.key_check)
+        )
     }
 }
 
@@ -119,6 +123,8 @@ mod tests {
     fn debug_shows_no_secret() {
         let root = RootKey::from_bytes(&mut [0xabu8; 32]).unwrap();
         assert!(!format!("{root:?}").contains("ab"));
-        assert!(!format!("{:?}", root.working_keys()).contains(&hex::encode(*root.working_keys().seal)));
+        assert!(
+            !format!("{:?}", root.working_keys()).contains(&hex::encode(*root.working_keys().seal))
+        );
     }
 }

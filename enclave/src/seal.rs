@@ -178,7 +178,11 @@ mod tests {
         for i in 0..blob.len() * 8 {
             let mut bad = blob.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert_eq!(s.open(&key_id(1), &bad), Err(SealError::NotAuthentic), "bit {i}");
+            assert_eq!(
+                s.open(&key_id(1), &bad),
+                Err(SealError::NotAuthentic),
+                "bit {i}"
+            );
         }
     }
 
@@ -188,15 +192,47 @@ mod tests {
         let blob = s.seal(&key_id(1), b"k", [3; 12]).unwrap();
         // Another id, version, kind or curve: refused.
         assert!(s.open(&key_id(2), &blob).is_err());
-        assert!(s.open(&ObjectId { version: 2, ..key_id(1) }, &blob).is_err());
-        assert!(s.open(&ObjectId { kind: ObjectKind::EnclaveState, ..key_id(1) }, &blob).is_err());
-        assert!(s.open(&ObjectId { curve: Curve::None, ..key_id(1) }, &blob).is_err());
+        assert!(
+            s.open(
+                &ObjectId {
+                    version: 2,
+                    ..key_id(1)
+                },
+                &blob
+            )
+            .is_err()
+        );
+        assert!(
+            s.open(
+                &ObjectId {
+                    kind: ObjectKind::EnclaveState,
+                    ..key_id(1)
+                },
+                &blob
+            )
+            .is_err()
+        );
+        assert!(
+            s.open(
+                &ObjectId {
+                    curve: Curve::None,
+                    ..key_id(1)
+                },
+                &blob
+            )
+            .is_err()
+        );
         // A blob re-labelled with another id in its header still fails the tag.
         let mut relabelled = blob.clone();
         relabelled[5..21].copy_from_slice(&[2; 16]);
         assert!(s.open(&key_id(2), &relabelled).is_err());
         // Another root key: refused.
-        assert!(Sealer::new(&[2; 32]).unwrap().open(&key_id(1), &blob).is_err());
+        assert!(
+            Sealer::new(&[2; 32])
+                .unwrap()
+                .open(&key_id(1), &blob)
+                .is_err()
+        );
         // Truncated: refused.
         assert!(s.open(&key_id(1), &blob[..20]).is_err());
     }

@@ -30,7 +30,10 @@ where
 }
 
 /// Serves one connection until the peer leaves or the framing breaks.
-pub async fn serve_connection<S, N>(stream: S, enclave: Arc<Enclave<N>>) -> Result<(), ProtocolError>
+pub async fn serve_connection<S, N>(
+    stream: S,
+    enclave: Arc<Enclave<N>>,
+) -> Result<(), ProtocolError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     N: Nsm + 'static,

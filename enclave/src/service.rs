@@ -36,7 +36,9 @@ struct Ready {
 
 enum PhaseState {
     /// Waiting for KMS; holds the one ephemeral key of the outstanding challenge, if any.
-    AwaitingRootKey { pending: Option<RecipientKey> },
+    AwaitingRootKey {
+        pending: Option<RecipientKey>,
+    },
     Ready(Ready),
 }
 
@@ -370,7 +372,8 @@ fn open_key(ready: &Ready, sealed: &[u8]) -> Result<KeyRecord, EnclaveError> {
             format!("sealed blob larger than {MAX_SEALED_LEN} bytes"),
         ));
     }
-    let rejected = || EnclaveError::new(ErrorCode::BlobRejected, "sealed key blob is not authentic");
+    let rejected =
+        || EnclaveError::new(ErrorCode::BlobRejected, "sealed key blob is not authentic");
     let id = Sealer::peek_id(sealed).ok_or_else(rejected)?;
     if ready.state.destroyed.contains(&id) {
         return Err(EnclaveError::new(

@@ -25,8 +25,15 @@ fn code(r: Response) -> ErrorCode {
 }
 
 /// Runs BeginUnseal and plays KMS: checks the document, wraps `root` for its public key.
-fn challenge(enclave: &Enclave<MockNsm>, root_nsm_root: &strongroom_attestation::TrustedRoot, root: &[u8]) -> Vec<u8> {
-    let Response::UnsealChallenge { attestation_document } = enclave.handle(Request::BeginUnseal) else {
+fn challenge(
+    enclave: &Enclave<MockNsm>,
+    root_nsm_root: &strongroom_attestation::TrustedRoot,
+    root: &[u8],
+) -> Vec<u8> {
+    let Response::UnsealChallenge {
+        attestation_document,
+    } = enclave.handle(Request::BeginUnseal)
+    else {
         panic!("no challenge")
     };
     let doc = verify(
@@ -55,7 +62,9 @@ fn unseal(enclave: &Enclave<MockNsm>, root: &[u8], stored: Option<&Stored>) -> R
 
 fn enclave_root(enclave: &Enclave<MockNsm>) -> strongroom_attestation::TrustedRoot {
     // The enclave's attestation documents chain to its NSM's root; ask for one and read it.
-    let Response::Attestation { document } = enclave.handle(Request::GetAttestation { nonce: None }) else {
+    let Response::Attestation { document } =
+        enclave.handle(Request::GetAttestation { nonce: None })
+    else {
         panic!("no attestation")
     };
     let parsed = strongroom_attestation::verify(&document, &Expectations::new(SystemTime::now()));
@@ -90,7 +99,9 @@ fn ready(root: &[u8]) -> (Enclave<MockNsm>, Stored) {
 }
 
 fn create(enclave: &Enclave<MockNsm>, label: &str) -> (KeyInfo, Vec<u8>) {
-    match enclave.handle(Request::CreateKey { label: label.into() }) {
+    match enclave.handle(Request::CreateKey {
+        label: label.into(),
+    }) {
         Response::KeyCreated { key, sealed } => (key, sealed.into_vec()),
         other => panic!("create failed: {other:?}"),
     }
@@ -109,8 +120,8 @@ fn recover(sig: &RecoverableSignature, digest: [u8; 32]) -> Vec<u8> {
     rs[32..].copy_from_slice(&sig.s);
     let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.v)).unwrap();
     let rsig = secp256k1::ecdsa::RecoverableSignature::from_compact(&rs, recid).unwrap();
-    let pk = secp256k1::SECP256K1
-        .recover_ecdsa(secp256k1::Message::from_digest(digest), &rsig)
+    let pk = rsig
+        .recover_ecdsa(secp256k1::Message::from_digest(digest))
         .unwrap();
     pk.serialize_uncompressed().to_vec()
 }
@@ -119,26 +130,41 @@ fn recover(sig: &RecoverableSignature, digest: [u8; 32]) -> Vec<u8> {
 fn unseal_create_sign_and_restart() {
     let root = [0x42u8; 32];
     let (enclave, stored) = ready(&root);
-    assert_eq!(enclave.handle(Request::Status), Response::Status(Phase::Ready));
+    assert_eq!(
+        enclave.handle(Request::Status),
+        Response::Status(Phase::Ready)
+    );
     let (info, sealed) = create(&enclave, "treasury");
     assert_eq!(info.curve, "secp256k1");
     assert_eq!(info.public_key.len(), 65);
     assert!(info.address.starts_with("0x") && info.address.len() == 42);
 
     let digest = [7u8; 32];
-    let Response::Signature(sig) = sign(&enclave, &sealed, digest) else { panic!() };
+    let Response::Signature(sig) = sign(&enclave, &sealed, digest) else {
+        panic!()
+    };
     assert_eq!(recover(&sig, digest), info.public_key.to_vec());
 
     // A restart: a new enclave process (new NSM CA even), same KMS root and stored values.
     let restarted = new_enclave(nsm());
-    assert_eq!(restarted.handle(Request::Status), Response::Status(Phase::AwaitingRootKey));
+    assert_eq!(
+        restarted.handle(Request::Status),
+        Response::Status(Phase::AwaitingRootKey)
+    );
     assert_eq!(code(sign(&restarted, &sealed, digest)), ErrorCode::NotReady);
-    assert!(matches!(unseal(&restarted, &root, Some(&stored)), Response::Unsealed { .. }));
-    let Response::Key(again) = restarted.handle(Request::DescribeKey { sealed: sealed.clone().into() }) else {
+    assert!(matches!(
+        unseal(&restarted, &root, Some(&stored)),
+        Response::Unsealed { .. }
+    ));
+    let Response::Key(again) = restarted.handle(Request::DescribeKey {
+        sealed: sealed.clone().into(),
+    }) else {
         panic!()
     };
     assert_eq!(again, info);
-    let Response::Signature(sig2) = sign(&restarted, &sealed, digest) else { panic!() };
+    let Response::Signature(sig2) = sign(&restarted, &sealed, digest) else {
+        panic!()
+    };
     assert_eq!(sig2, sig, "RFC 6979: same key, same digest, same signature");
 }
 
@@ -163,14 +189,22 @@ fn one_decryption_attempt_per_challenge() {
     let second = attempt(&envelope);
     assert_eq!(code(second.clone()), ErrorCode::UnsealFailed);
     // Both failures read the same, whatever failed.
-    let (Response::Error(a), Response::Error(b)) = (first, second) else { panic!() };
+    let (Response::Error(a), Response::Error(b)) = (first, second) else {
+        panic!()
+    };
     assert_ne!(a.message, "", "message present");
     let garbage = attempt(b"not an envelope");
     assert_eq!(code(garbage), ErrorCode::UnsealFailed);
     assert!(b.message.contains("BeginUnseal"));
     // A new challenge works.
-    assert!(matches!(unseal(&enclave, &[1u8; 32], None), Response::Unsealed { .. }));
-    assert_eq!(code(enclave.handle(Request::BeginUnseal)), ErrorCode::WrongPhase);
+    assert!(matches!(
+        unseal(&enclave, &[1u8; 32], None),
+        Response::Unsealed { .. }
+    ));
+    assert_eq!(
+        code(enclave.handle(Request::BeginUnseal)),
+        ErrorCode::WrongPhase
+    );
 }
 
 #[test]
@@ -182,9 +216,12 @@ fn tampered_envelope_errors_are_indistinguishable() {
         let mut env = challenge(&enclave, &trusted, &[1u8; 32]);
         let n = env.len();
         match mutate {
-            0 => env[n - 20] ^= 1,        // content
-            1 => env[n / 2] ^= 1,         // encrypted key / structure
-            _ => env = seal_for_recipient(&[0x30, 0x03, 0x02, 0x01, 0x00], b"x").unwrap_or_else(|_| b"junk".to_vec()),
+            0 => env[n - 20] ^= 1, // content
+            1 => env[n / 2] ^= 1,  // encrypted key / structure
+            _ => {
+                env = seal_for_recipient(&[0x30, 0x03, 0x02, 0x01, 0x00], b"x")
+                    .unwrap_or_else(|_| b"junk".to_vec())
+            }
         }
         let Response::Error(e) = enclave.handle(Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: env.into(),
@@ -202,15 +239,24 @@ fn tampered_envelope_errors_are_indistinguishable() {
 #[test]
 fn a_root_key_of_the_wrong_length_is_refused() {
     let enclave = new_enclave(nsm());
-    assert_eq!(code(unseal(&enclave, &[1u8; 16], None)), ErrorCode::UnsealFailed);
+    assert_eq!(
+        code(unseal(&enclave, &[1u8; 16], None)),
+        ErrorCode::UnsealFailed
+    );
 }
 
 #[test]
 fn a_wrong_root_key_is_detected_not_used() {
     let (_, stored) = ready(&[1u8; 32]);
     let other = new_enclave(nsm());
-    assert_eq!(code(unseal(&other, &[2u8; 32], Some(&stored))), ErrorCode::WrongRootKey);
-    assert_eq!(other.handle(Request::Status), Response::Status(Phase::AwaitingRootKey));
+    assert_eq!(
+        code(unseal(&other, &[2u8; 32], Some(&stored))),
+        ErrorCode::WrongRootKey
+    );
+    assert_eq!(
+        other.handle(Request::Status),
+        Response::Status(Phase::AwaitingRootKey)
+    );
 }
 
 #[test]
@@ -221,22 +267,40 @@ fn tampered_and_swapped_blobs_are_rejected() {
     for i in [0usize, 5, 26, 40, a.len() - 1] {
         let mut bad = a.clone();
         bad[i] ^= 0x01;
-        assert_eq!(code(sign(&enclave, &bad, [0; 32])), ErrorCode::BlobRejected, "byte {i}");
+        assert_eq!(
+            code(sign(&enclave, &bad, [0; 32])),
+            ErrorCode::BlobRejected,
+            "byte {i}"
+        );
     }
     // Key a's ciphertext under key b's header (id): refused.
     let mut swapped = b[..26].to_vec();
     swapped.extend_from_slice(&a[26..]);
-    assert_eq!(code(sign(&enclave, &swapped, [0; 32])), ErrorCode::BlobRejected);
+    assert_eq!(
+        code(sign(&enclave, &swapped, [0; 32])),
+        ErrorCode::BlobRejected
+    );
     // A blob sealed under another root: refused.
     let (other, _) = ready(&[4u8; 32]);
     let (_, foreign) = create(&other, "foreign");
-    assert_eq!(code(sign(&enclave, &foreign, [0; 32])), ErrorCode::BlobRejected);
+    assert_eq!(
+        code(sign(&enclave, &foreign, [0; 32])),
+        ErrorCode::BlobRejected
+    );
     // Limits.
-    assert_eq!(code(sign(&enclave, &vec![0u8; 5000], [0; 32])), ErrorCode::BadRequest);
-    let short = enclave.handle(Request::SignDigest { sealed: a.into(), digest: vec![0; 31].into() });
+    assert_eq!(
+        code(sign(&enclave, &vec![0u8; 5000], [0; 32])),
+        ErrorCode::BadRequest
+    );
+    let short = enclave.handle(Request::SignDigest {
+        sealed: a.into(),
+        digest: vec![0; 31].into(),
+    });
     assert_eq!(code(short), ErrorCode::BadRequest);
     assert_eq!(
-        code(enclave.handle(Request::CreateKey { label: "bad\u{7}label".into() })),
+        code(enclave.handle(Request::CreateKey {
+            label: "bad\u{7}label".into()
+        })),
         ErrorCode::BadRequest
     );
 }
@@ -247,31 +311,59 @@ fn a_destroyed_key_stays_refused_across_restarts() {
     let (enclave, _) = ready(&root);
     let (info, sealed) = create(&enclave, "doomed");
     let (_, kept) = create(&enclave, "kept");
-    let Response::KeyDestroyed { key_id, state } = enclave.handle(Request::DestroyKey { sealed: sealed.clone().into() }) else {
+    let Response::KeyDestroyed { key_id, state } = enclave.handle(Request::DestroyKey {
+        sealed: sealed.clone().into(),
+    }) else {
         panic!()
     };
     assert_eq!(key_id, info.id);
-    assert_eq!(code(sign(&enclave, &sealed, [0; 32])), ErrorCode::KeyDestroyed);
-    assert!(matches!(sign(&enclave, &kept, [0; 32]), Response::Signature(_)));
     assert_eq!(
-        code(enclave.handle(Request::DestroyKey { sealed: sealed.clone().into() })),
+        code(sign(&enclave, &sealed, [0; 32])),
+        ErrorCode::KeyDestroyed
+    );
+    assert!(matches!(
+        sign(&enclave, &kept, [0; 32]),
+        Response::Signature(_)
+    ));
+    assert_eq!(
+        code(enclave.handle(Request::DestroyKey {
+            sealed: sealed.clone().into()
+        })),
         ErrorCode::KeyDestroyed
     );
 
     let key_check = enclave.key_check().unwrap().to_vec();
     let restarted = new_enclave(nsm());
-    let stored = Stored { key_check, state: state.into_vec() };
-    assert!(matches!(unseal(&restarted, &root, Some(&stored)), Response::Unsealed { .. }));
-    assert_eq!(code(sign(&restarted, &sealed, [0; 32])), ErrorCode::KeyDestroyed);
-    assert!(matches!(sign(&restarted, &kept, [0; 32]), Response::Signature(_)));
+    let stored = Stored {
+        key_check,
+        state: state.into_vec(),
+    };
+    assert!(matches!(
+        unseal(&restarted, &root, Some(&stored)),
+        Response::Unsealed { .. }
+    ));
+    assert_eq!(
+        code(sign(&restarted, &sealed, [0; 32])),
+        ErrorCode::KeyDestroyed
+    );
+    assert!(matches!(
+        sign(&restarted, &kept, [0; 32]),
+        Response::Signature(_)
+    ));
 
     // A forged state (edited bytes) is refused at boot.
     let mut forged = stored.state.clone();
     let n = forged.len();
     forged[n - 1] ^= 1;
     let third = new_enclave(nsm());
-    let bad = Stored { key_check: stored.key_check.clone(), state: forged };
-    assert_eq!(code(unseal(&third, &root, Some(&bad))), ErrorCode::BlobRejected);
+    let bad = Stored {
+        key_check: stored.key_check.clone(),
+        state: forged,
+    };
+    assert_eq!(
+        code(unseal(&third, &root, Some(&bad))),
+        ErrorCode::BlobRejected
+    );
     // Half of the stored pair is a malformed request, not a first boot.
     let trusted = enclave_root(&third);
     let env = challenge(&third, &trusted, &root);
@@ -286,14 +378,24 @@ fn a_destroyed_key_stays_refused_across_restarts() {
 #[test]
 fn attestation_requests_are_bounded() {
     let enclave = new_enclave(nsm());
-    let Response::Attestation { document } = enclave.handle(Request::GetAttestation { nonce: Some(vec![9; 32].into()) }) else {
+    let Response::Attestation { document } = enclave.handle(Request::GetAttestation {
+        nonce: Some(vec![9; 32].into()),
+    }) else {
         panic!()
     };
     let root = enclave_root(&enclave);
-    let v = verify(&document, &Expectations::new(SystemTime::now()).root(root).nonce(vec![9; 32])).unwrap();
+    let v = verify(
+        &document,
+        &Expectations::new(SystemTime::now())
+            .root(root)
+            .nonce(vec![9; 32]),
+    )
+    .unwrap();
     assert_eq!(v.document.nonce, Some(vec![9; 32]));
     assert_eq!(
-        code(enclave.handle(Request::GetAttestation { nonce: Some(vec![0; 513].into()) })),
+        code(enclave.handle(Request::GetAttestation {
+            nonce: Some(vec![0; 513].into())
+        })),
         ErrorCode::BadRequest
     );
 }
