@@ -17,4 +17,4 @@ pub mod server;
 pub mod service;
 pub mod state;
 
-pub use service::Enclave;
+pub use service::{Enclave, attestation_user_data};

@@ -241,6 +241,7 @@ impl<N: Nsm> Enclave<N> {
         }
         let request = AttestationRequest {
             nonce: nonce.map(ByteBuf::into_vec),
+            user_data: self.key_check().map(|kcv| attestation_user_data(&kcv)),
             ..Default::default()
         };
         match self.nsm.attestation(&request) {
@@ -359,6 +360,22 @@ impl<N: Nsm> Enclave<N> {
             _ => None,
         }
     }
+}
+
+/// The `user_data` of an unsealed enclave's attestation documents: the CBOR map
+/// `{"key_check": bstr}`. KMS's envelope is not authenticated, so on what the proxy calls a
+/// first boot the enclave cannot tell KMS's root key from one the parent made up; publishing
+/// the check value lets clients and auditors pin the deployment's root key (trust on first
+/// use) and refuse an enclave whose root key changed.
+pub fn attestation_user_data(key_check: &[u8; KEY_CHECK_LEN]) -> Vec<u8> {
+    // Fixed layout of a one-entry map: a1, text(9) "key_check", bytes(16).
+    let mut out = Vec::with_capacity(28);
+    out.push(0xa1);
+    out.push(0x69);
+    out.extend_from_slice(b"key_check");
+    out.push(0x50);
+    out.extend_from_slice(key_check);
+    out
 }
 
 /// Largest sealed state blob accepted (header, nonce, tag and the largest state).

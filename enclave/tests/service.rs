@@ -392,10 +392,28 @@ fn attestation_requests_are_bounded() {
     )
     .unwrap();
     assert_eq!(v.document.nonce, Some(vec![9; 32]));
+    assert_eq!(v.document.user_data, None, "no key check before unsealing");
     assert_eq!(
         code(enclave.handle(Request::GetAttestation {
             nonce: Some(vec![0; 513].into())
         })),
         ErrorCode::BadRequest
     );
+}
+
+#[test]
+fn unsealed_attestations_publish_the_key_check() {
+    let (enclave, stored) = ready(&[6u8; 32]);
+    let Response::Attestation { document } =
+        enclave.handle(Request::GetAttestation { nonce: None })
+    else {
+        panic!()
+    };
+    let root = enclave_root(&enclave);
+    let v = verify(&document, &Expectations::new(SystemTime::now()).root(root)).unwrap();
+    let user_data = v.document.user_data.unwrap();
+    let map: ciborium::Value = ciborium::from_reader(user_data.as_slice()).unwrap();
+    let entries = map.as_map().unwrap();
+    assert_eq!(entries[0].0.as_text(), Some("key_check"));
+    assert_eq!(entries[0].1.as_bytes().unwrap(), &stored.key_check);
 }
