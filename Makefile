@@ -2,12 +2,16 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-env lint fmt fuzz clean
+.PHONY: all build run test test-env lint fmt fuzz bench clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace
+
+## The whole system in mock mode, in the foreground (Ctrl-C stops it). State in ./data.
+run:
+	bash scripts/run.sh
 
 ## Every test: unit, property, integration and interop tests (installs the test clients first).
 test: test-env

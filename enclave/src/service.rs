@@ -96,9 +96,15 @@ impl<N: Nsm> Enclave<N> {
             Request::CompleteUnseal(c) => self.complete_unseal(c),
             Request::GetAttestation { nonce } => self.attestation(nonce),
             Request::CreateKey { label } => self.create_key(label),
-            Request::DescribeKey { sealed } => self.with_key(&sealed, |k| Response::Key(k.info())),
-            Request::SignDigest { sealed, digest } => self.sign_digest(&sealed, &digest),
-            Request::DestroyKey { sealed } => self.destroy_key(&sealed),
+            Request::DescribeKey { key_id, sealed } => {
+                self.with_key(&key_id, &sealed, |k| Response::Key(k.info()))
+            }
+            Request::SignDigest {
+                key_id,
+                sealed,
+                digest,
+            } => self.sign_digest(&key_id, &sealed, &digest),
+            Request::DestroyKey { key_id, sealed } => self.destroy_key(&key_id, &sealed),
             _ => err(ErrorCode::BadRequest, "unsupported request"),
         }
     }
@@ -298,27 +304,34 @@ impl<N: Nsm> Enclave<N> {
     }
 
     /// Authenticates a key blob and runs `f` on the key.
-    fn with_key(&self, sealed: &[u8], f: impl FnOnce(&KeyRecord) -> Response) -> Response {
+    fn with_key(
+        &self,
+        key_id: &str,
+        sealed: &[u8],
+        f: impl FnOnce(&KeyRecord) -> Response,
+    ) -> Response {
         let Ok(phase) = self.phase.read() else {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
         let PhaseState::Ready(ready) = &*phase else {
             return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
         };
-        match open_key(ready, sealed) {
+        match open_key(ready, key_id, sealed) {
             Ok(record) => f(&record),
             Err(e) => Response::Error(e),
         }
     }
 
-    fn sign_digest(&self, sealed: &[u8], digest: &[u8]) -> Response {
+    fn sign_digest(&self, key_id: &str, sealed: &[u8], digest: &[u8]) -> Response {
         let Ok(digest) = <[u8; DIGEST_LEN]>::try_from(digest) else {
             return err(ErrorCode::BadRequest, "digest must be exactly 32 bytes");
         };
-        self.with_key(sealed, |k| Response::Signature(k.sign_digest(&digest)))
+        self.with_key(key_id, sealed, |k| {
+            Response::Signature(k.sign_digest(&digest))
+        })
     }
 
-    fn destroy_key(&self, sealed: &[u8]) -> Response {
+    fn destroy_key(&self, key_id: &str, sealed: &[u8]) -> Response {
         let Ok(_writer) = self.state_writer.lock() else {
             return err(ErrorCode::Internal, "state lock poisoned");
         };
@@ -328,7 +341,7 @@ impl<N: Nsm> Enclave<N> {
         let PhaseState::Ready(ready) = &mut *phase else {
             return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
         };
-        let record = match open_key(ready, sealed) {
+        let record = match open_key(ready, key_id, sealed) {
             Ok(r) => r,
             Err(e) => return Response::Error(e),
         };
@@ -381,8 +394,8 @@ pub fn attestation_user_data(key_check: &[u8; KEY_CHECK_LEN]) -> Vec<u8> {
 /// Largest sealed state blob accepted (header, nonce, tag and the largest state).
 pub const MAX_STATE_BLOB: usize = 64 + 12 + 16 * MAX_DESTROYED;
 
-/// Checks a key blob: size, not destroyed, authentic, well-formed.
-fn open_key(ready: &Ready, sealed: &[u8]) -> Result<KeyRecord, EnclaveError> {
+/// Checks a key blob: size, the requested key's, not destroyed, authentic, well-formed.
+fn open_key(ready: &Ready, key_id: &str, sealed: &[u8]) -> Result<KeyRecord, EnclaveError> {
     if sealed.len() > MAX_SEALED_LEN {
         return Err(EnclaveError::new(
             ErrorCode::BadRequest,
@@ -392,6 +405,14 @@ fn open_key(ready: &Ready, sealed: &[u8]) -> Result<KeyRecord, EnclaveError> {
     let rejected =
         || EnclaveError::new(ErrorCode::BlobRejected, "sealed key blob is not authentic");
     let id = Sealer::peek_id(sealed).ok_or_else(rejected)?;
+    // The id in the header is authenticated by the tag below (it is the associated data),
+    // so a blob filed under another key's id by the parent is refused here or there.
+    if hex::encode(id) != key_id {
+        return Err(EnclaveError::new(
+            ErrorCode::BlobRejected,
+            "sealed blob belongs to another key than the one requested",
+        ));
+    }
     if ready.state.destroyed.contains(&id) {
         return Err(EnclaveError::new(
             ErrorCode::KeyDestroyed,

@@ -107,8 +107,18 @@ fn create(enclave: &Enclave<MockNsm>, label: &str) -> (KeyInfo, Vec<u8>) {
     }
 }
 
+/// The id an honest proxy files a blob under: the one in its header.
+fn id_of(sealed: &[u8]) -> String {
+    hex::encode(&sealed[5..21])
+}
+
 fn sign(enclave: &Enclave<MockNsm>, sealed: &[u8], digest: [u8; 32]) -> Response {
+    sign_as(enclave, &id_of(sealed), sealed, digest)
+}
+
+fn sign_as(enclave: &Enclave<MockNsm>, key_id: &str, sealed: &[u8], digest: [u8; 32]) -> Response {
     enclave.handle(Request::SignDigest {
+        key_id: key_id.to_string(),
         sealed: sealed.to_vec().into(),
         digest: digest.to_vec().into(),
     })
@@ -157,6 +167,7 @@ fn unseal_create_sign_and_restart() {
         Response::Unsealed { .. }
     ));
     let Response::Key(again) = restarted.handle(Request::DescribeKey {
+        key_id: info.id.clone(),
         sealed: sealed.clone().into(),
     }) else {
         panic!()
@@ -280,6 +291,11 @@ fn tampered_and_swapped_blobs_are_rejected() {
         code(sign(&enclave, &swapped, [0; 32])),
         ErrorCode::BlobRejected
     );
+    // Key a's genuine blob filed under key b's id: refused, not signed with a.
+    assert_eq!(
+        code(sign_as(&enclave, &id_of(&b), &a, [0; 32])),
+        ErrorCode::BlobRejected
+    );
     // A blob sealed under another root: refused.
     let (other, _) = ready(&[4u8; 32]);
     let (_, foreign) = create(&other, "foreign");
@@ -293,6 +309,7 @@ fn tampered_and_swapped_blobs_are_rejected() {
         ErrorCode::BadRequest
     );
     let short = enclave.handle(Request::SignDigest {
+        key_id: id_of(&a),
         sealed: a.into(),
         digest: vec![0; 31].into(),
     });
@@ -312,6 +329,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
     let (info, sealed) = create(&enclave, "doomed");
     let (_, kept) = create(&enclave, "kept");
     let Response::KeyDestroyed { key_id, state } = enclave.handle(Request::DestroyKey {
+        key_id: info.id.clone(),
         sealed: sealed.clone().into(),
     }) else {
         panic!()
@@ -327,6 +345,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
     ));
     assert_eq!(
         code(enclave.handle(Request::DestroyKey {
+            key_id: info.id.clone(),
             sealed: sealed.clone().into()
         })),
         ErrorCode::KeyDestroyed

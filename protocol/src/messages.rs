@@ -43,11 +43,15 @@ pub enum Request {
     },
     /// Unseal a key blob and describe the key (never its secret).
     DescribeKey {
+        /// The key the caller asked for; the enclave refuses a blob of any other key.
+        key_id: String,
         /// The sealed key blob as stored by the proxy.
         sealed: ByteBuf,
     },
     /// Sign a 32-byte digest with a sealed key.
     SignDigest {
+        /// The key the caller asked for; the enclave refuses a blob of any other key.
+        key_id: String,
         /// The sealed key blob as stored by the proxy.
         sealed: ByteBuf,
         /// The digest to sign.
@@ -55,6 +59,8 @@ pub enum Request {
     },
     /// Destroy a key: the enclave records it so its blob is refused from now on.
     DestroyKey {
+        /// The key the caller asked for; the enclave refuses a blob of any other key.
+        key_id: String,
         /// The sealed key blob as stored by the proxy.
         sealed: ByteBuf,
     },

@@ -1,0 +1,136 @@
+//! `strongroom-proxy`: the parent proxy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use aws_config::BehaviorVersion;
+use clap::Parser;
+use strongroom_protocol::Address;
+use strongroom_proxy::enclave_client::EnclaveClient;
+use strongroom_proxy::http::{AppState, router};
+use strongroom_proxy::kms::Kms;
+use strongroom_proxy::store::{SqliteStore, Store};
+use strongroom_proxy::unseal::{Health, supervise};
+
+/// The Strongroom parent proxy.
+#[derive(Parser)]
+#[command(name = "strongroom-proxy", version, about)]
+struct Args {
+    /// HTTP listen address.
+    #[arg(long, env = "STRONGROOM_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The enclave: `vsock:CID:PORT` (production) or `unix:PATH` (mock mode).
+    #[arg(long, env = "STRONGROOM_ENCLAVE", default_value = "vsock:16:5000")]
+    enclave: Address,
+    /// Connections kept to the enclave (concurrent requests in flight).
+    #[arg(long, default_value_t = 16)]
+    enclave_connections: usize,
+    /// SQLite database file.
+    #[arg(long, env = "STRONGROOM_DB", default_value = "data/strongroom.sqlite")]
+    db: PathBuf,
+    /// KMS key that guards the root key (key id, ARN or alias).
+    #[arg(
+        long,
+        env = "STRONGROOM_KMS_KEY_ID",
+        default_value = "alias/strongroom"
+    )]
+    kms_key_id: String,
+    /// KMS endpoint URL (mock mode: the mock KMS); default: AWS's endpoint for the region.
+    #[arg(long, env = "STRONGROOM_KMS_ENDPOINT")]
+    kms_endpoint: Option<String>,
+    /// AWS region.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn init_logging(format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => bail!("--log-format must be text or json, not {other:?}"),
+    }
+    Ok(())
+}
+
+async fn kms_client(args: &Args) -> aws_sdk_kms::Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(args.region.clone()));
+    if let Some(endpoint) = &args.kms_endpoint {
+        loader = loader.endpoint_url(endpoint);
+        // The mock KMS does not check signatures; without AWS credentials in the
+        // environment, sign with placeholder ones rather than searching for real ones.
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "mock",
+                "mock",
+                None,
+                None,
+                "strongroom-mock",
+            ));
+        }
+    }
+    aws_sdk_kms::Client::new(&loader.load().await)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log_format)?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
+    );
+    let enclave = Arc::new(EnclaveClient::new(
+        args.enclave.clone(),
+        args.enclave_connections,
+    ));
+    let kms = Kms::new(kms_client(&args).await, args.kms_key_id.clone());
+    let health = Arc::new(Health::default());
+    tokio::spawn(supervise(
+        Arc::clone(&enclave),
+        kms,
+        Arc::clone(&store),
+        Arc::clone(&health),
+    ));
+    let app = router(AppState {
+        enclave,
+        store,
+        health,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, enclave = %args.enclave, "proxy listening");
+    println!("proxy listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("proxy stopped");
+    Ok(())
+}
