@@ -33,5 +33,10 @@ fmt:
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
+## End-to-end signing benchmark against raw secp256k1 signing, measured in the same run.
+BENCH_ARGS ?=
+bench:
+	bash scripts/bench.sh $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean

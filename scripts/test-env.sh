@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/target/test-venv"
-stamp="$venv/.strongroom-deps-v1"
+stamp="$venv/.strongroom-deps-$(sha256sum "$root/tests/interop/requirements.txt" | cut -c1-12)"
 mkdir -p "$root/target"
 
 need_apt=()

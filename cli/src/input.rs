@@ -1,6 +1,6 @@
 //! Parsing of command-line values: hex, PCR assignments, files that hold bytes.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 
 /// Bytes given on the command line as hex (a newtype, so clap takes one value, not a list).
@@ -16,6 +16,35 @@ pub fn hex_bytes(s: &str) -> Result<Vec<u8>> {
 /// Clap value parser for [`Hex`].
 pub fn hex_arg(s: &str) -> Result<Hex> {
     hex_bytes(s).map(Hex)
+}
+
+/// Length of a signing digest.
+pub const DIGEST_LEN: usize = 32;
+
+/// A signing digest: exactly [`DIGEST_LEN`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest(pub [u8; DIGEST_LEN]);
+
+/// Clap value parser for [`Digest`]: hex, with or without `0x`, exactly 32 bytes.
+pub fn digest_arg(s: &str) -> Result<Digest> {
+    let bytes = hex_bytes(s)?;
+    let digest = <[u8; DIGEST_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+        anyhow!(
+            "a digest is {DIGEST_LEN} bytes ({} hex digits), not {}",
+            2 * DIGEST_LEN,
+            bytes.len()
+        )
+    })?;
+    Ok(Digest(digest))
+}
+
+/// Clap value parser for a key id. The server owns the format; refused here are only the
+/// ids that would turn into another path (`.` and `..` are dropped from URLs, empty lists).
+pub fn key_id_arg(s: &str) -> Result<String> {
+    if matches!(s, "" | "." | "..") {
+        bail!("{s:?} is not a key id");
+    }
+    Ok(s.to_string())
 }
 
 /// Parses `INDEX=HEX` into a PCR index and value.
@@ -77,5 +106,30 @@ mod tests {
         assert!(pcr_arg("32=00").is_err());
         assert!(pcr_arg("1:00").is_err());
         assert!(pcr_arg("1=zz").is_err());
+    }
+
+    #[test]
+    fn digests() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(digest_arg(&hex64).unwrap(), Digest([0xab; 32]));
+        assert_eq!(
+            digest_arg(&format!("0x{hex64}")).unwrap(),
+            Digest([0xab; 32])
+        );
+        assert_eq!(digest_arg(&"AB".repeat(32)).unwrap(), Digest([0xab; 32]));
+        assert!(digest_arg(&"ab".repeat(31)).is_err());
+        assert!(digest_arg(&"ab".repeat(33)).is_err());
+        assert!(digest_arg(&format!("{hex64}0")).is_err());
+        assert!(digest_arg(&"zz".repeat(32)).is_err());
+        assert!(digest_arg("").is_err());
+        assert!(digest_arg("0x").is_err());
+    }
+
+    #[test]
+    fn key_ids() {
+        assert_eq!(key_id_arg("0a1b").unwrap(), "0a1b");
+        for bad in ["", ".", ".."] {
+            assert!(key_id_arg(bad).is_err());
+        }
     }
 }

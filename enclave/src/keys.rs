@@ -2,7 +2,8 @@
 //! signing of 32-byte digests (RFC 6979, low-S, recoverable).
 
 use alloy_primitives::Address;
-use k256::ecdsa::SigningKey;
+use k256::elliptic_curve::sec1::ToSec1Point;
+use k256::{Secp256k1, SecretKey};
 use strongroom_protocol::messages::{KeyInfo, MAX_LABEL_LEN, RecoverableSignature};
 use zeroize::Zeroizing;
 
@@ -31,7 +32,10 @@ pub fn check_label(label: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// A signing key with its metadata. The secret is wiped on drop (k256 zeroizes its scalar).
+/// A signing key with its metadata. The secret is wiped on drop (k256's `SecretKey` zeroizes).
+///
+/// Kept as a bare secret scalar: building an `ecdsa::SigningKey` also derives the public
+/// key (a scalar multiplication), which would double the cost of every signature.
 pub struct KeyRecord {
     /// Key id.
     pub id: [u8; 16],
@@ -39,7 +43,7 @@ pub struct KeyRecord {
     pub label: String,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
-    secret: SigningKey,
+    secret: SecretKey,
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -64,7 +68,7 @@ impl KeyRecord {
         for _ in 0..16 {
             let mut bytes = Zeroizing::new([0u8; 32]);
             entropy(&mut bytes)?;
-            if let Ok(secret) = SigningKey::from_slice(bytes.as_ref()) {
+            if let Ok(secret) = SecretKey::from_slice(bytes.as_ref()) {
                 return Ok(Self {
                     id,
                     label,
@@ -90,7 +94,7 @@ impl KeyRecord {
         if plaintext.len() < 41 || plaintext.len() > 40 + MAX_LABEL_LEN {
             return Err(KeyError::Malformed);
         }
-        let secret = SigningKey::from_slice(&plaintext[..32]).map_err(|_| KeyError::Malformed)?;
+        let secret = SecretKey::from_slice(&plaintext[..32]).map_err(|_| KeyError::Malformed)?;
         let created_at = u64::from_be_bytes(
             plaintext[32..40]
                 .try_into()
@@ -111,7 +115,7 @@ impl KeyRecord {
     /// SEC1 uncompressed public key (65 bytes).
     pub fn public_key(&self) -> Vec<u8> {
         self.secret
-            .verifying_key()
+            .public_key()
             .to_sec1_point(false)
             .as_bytes()
             .to_vec()
@@ -132,9 +136,14 @@ impl KeyRecord {
 
     /// Signs a 32-byte digest: RFC 6979 nonce, low-S, with the recovery id.
     pub fn sign_digest(&self, digest: &[u8; 32]) -> RecoverableSignature {
-        // k256 sets NORMALIZE_S for secp256k1: the signature comes back low-S with the
+        // The RFC 6979 signer that k256's `sign_prehash_recoverable` uses, on the bare
+        // scalar. secp256k1 sets NORMALIZE_S: the signature comes back low-S with the
         // recovery id adjusted to match (checked by the tests below).
-        let (sig, recid) = self.secret.sign_prehash_recoverable(digest);
+        let (sig, recid) = ecdsa::hazmat::sign_prehashed_rfc6979::<Secp256k1, sha2::Sha256>(
+            &self.secret.to_nonzero_scalar(),
+            digest,
+            b"",
+        );
         let bytes = sig.to_bytes();
         RecoverableSignature {
             r: bytes[..32].to_vec().into(),

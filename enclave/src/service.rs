@@ -190,13 +190,13 @@ impl<N: Nsm> Enclave<N> {
         };
         let keys = root.working_keys();
         drop(root);
-        if let Some(stored) = &c.key_check {
-            if !ct_eq(stored, &keys.key_check) {
-                return err(
-                    ErrorCode::WrongRootKey,
-                    "KMS released a root key whose check value differs from this deployment's",
-                );
-            }
+        if let Some(stored) = &c.key_check
+            && !ct_eq(stored, &keys.key_check)
+        {
+            return err(
+                ErrorCode::WrongRootKey,
+                "KMS released a root key whose check value differs from this deployment's",
+            );
         }
         let Ok(sealer) = Sealer::new(&keys.seal) else {
             return err(ErrorCode::Internal, "cannot initialise the sealing cipher");

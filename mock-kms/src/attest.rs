@@ -55,10 +55,10 @@ impl RootSource {
             .cache
             .lock()
             .map_err(|_| "attestation root cache lock poisoned".to_string())?;
-        if let Some((cached, root)) = cache.as_ref() {
-            if *cached == bytes {
-                return Ok(root.clone());
-            }
+        if let Some((cached, root)) = cache.as_ref()
+            && *cached == bytes
+        {
+            return Ok(root.clone());
         }
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| format!("attestation root {} is not text", path.display()))?;

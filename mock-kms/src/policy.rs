@@ -236,10 +236,10 @@ impl Policy {
             Some(Value::String(v)) if v == "2012-10-17" || v == "2008-10-17" => {}
             Some(other) => return Err(malformed(format!("unsupported Version {other}"))),
         }
-        if let Some(id) = doc.get("Id") {
-            if !id.is_string() {
-                return Err(malformed("Id must be a string".into()));
-            }
+        if let Some(id) = doc.get("Id")
+            && !id.is_string()
+        {
+            return Err(malformed("Id must be a string".into()));
         }
         let statements = match doc.get("Statement") {
             Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),

@@ -811,13 +811,13 @@ impl MockKms {
         let key = self
             .snapshot(parsed.key_id, Aliases::Refused)
             .map_err(|_| ApiError::bare(Code::InvalidCiphertext))?;
-        if let Some(requested) = requested {
-            if requested.id != key.id {
-                return Err(ApiError::new(
-                    Code::IncorrectKey,
-                    "The key ID in the request does not identify a KMS key that can perform this operation.",
-                ));
-            }
+        if let Some(requested) = requested
+            && requested.id != key.id
+        {
+            return Err(ApiError::new(
+                Code::IncorrectKey,
+                "The key ID in the request does not identify a KMS key that can perform this operation.",
+            ));
         }
         let context = req.encryption_context.unwrap_or_default();
         let action = "kms:Decrypt";
@@ -925,13 +925,13 @@ impl MockKms {
             },
         };
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        if let Some(marker) = &req.marker {
-            if !marker.starts_with("alias/") {
-                return Err(ApiError::new(
-                    Code::InvalidMarker,
-                    "The request was rejected because the marker that specifies where pagination should next begin is not valid.",
-                ));
-            }
+        if let Some(marker) = &req.marker
+            && !marker.starts_with("alias/")
+        {
+            return Err(ApiError::new(
+                Code::InvalidMarker,
+                "The request was rejected because the marker that specifies where pagination should next begin is not valid.",
+            ));
         }
         let filter = req
             .key_id

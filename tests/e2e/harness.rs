@@ -1,0 +1,233 @@
+//! Starts the whole system in mock mode the way `make run` does (through `scripts/run.sh`,
+//! with the debug binaries the workspace build made) and drives it with the `strongroom`
+//! CLI, as a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Where the workspace build put the binaries.
+pub fn bin_dir() -> PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let dir = target.join("debug");
+    for b in [
+        "strongroom",
+        "strongroom-enclave",
+        "strongroom-proxy",
+        "strongroom-mock-kms",
+    ] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: build the workspace first (`make test` does)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+/// A fresh temporary data directory.
+pub fn temp_data(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "strongroom-e2e-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running system; stopped (Ctrl-C to run.sh) on drop.
+pub struct Stack {
+    child: Option<Child>,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// The proxy's base URL.
+    pub url: String,
+}
+
+impl Stack {
+    /// Starts the system on `data` with extra environment, without waiting for readiness.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        let http = format!("127.0.0.1:{}", free_port());
+        let kms = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(data.join("run.log")).unwrap();
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("scripts/run.sh"))
+            .env("STRONGROOM_SKIP_BUILD", "1")
+            .env("STRONGROOM_PROFILE", "debug")
+            .env("STRONGROOM_DATA_DIR", data)
+            .env("STRONGROOM_HTTP_ADDR", &http)
+            .env("STRONGROOM_KMS_ADDR", &kms)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+            cmd.env("CARGO_TARGET_DIR", t);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let _ = bin_dir();
+        Self {
+            child: Some(cmd.spawn().unwrap()),
+            data: data.to_path_buf(),
+            url: format!("http://{http}"),
+        }
+    }
+
+    /// Starts the system and waits until the enclave is unsealed.
+    pub fn start_ready(data: &Path) -> Self {
+        let stack = Self::start(data, &[]);
+        stack.wait_for(Duration::from_secs(60), |status, _, _| status == Some(0));
+        stack
+    }
+
+    /// Polls `strongroom health` until `done(exit code, stdout JSON, stderr)` holds; panics
+    /// with the log on timeout. Returns the last stderr.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        done: impl Fn(Option<i32>, &Value, &str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.cli(&["health"]);
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            if done(out.status.code(), &json, &stderr) {
+                return stderr;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "system not as expected after {timeout:?}; last health: {} {}\nrun.log:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    std::fs::read_to_string(self.data.join("run.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs the `strongroom` CLI against this system.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin_dir().join("strongroom"))
+            .arg("--url")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI, expecting success, and parses its JSON.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "strongroom {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs the CLI, expecting failure, and returns stderr.
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "strongroom {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Stops the system as Ctrl-C would, and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("run.sh did not stop on Ctrl-C within 20 s");
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The test virtualenv's Python (cbor2, cryptography, eth-keys), made by scripts/test-env.sh.
+pub fn python() -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/test-env.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/test-env.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Recovers a signature's signer with eth-keys (Python), independently of our code.
+pub fn recover_with_eth_keys(digest_hex: &str, signature_hex: &str) -> Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/interop/recover_signer.py"))
+        .arg(digest_hex)
+        .arg(signature_hex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "recover_signer.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
