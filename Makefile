@@ -15,6 +15,7 @@ run:
 
 ## Every test: unit, property, integration and interop tests (installs the test clients first).
 test: test-env
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
