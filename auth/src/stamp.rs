@@ -1,0 +1,213 @@
+//! The stamp header: parsing (bounded, no panics), making, and verifying.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::digest::request_digest;
+use crate::keys::{PrincipalKey, SigningKey};
+use crate::replay::{ReplayCache, ReplayRefusal};
+
+/// Longest stamp header accepted.
+pub const MAX_STAMP_LEN: usize = 1024;
+/// Shortest nonce: 128 bits, so honest clients never collide.
+pub const MIN_NONCE_LEN: usize = 16;
+/// Longest nonce.
+pub const MAX_NONCE_LEN: usize = 64;
+/// Longest validity a stamp may claim; it bounds the replay cache's window.
+pub const MAX_VALIDITY_SECS: u64 = 300;
+
+/// The request a stamp covers: exactly the bytes the enclave will act on.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Path (with query, if any), as sent.
+    pub path: &'a str,
+    /// The exact body bytes.
+    pub body: &'a [u8],
+}
+
+/// A parsed stamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The principal key that signed.
+    pub key_id: String,
+    /// A fresh random nonce.
+    pub nonce: Vec<u8>,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// Signature over the request digest.
+    pub signature: Vec<u8>,
+}
+
+/// Why a stamp was refused. Each says what is wrong; none reveals key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StampError {
+    /// No stamp came with the request.
+    #[error("the request carries no stamp")]
+    Missing,
+    /// The header does not have the stamp syntax.
+    #[error("malformed stamp: {0}")]
+    Malformed(&'static str),
+    /// The key id is not a principal key in the policy.
+    #[error("stamp key {0} is not a principal key")]
+    UnknownKey(String),
+    /// The stamp expired.
+    #[error("stamp expired at {expires_at}, now {now}")]
+    Expired {
+        /// Its expiry.
+        expires_at: u64,
+        /// The enclave's time.
+        now: u64,
+    },
+    /// The stamp claims a validity longer than allowed.
+    #[error("stamp expires at {expires_at}, more than {MAX_VALIDITY_SECS} s after now ({now})")]
+    TooLong {
+        /// Its expiry.
+        expires_at: u64,
+        /// The enclave's time.
+        now: u64,
+    },
+    /// The signature does not cover this request under this key.
+    #[error("stamp signature does not match the request")]
+    BadSignature,
+    /// The nonce was used before.
+    #[error("stamp nonce was already used (replay)")]
+    Replayed,
+    /// Too many live stamps to remember another.
+    #[error("too many requests in the replay window; try again shortly")]
+    ReplayCacheFull,
+}
+
+impl Stamp {
+    /// Parses `v1;key=…;nonce=…;expires=…;sig=…` (fields in this order).
+    pub fn parse(header: &str) -> Result<Self, StampError> {
+        if header.len() > MAX_STAMP_LEN {
+            return Err(StampError::Malformed("longer than 1024 bytes"));
+        }
+        let mut parts = header.split(';');
+        if parts.next() != Some("v1") {
+            return Err(StampError::Malformed("unknown version; expected v1"));
+        }
+        let mut field = |name: &'static str| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(name))
+                .and_then(|p| p.strip_prefix('='))
+                .ok_or(StampError::Malformed(name))
+        };
+        let key_id = field("key")?;
+        let nonce = field("nonce")?;
+        let expires = field("expires")?;
+        let sig = field("sig")?;
+        if parts.next().is_some() {
+            return Err(StampError::Malformed("trailing fields"));
+        }
+        if key_id.is_empty()
+            || key_id.len() > 64
+            || !key_id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(StampError::Malformed("key id must be lower-case hex"));
+        }
+        let nonce = hex::decode(nonce).map_err(|_| StampError::Malformed("nonce is not hex"))?;
+        if nonce.len() < MIN_NONCE_LEN || nonce.len() > MAX_NONCE_LEN {
+            return Err(StampError::Malformed("nonce must be 16 to 64 bytes"));
+        }
+        if expires.is_empty() || expires.len() > 20 || !expires.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(StampError::Malformed("expires must be decimal seconds"));
+        }
+        let expires_at = expires
+            .parse()
+            .map_err(|_| StampError::Malformed("expires out of range"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| StampError::Malformed("sig is not base64url"))?;
+        if signature.len() != 64 {
+            return Err(StampError::Malformed("sig must be 64 bytes"));
+        }
+        Ok(Self {
+            key_id: key_id.to_string(),
+            nonce,
+            expires_at,
+            signature,
+        })
+    }
+
+    /// The header text.
+    pub fn to_header(&self) -> String {
+        format!(
+            "v1;key={};nonce={};expires={};sig={}",
+            self.key_id,
+            hex::encode(&self.nonce),
+            self.expires_at,
+            URL_SAFE_NO_PAD.encode(&self.signature)
+        )
+    }
+
+    /// Makes a stamp for `request` with `key`, a caller-chosen fresh `nonce` and expiry.
+    pub fn sign(key: &SigningKey, request: Request<'_>, nonce: Vec<u8>, expires_at: u64) -> Self {
+        let key_id = key.public().id().to_string();
+        let digest = request_digest(
+            request.method,
+            request.path,
+            request.body,
+            &key_id,
+            &nonce,
+            expires_at,
+        );
+        Self {
+            signature: key.sign(&digest),
+            key_id,
+            nonce,
+            expires_at,
+        }
+    }
+}
+
+/// Verifies a stamp header for `request` at time `now`: syntax, known key, validity window,
+/// signature, then the nonce (recorded only once everything else holds, so a forged stamp
+/// cannot burn a real client's nonce). Returns the principal key that signed.
+pub fn verify<'k>(
+    header: Option<&str>,
+    request: Request<'_>,
+    lookup: impl Fn(&str) -> Option<&'k PrincipalKey>,
+    cache: &mut ReplayCache,
+    now: u64,
+) -> Result<&'k PrincipalKey, StampError> {
+    let stamp = Stamp::parse(header.ok_or(StampError::Missing)?)?;
+    let key = lookup(&stamp.key_id).ok_or_else(|| StampError::UnknownKey(stamp.key_id.clone()))?;
+    if stamp.expires_at < now {
+        return Err(StampError::Expired {
+            expires_at: stamp.expires_at,
+            now,
+        });
+    }
+    if stamp.expires_at > now.saturating_add(MAX_VALIDITY_SECS) {
+        return Err(StampError::TooLong {
+            expires_at: stamp.expires_at,
+            now,
+        });
+    }
+    let digest = request_digest(
+        request.method,
+        request.path,
+        request.body,
+        &stamp.key_id,
+        &stamp.nonce,
+        stamp.expires_at,
+    );
+    if !key.verify(&digest, &stamp.signature) {
+        return Err(StampError::BadSignature);
+    }
+    cache
+        .check_and_insert(&stamp.key_id, &stamp.nonce, stamp.expires_at, now)
+        .map_err(|r| match r {
+            ReplayRefusal::Replayed => StampError::Replayed,
+            ReplayRefusal::Full => StampError::ReplayCacheFull,
+        })?;
+    Ok(key)
+}
