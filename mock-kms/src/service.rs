@@ -572,6 +572,29 @@ impl MockKms {
         ))
     }
 
+    /// What GenerateDataKey and Decrypt check before touching key material: the recipient's
+    /// attestation, then the key policy with the attestation and encryption-context
+    /// conditions, then DryRun (which KMS answers only once authorised).
+    fn admit(
+        &self,
+        key: &KeySnapshot,
+        action: &str,
+        recipient: Option<&RecipientInfo>,
+        context: &BTreeMap<String, String>,
+        dry_run_requested: Option<bool>,
+    ) -> Result<Option<Recipient>, ApiError> {
+        let recipient = self.recipient(recipient, action, key)?;
+        let mut conditions = RequestContext::new().with_encryption_context(context);
+        if let Some(r) = &recipient {
+            conditions = conditions.with_attestation(&r.pcrs);
+        }
+        self.authorize(key, action, &conditions)?;
+        if dry_run_requested == Some(true) {
+            return Err(dry_run());
+        }
+        Ok(recipient)
+    }
+
     fn recipient(
         &self,
         recipient: Option<&RecipientInfo>,
@@ -737,15 +760,7 @@ impl MockKms {
         let context = req.encryption_context.unwrap_or_default();
         let action = "kms:GenerateDataKey";
         let key = self.snapshot(reference, Aliases::Allowed)?;
-        let recipient = self.recipient(req.recipient.as_ref(), action, &key)?;
-        let mut conditions = RequestContext::new().with_encryption_context(&context);
-        if let Some(r) = &recipient {
-            conditions = conditions.with_attestation(&r.pcrs);
-        }
-        self.authorize(&key, action, &conditions)?;
-        if req.dry_run == Some(true) {
-            return Err(dry_run());
-        }
+        let recipient = self.admit(&key, action, req.recipient.as_ref(), &context, req.dry_run)?;
 
         let mut data_key = Zeroizing::new(vec![0u8; len]);
         getrandom::fill(&mut data_key).map_err(|_| ApiError::internal(Error::Random))?;
@@ -821,15 +836,7 @@ impl MockKms {
         }
         let context = req.encryption_context.unwrap_or_default();
         let action = "kms:Decrypt";
-        let recipient = self.recipient(req.recipient.as_ref(), action, &key)?;
-        let mut conditions = RequestContext::new().with_encryption_context(&context);
-        if let Some(r) = &recipient {
-            conditions = conditions.with_attestation(&r.pcrs);
-        }
-        self.authorize(&key, action, &conditions)?;
-        if req.dry_run == Some(true) {
-            return Err(dry_run());
-        }
+        let recipient = self.admit(&key, action, req.recipient.as_ref(), &context, req.dry_run)?;
         let plaintext = blob::open(&parsed, &key.material, &context)
             .ok_or_else(|| ApiError::bare(Code::InvalidCiphertext))?;
         let mut out = json!({
