@@ -1,0 +1,1 @@
+//! Ethereum payload decoding for the enclave.

@@ -1,0 +1,240 @@
+//! What a request would do once signed, as decoded inside the enclave. The policy engine
+//! judges intents, never opaque bytes; the decoders (`strongroom-eth`) produce them.
+
+use alloy_primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+/// What the caller asks the enclave to do with a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Generate a new signing key.
+    CreateKey,
+    /// Destroy a key.
+    DestroyKey,
+    /// Sign an Ethereum transaction decoded by the enclave.
+    SignTransaction,
+    /// Sign EIP-712 typed data decoded by the enclave.
+    SignTypedData,
+    /// Sign a personal_sign (EIP-191) message.
+    SignMessage,
+    /// Sign an opaque 32-byte digest (blind signing).
+    SignDigest,
+}
+
+impl Action {
+    /// The name used in policy documents and decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateKey => "create_key",
+            Action::DestroyKey => "destroy_key",
+            Action::SignTransaction => "sign_transaction",
+            Action::SignTypedData => "sign_typed_data",
+            Action::SignMessage => "sign_message",
+            Action::SignDigest => "sign_digest",
+        }
+    }
+}
+
+/// The decoded payload of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Intent {
+    /// Create a key with this label.
+    CreateKey {
+        /// The new key's label.
+        label: String,
+    },
+    /// Destroy the request's key.
+    DestroyKey,
+    /// An Ethereum transaction.
+    Transaction(TransactionIntent),
+    /// EIP-712 typed data.
+    TypedData(TypedDataIntent),
+    /// A personal_sign message (EIP-191 version 0x45).
+    Message(MessageIntent),
+    /// A blind 32-byte digest.
+    Digest {
+        /// The digest to sign.
+        digest: B256,
+    },
+}
+
+impl Intent {
+    /// The action this intent needs.
+    pub fn action(&self) -> Action {
+        match self {
+            Intent::CreateKey { .. } => Action::CreateKey,
+            Intent::DestroyKey => Action::DestroyKey,
+            Intent::Transaction(_) => Action::SignTransaction,
+            Intent::TypedData(_) => Action::SignTypedData,
+            Intent::Message(_) => Action::SignMessage,
+            Intent::Digest { .. } => Action::SignDigest,
+        }
+    }
+
+    /// Native value moved (wei); zero for anything but a transaction.
+    pub fn native_value(&self) -> U256 {
+        match self {
+            Intent::Transaction(t) => t.value,
+            _ => U256::ZERO,
+        }
+    }
+}
+
+/// Which transaction envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxType {
+    /// Legacy with EIP-155 replay protection (type 0).
+    Legacy,
+    /// EIP-2930 access-list transaction (type 1).
+    Eip2930,
+    /// EIP-1559 dynamic-fee transaction (type 2).
+    Eip1559,
+}
+
+/// A decoded Ethereum transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionIntent {
+    /// Envelope type.
+    pub tx_type: TxType,
+    /// EIP-155 chain id (always present: the enclave refuses transactions without one).
+    pub chain_id: u64,
+    /// Sender's account nonce.
+    pub nonce: u64,
+    /// Recipient; `None` deploys a contract.
+    pub to: Option<Address>,
+    /// Native value in wei.
+    pub value: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Most the sender pays per gas: `gasPrice` (types 0, 1) or `maxFeePerGas` (type 2).
+    pub max_fee_per_gas: u128,
+    /// `maxPriorityFeePerGas` (type 2 only).
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// The first four bytes of calldata, when there are at least four.
+    pub selector: Option<[u8; 4]>,
+    /// Length of the calldata in bytes.
+    pub data_len: usize,
+    /// The calldata decoded as an ERC-20 call, when the selector is one of them and the
+    /// arguments decode.
+    pub erc20: Option<Erc20Call>,
+}
+
+impl TransactionIntent {
+    /// The most this transaction can pay in fees: gas limit × max fee per gas.
+    pub fn max_fee_total(&self) -> U256 {
+        U256::from(self.gas_limit) * U256::from(self.max_fee_per_gas)
+    }
+}
+
+/// An ERC-20 call decoded from calldata; `token` is the transaction's `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Erc20Call {
+    /// `transfer(address to, uint256 amount)`, selector a9059cbb.
+    Transfer {
+        /// Token contract.
+        token: Address,
+        /// Recipient of the tokens.
+        to: Address,
+        /// Amount in the token's base units.
+        amount: U256,
+    },
+    /// `transferFrom(address from, address to, uint256 amount)`, selector 23b872dd.
+    TransferFrom {
+        /// Token contract.
+        token: Address,
+        /// Owner the tokens move from.
+        from: Address,
+        /// Recipient of the tokens.
+        to: Address,
+        /// Amount in the token's base units.
+        amount: U256,
+    },
+    /// `approve(address spender, uint256 amount)`, selector 095ea7b3.
+    Approve {
+        /// Token contract.
+        token: Address,
+        /// Who may spend.
+        spender: Address,
+        /// Allowance in the token's base units.
+        amount: U256,
+    },
+}
+
+impl Erc20Call {
+    /// The token contract.
+    pub fn token(&self) -> Address {
+        match self {
+            Erc20Call::Transfer { token, .. }
+            | Erc20Call::TransferFrom { token, .. }
+            | Erc20Call::Approve { token, .. } => *token,
+        }
+    }
+
+    /// The amount moved or allowed.
+    pub fn amount(&self) -> U256 {
+        match self {
+            Erc20Call::Transfer { amount, .. }
+            | Erc20Call::TransferFrom { amount, .. }
+            | Erc20Call::Approve { amount, .. } => *amount,
+        }
+    }
+}
+
+/// Decoded EIP-712 typed data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypedDataIntent {
+    /// `domain.name`, if present.
+    pub domain_name: Option<String>,
+    /// `domain.version`, if present.
+    pub domain_version: Option<String>,
+    /// `domain.chainId`, if present.
+    pub chain_id: Option<u64>,
+    /// `domain.verifyingContract`, if present.
+    pub verifying_contract: Option<Address>,
+    /// The primary type's name.
+    pub primary_type: String,
+    /// The EIP-712 signing hash the enclave computed.
+    pub signing_hash: B256,
+    /// A token permit found in the message, if the primary type is one.
+    pub permit: Option<Permit>,
+}
+
+/// A token permit: typed data that lets `spender` move the signer's tokens. Spender
+/// allowlists exist because signing one of these is a classic way to drain a wallet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permit {
+    /// Which permit scheme.
+    pub scheme: PermitScheme,
+    /// Who may spend.
+    pub spender: Address,
+    /// Token(s) covered: the verifying contract for EIP-2612, `details.token` for Permit2.
+    pub tokens: Vec<Address>,
+    /// Largest amount covered (EIP-2612 `value`, Permit2 `amount`).
+    pub amount: U256,
+}
+
+/// Permit schemes recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermitScheme {
+    /// EIP-2612 `Permit(owner, spender, value, nonce, deadline)`.
+    Eip2612,
+    /// Uniswap Permit2 `PermitSingle`, `PermitBatch`, `PermitTransferFrom`,
+    /// `PermitBatchTransferFrom`.
+    Permit2,
+}
+
+/// A decoded personal_sign message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageIntent {
+    /// Message length in bytes.
+    pub len: usize,
+    /// The message when it is printable UTF-8 (for decisions and approvers), else `None`.
+    pub text: Option<String>,
+    /// The EIP-191 signing hash the enclave computed.
+    pub signing_hash: B256,
+}
