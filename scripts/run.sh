@@ -2,7 +2,9 @@
 # `make run`: the whole system in mock mode, in the foreground — enclave (mock NSM, Unix
 # socket), mock KMS (real KMS JSON protocol, key policy bound to the enclave's PCR0) and
 # the parent proxy. State lives in $STRONGROOM_DATA_DIR (default ./data), so a restart finds
-# the same keys. Ctrl-C stops all three.
+# the same keys. Development keys (three admins, threshold 2, and one principal) and the
+# genesis document live in $STRONGROOM_DATA_DIR/dev; the CLI signs with dev/principal.key
+# by default. Ctrl-C stops all three.
 #
 # Environment: STRONGROOM_DATA_DIR, STRONGROOM_HTTP_ADDR (proxy, default 127.0.0.1:8080),
 # STRONGROOM_KMS_ADDR (mock KMS, default 127.0.0.1:4599), STRONGROOM_PROFILE (release|debug),
@@ -63,6 +65,9 @@ cat > "$policy" <<JSON
 }
 JSON
 
+# Development admins and principal, and the genesis document the first boot seals.
+"$bin/strongroom" dev init --dir "$data" >&2
+
 pids=()
 logs="$data/logs"; mkdir -p "$logs"
 stop() {
@@ -94,7 +99,8 @@ start enclave "$bin/strongroom-enclave" --listen "unix:$sock" --nsm "mock:$data/
 start mock-kms "$bin/strongroom-mock-kms" --listen "$kms_addr" --state "$data/mock-kms" \
   --attestation-root "$data/mock-nsm/root.pem" --init-key alias/strongroom --init-policy "$policy"
 start proxy "$bin/strongroom-proxy" --listen "$http_addr" --enclave "unix:$sock" \
-  --db "$data/strongroom.sqlite" --kms-endpoint "http://$kms_addr" --kms-key-id alias/strongroom
+  --db "$data/strongroom.sqlite" --kms-endpoint "http://$kms_addr" --kms-key-id alias/strongroom \
+  --genesis "$data/dev/genesis.json"
 
 url="http://$http_addr"
 for _ in $(seq 1 100); do
@@ -105,9 +111,11 @@ if "$bin/strongroom" --url "$url" health >/dev/null 2>&1; then
   cat >&2 <<MSG
 
 Strongroom (mock mode) is ready at $url — data in $data
-Try:
-  $bin/strongroom --url $url keys create --label treasury
-  $bin/strongroom --url $url sign digest --key ID --digest 0x$(printf '%064d' 0)
+Try (the CLI signs requests with $data/dev/principal.key):
+  export STRONGROOM_URL=$url STRONGROOM_DATA_DIR=$data
+  $bin/strongroom keys create --label treasury
+  $bin/strongroom sign digest --key ID --digest 0x$(printf '%064d' 0)
+  $bin/strongroom policy show
 Ctrl-C stops the enclave, the mock KMS and the proxy.
 MSG
 else

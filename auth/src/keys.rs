@@ -82,6 +82,12 @@ impl PrincipalKey {
         &self.public
     }
 
+    /// The public key as lower-case hex: the `public` field of a policy key spec
+    /// (`{"algorithm": "ed25519" | "ecdsa-p256", "public": "<hex>"}`).
+    pub fn public_hex(&self) -> String {
+        hex::encode(&self.public)
+    }
+
     /// Verifies `signature` over `digest`.
     pub fn verify(&self, digest: &[u8; 32], signature: &[u8]) -> bool {
         match self.algorithm {

@@ -14,14 +14,16 @@
 //! SHA-256 of the body, key id, nonce, expiry), so no two different requests share a digest.
 
 mod digest;
+mod keyfile;
 mod keys;
 mod replay;
 mod stamp;
 
 pub use digest::{STAMP_DOMAIN, request_digest};
-pub use keys::{Algorithm, PrincipalKey, SigningKey};
+pub use keyfile::{KeyFileError, MAX_KEY_TEXT_LEN, RandomnessError};
+pub use keys::{Algorithm, InvalidKey, PrincipalKey, SigningKey};
 pub use replay::ReplayCache;
 pub use stamp::{
-    MAX_NONCE_LEN, MAX_STAMP_LEN, MAX_VALIDITY_SECS, MIN_NONCE_LEN, Request, Stamp, StampError,
-    verify,
+    Authenticated, MAX_NONCE_LEN, MAX_STAMP_LEN, MAX_VALIDITY_SECS, MIN_NONCE_LEN, Request, Stamp,
+    StampError, authenticate, verify,
 };

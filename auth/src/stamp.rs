@@ -168,16 +168,44 @@ impl Stamp {
     }
 }
 
-/// Verifies a stamp header for `request` at time `now`: syntax, known key, validity window,
-/// signature, then the nonce (recorded only once everything else holds, so a forged stamp
-/// cannot burn a real client's nonce). Returns the principal key that signed.
-pub fn verify<'k>(
+/// A stamp whose signature, key and validity window have been checked, but whose nonce has
+/// not yet been recorded: call [`Authenticated::consume`] before acting on the request.
+#[derive(Debug)]
+#[must_use = "the nonce must be consumed before acting on the request"]
+pub struct Authenticated<'k> {
+    /// The principal key that signed.
+    pub key: &'k PrincipalKey,
+    /// The stamp's nonce.
+    pub nonce: Vec<u8>,
+    /// The stamp's expiry.
+    pub expires_at: u64,
+}
+
+impl<'k> Authenticated<'k> {
+    /// Records the nonce, refusing a replay; only then is the stamp good for one request.
+    pub fn consume(
+        self,
+        cache: &mut ReplayCache,
+        now: u64,
+    ) -> Result<&'k PrincipalKey, StampError> {
+        cache
+            .check_and_insert(self.key.id(), &self.nonce, self.expires_at, now)
+            .map_err(|r| match r {
+                ReplayRefusal::Replayed => StampError::Replayed,
+                ReplayRefusal::Full => StampError::ReplayCacheFull,
+            })?;
+        Ok(self.key)
+    }
+}
+
+/// Checks a stamp header for `request` at time `now`: syntax, known key, validity window and
+/// signature. The expensive part, so callers can run it without holding the replay cache.
+pub fn authenticate<'k>(
     header: Option<&str>,
     request: Request<'_>,
     lookup: impl Fn(&str) -> Option<&'k PrincipalKey>,
-    cache: &mut ReplayCache,
     now: u64,
-) -> Result<&'k PrincipalKey, StampError> {
+) -> Result<Authenticated<'k>, StampError> {
     let stamp = Stamp::parse(header.ok_or(StampError::Missing)?)?;
     let key = lookup(&stamp.key_id).ok_or_else(|| StampError::UnknownKey(stamp.key_id.clone()))?;
     if stamp.expires_at < now {
@@ -203,11 +231,22 @@ pub fn verify<'k>(
     if !key.verify(&digest, &stamp.signature) {
         return Err(StampError::BadSignature);
     }
-    cache
-        .check_and_insert(&stamp.key_id, &stamp.nonce, stamp.expires_at, now)
-        .map_err(|r| match r {
-            ReplayRefusal::Replayed => StampError::Replayed,
-            ReplayRefusal::Full => StampError::ReplayCacheFull,
-        })?;
-    Ok(key)
+    Ok(Authenticated {
+        key,
+        nonce: stamp.nonce,
+        expires_at: stamp.expires_at,
+    })
+}
+
+/// Verifies a stamp header for `request` at time `now`: syntax, known key, validity window,
+/// signature, then the nonce (recorded only once everything else holds, so a forged stamp
+/// cannot burn a real client's nonce). Returns the principal key that signed.
+pub fn verify<'k>(
+    header: Option<&str>,
+    request: Request<'_>,
+    lookup: impl Fn(&str) -> Option<&'k PrincipalKey>,
+    cache: &mut ReplayCache,
+    now: u64,
+) -> Result<&'k PrincipalKey, StampError> {
+    authenticate(header, request, lookup, now)?.consume(cache, now)
 }

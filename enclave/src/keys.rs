@@ -136,6 +136,16 @@ impl KeyRecord {
 
     /// Signs a 32-byte digest: RFC 6979 nonce, low-S, with the recovery id.
     pub fn sign_digest(&self, digest: &[u8; 32]) -> RecoverableSignature {
+        let (r, s, v) = self.sign_raw(digest);
+        RecoverableSignature {
+            r: r.to_vec().into(),
+            s: s.to_vec().into(),
+            v,
+        }
+    }
+
+    /// Signs a 32-byte digest; returns r, s (low) and the recovery id (0 or 1).
+    pub fn sign_raw(&self, digest: &[u8; 32]) -> ([u8; 32], [u8; 32], u8) {
         // The RFC 6979 signer that k256's `sign_prehash_recoverable` uses, on the bare
         // scalar. secp256k1 sets NORMALIZE_S: the signature comes back low-S with the
         // recovery id adjusted to match (checked by the tests below).
@@ -144,12 +154,8 @@ impl KeyRecord {
             digest,
             b"",
         );
-        let bytes = sig.to_bytes();
-        RecoverableSignature {
-            r: bytes[..32].to_vec().into(),
-            s: bytes[32..].to_vec().into(),
-            v: recid.to_byte() & 1,
-        }
+        let (r, s) = sig.split_bytes();
+        (r.into(), s.into(), recid.to_byte() & 1)
     }
 }
 

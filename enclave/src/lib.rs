@@ -10,11 +10,15 @@
 //! Keys: secp256k1 secrets made from NSM randomness mixed with the OS RNG, sealed with
 //! AES-256-GCM with their identity in the associated data, unsealed only to sign.
 
+pub mod api;
+pub mod governance;
 pub mod keys;
+pub mod payload;
+pub mod requests;
 pub mod rootkey;
 pub mod seal;
 pub mod server;
 pub mod service;
 pub mod state;
 
-pub use service::{Enclave, attestation_user_data};
+pub use service::{Enclave, UserData, attestation_user_data};

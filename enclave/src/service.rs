@@ -2,22 +2,28 @@
 //! NSM. Every request is hostile input: sizes are checked first, errors are typed, and no
 //! secret reaches an error message.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::SystemTime;
 
 use serde_bytes::ByteBuf;
 use strongroom_attestation::{AttestationRequest, MAX_NONCE_LEN, Nsm};
 use strongroom_envelope::RecipientKey;
 use strongroom_protocol::messages::{
-    CompleteUnseal, DIGEST_LEN, EnclaveError, ErrorCode, KEY_CHECK_LEN, MAX_ENVELOPE_LEN,
-    MAX_SEALED_LEN, Phase, Request, Response,
+    Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo, MAX_ENVELOPE_LEN,
+    MAX_SEALED_LEN, MAX_STATE_LEN, Phase, Request, Response, SealedState,
 };
 use zeroize::Zeroize;
 
+use crate::api::{self, ApiError, Governed, GovernedLock, Host};
+use crate::governance::Genesis;
 use crate::keys::{KEY_OBJECT_VERSION, KeyRecord, check_label};
+use crate::requests::Requests;
 use crate::rootkey::RootKey;
 use crate::seal::{Curve, ObjectId, ObjectKind, Sealer};
-use crate::state::{EnclaveState, MAX_DESTROYED, STATE_OBJECT};
+use crate::state::{EnclaveState, STATE_OBJECT};
+
+/// Live stamps the replay cache remembers (each for at most the stamp validity window).
+pub const REPLAY_CAPACITY: usize = 1 << 20;
 
 /// The one message for every failure to open KMS's envelope, so that a parent tampering
 /// with it learns nothing from which step failed.
@@ -31,7 +37,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Response {
 struct Ready {
     sealer: Sealer,
     key_check: [u8; KEY_CHECK_LEN],
-    state: EnclaveState,
+    boot_time: u64,
+    gov: GovernedLock,
 }
 
 enum PhaseState {
@@ -46,8 +53,6 @@ enum PhaseState {
 pub struct Enclave<N: Nsm> {
     nsm: N,
     phase: RwLock<PhaseState>,
-    /// Serialises state changes (destroy) so two never race on the counter.
-    state_writer: Mutex<()>,
 }
 
 impl<N: Nsm> std::fmt::Debug for Enclave<N> {
@@ -76,7 +81,6 @@ impl<N: Nsm> Enclave<N> {
         Self {
             nsm,
             phase: RwLock::new(PhaseState::AwaitingRootKey { pending: None }),
-            state_writer: Mutex::new(()),
         }
     }
 
@@ -95,16 +99,10 @@ impl<N: Nsm> Enclave<N> {
             Request::BeginUnseal => self.begin_unseal(),
             Request::CompleteUnseal(c) => self.complete_unseal(c),
             Request::GetAttestation { nonce } => self.attestation(nonce),
-            Request::CreateKey { label } => self.create_key(label),
             Request::DescribeKey { key_id, sealed } => {
                 self.with_key(&key_id, &sealed, |k| Response::Key(k.info()))
             }
-            Request::SignDigest {
-                key_id,
-                sealed,
-                digest,
-            } => self.sign_digest(&key_id, &sealed, &digest),
-            Request::DestroyKey { key_id, sealed } => self.destroy_key(&key_id, &sealed),
+            Request::Call(call) => self.call(&call),
             _ => err(ErrorCode::BadRequest, "unsupported request"),
         }
     }
@@ -172,15 +170,31 @@ impl<N: Nsm> Enclave<N> {
         if c.ciphertext_for_recipient.len() > MAX_ENVELOPE_LEN {
             return err(ErrorCode::UnsealFailed, UNSEAL_FAILED);
         }
-        let first_boot = match (&c.key_check, &c.state) {
-            (None, None) => true,
-            (Some(k), Some(s)) if k.len() == KEY_CHECK_LEN && s.len() <= MAX_STATE_BLOB => false,
+        let first_boot = match (&c.key_check, &c.state, &c.genesis) {
+            (None, None, Some(_)) => true,
+            (Some(k), Some(s), None) if k.len() == KEY_CHECK_LEN && s.len() <= MAX_STATE_LEN => {
+                false
+            }
+            (None, None, None) => {
+                return err(
+                    ErrorCode::BadRequest,
+                    "a first boot needs a genesis document (admin set and first policy)",
+                );
+            }
             _ => {
                 return err(
                     ErrorCode::BadRequest,
-                    "key_check and state must both be given (later boots) or both absent (first boot)",
+                    "key_check and state must both be given (later boots) or a genesis \
+                     document instead (first boot)",
                 );
             }
+        };
+        // The genesis document is checked before KMS's envelope is opened, so a bad one
+        // costs the parent nothing but a new challenge.
+        let genesis = match c.genesis.as_deref().map(|g| Genesis::from_json(g)) {
+            Some(Ok(g)) => Some(g),
+            Some(Err(e)) => return err(ErrorCode::BadRequest, format!("genesis: {e}")),
+            None => None,
         };
         let Ok(mut plaintext) = key.open(&c.ciphertext_for_recipient) else {
             return err(ErrorCode::UnsealFailed, UNSEAL_FAILED);
@@ -201,41 +215,53 @@ impl<N: Nsm> Enclave<N> {
         let Ok(sealer) = Sealer::new(&keys.seal) else {
             return err(ErrorCode::Internal, "cannot initialise the sealing cipher");
         };
-        let state = if first_boot {
-            EnclaveState::default()
-        } else {
-            let blob = c.state.as_deref().map(|b| b.as_slice()).unwrap_or_default();
-            match sealer.open(&STATE_OBJECT, blob) {
-                Ok(p) => match EnclaveState::from_plaintext(&p) {
-                    Ok(s) => s,
-                    Err(_) => return err(ErrorCode::BlobRejected, "enclave state is malformed"),
-                },
-                Err(_) => return err(ErrorCode::BlobRejected, "enclave state is not authentic"),
+        let state = match genesis {
+            Some(genesis) => EnclaveState {
+                seq: 0,
+                destroyed: Default::default(),
+                genesis: genesis.digest(),
+                admins: genesis.admins,
+                engine: strongroom_policy::Engine::new(
+                    genesis.policy,
+                    strongroom_policy::Ledger::default(),
+                ),
+                proposals: Vec::new(),
+                requests: Requests::default(),
+            },
+            None => {
+                let blob = c.state.as_deref().map(|b| b.as_slice()).unwrap_or_default();
+                match sealer.open(&STATE_OBJECT, blob) {
+                    Ok(p) => match EnclaveState::from_plaintext(&p) {
+                        Ok(s) => s,
+                        Err(_) => {
+                            return err(ErrorCode::BlobRejected, "enclave state is malformed");
+                        }
+                    },
+                    Err(_) => {
+                        return err(ErrorCode::BlobRejected, "enclave state is not authentic");
+                    }
+                }
             }
         };
-        let sealed_state = match self.seal_state(&sealer, &state) {
+        let sealed_state = match seal_state(&sealer, &state) {
             Ok(s) => s,
             Err(e) => return Response::Error(e),
         };
+        let seq = state.seq;
         *phase = PhaseState::Ready(Ready {
             sealer,
             key_check: keys.key_check,
-            state,
+            boot_time: unix_now(),
+            gov: std::sync::Mutex::new(Governed::new(state, REPLAY_CAPACITY)),
         });
         tracing::info!(first_boot, "unsealed");
         Response::Unsealed {
             key_check: keys.key_check.to_vec().into(),
-            state: sealed_state.into(),
+            state: SealedState {
+                seq,
+                sealed: sealed_state.into(),
+            },
         }
-    }
-
-    fn seal_state(&self, sealer: &Sealer, state: &EnclaveState) -> Result<Vec<u8>, EnclaveError> {
-        let mut nonce = [0u8; 12];
-        aws_lc_rs::rand::fill(&mut nonce)
-            .map_err(|_| EnclaveError::new(ErrorCode::Internal, "OS random source failed"))?;
-        sealer
-            .seal(&STATE_OBJECT, &state.to_plaintext(), nonce)
-            .map_err(|_| EnclaveError::new(ErrorCode::Internal, "sealing the state failed"))
     }
 
     fn attestation(&self, nonce: Option<ByteBuf>) -> Response {
@@ -247,7 +273,7 @@ impl<N: Nsm> Enclave<N> {
         }
         let request = AttestationRequest {
             nonce: nonce.map(ByteBuf::into_vec),
-            user_data: self.key_check().map(|kcv| attestation_user_data(&kcv)),
+            user_data: self.user_data(),
             ..Default::default()
         };
         match self.nsm.attestation(&request) {
@@ -255,51 +281,6 @@ impl<N: Nsm> Enclave<N> {
                 document: document.into(),
             },
             Err(e) => err(ErrorCode::Internal, format!("NSM attestation: {e}")),
-        }
-    }
-
-    fn create_key(&self, label: String) -> Response {
-        if check_label(&label).is_err() {
-            return err(
-                ErrorCode::BadRequest,
-                "label must be 1 to 128 bytes of UTF-8 without control characters",
-            );
-        }
-        let Ok(phase) = self.phase.read() else {
-            return err(ErrorCode::Internal, "phase lock poisoned");
-        };
-        let PhaseState::Ready(ready) = &*phase else {
-            return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
-        };
-        let mut id = [0u8; 16];
-        let mut nonce = [0u8; 12];
-        if aws_lc_rs::rand::fill(&mut id).is_err() || aws_lc_rs::rand::fill(&mut nonce).is_err() {
-            return err(ErrorCode::Internal, "OS random source failed");
-        }
-        let created_at = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut entropy_error = None;
-        let record = KeyRecord::generate(id, label, created_at, |out| {
-            self.entropy(out).map_err(|e| {
-                entropy_error = Some(e);
-                crate::keys::KeyError::Entropy
-            })
-        });
-        let record = match (record, entropy_error) {
-            (Ok(r), _) => r,
-            (Err(_), Some(e)) => return Response::Error(e),
-            (Err(e), None) => return err(ErrorCode::Internal, e.to_string()),
-        };
-        match ready
-            .sealer
-            .seal(&key_object(id), &record.to_plaintext(), nonce)
-        {
-            Ok(sealed) => Response::KeyCreated {
-                key: record.info(),
-                sealed: sealed.into(),
-            },
-            Err(_) => err(ErrorCode::Internal, "sealing the key failed"),
         }
     }
 
@@ -322,48 +303,38 @@ impl<N: Nsm> Enclave<N> {
         }
     }
 
-    fn sign_digest(&self, key_id: &str, sealed: &[u8], digest: &[u8]) -> Response {
-        let Ok(digest) = <[u8; DIGEST_LEN]>::try_from(digest) else {
-            return err(ErrorCode::BadRequest, "digest must be exactly 32 bytes");
-        };
-        self.with_key(key_id, sealed, |k| {
-            Response::Signature(k.sign_digest(&digest))
-        })
-    }
-
-    fn destroy_key(&self, key_id: &str, sealed: &[u8]) -> Response {
-        let Ok(_writer) = self.state_writer.lock() else {
-            return err(ErrorCode::Internal, "state lock poisoned");
-        };
-        let Ok(mut phase) = self.phase.write() else {
+    fn call(&self, call: &Call) -> Response {
+        let Ok(phase) = self.phase.read() else {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
-        let PhaseState::Ready(ready) = &mut *phase else {
-            return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
-        };
-        let record = match open_key(ready, key_id, sealed) {
-            Ok(r) => r,
-            Err(e) => return Response::Error(e),
-        };
-        if ready.state.destroyed.len() >= MAX_DESTROYED {
-            return err(
-                ErrorCode::Internal,
-                "the enclave state holds the maximum number of destroyed keys",
+        let PhaseState::Ready(ready) = &*phase else {
+            return Response::Answer(
+                ApiError::from(EnclaveError::new(
+                    ErrorCode::NotReady,
+                    "the enclave is not unsealed yet",
+                ))
+                .into_answer(),
             );
-        }
-        let mut next = ready.state.clone();
-        next.counter += 1;
-        next.destroyed.insert(record.id);
-        let sealed_state = match self.seal_state(&ready.sealer, &next) {
-            Ok(s) => s,
-            Err(e) => return Response::Error(e),
         };
-        ready.state = next;
-        tracing::info!(key_id = %hex::encode(record.id), "key destroyed");
-        Response::KeyDestroyed {
-            key_id: hex::encode(record.id),
-            state: sealed_state.into(),
-        }
+        let host = CallHost {
+            enclave: self,
+            ready,
+        };
+        Response::Answer(api::handle(&host, &ready.gov, call))
+    }
+
+    fn user_data(&self) -> Option<Vec<u8>> {
+        let phase = self.phase.read().ok()?;
+        let PhaseState::Ready(ready) = &*phase else {
+            return None;
+        };
+        let g = ready.gov.lock().ok()?;
+        Some(attestation_user_data(&UserData {
+            key_check: ready.key_check,
+            genesis: g.state.genesis,
+            admins: g.state.admins.digest(),
+            policy: g.state.engine.policy().digest(),
+        }))
     }
 
     /// The current root-key check value, once unsealed.
@@ -375,24 +346,135 @@ impl<N: Nsm> Enclave<N> {
     }
 }
 
+/// What an unsealed enclave binds into its attestation documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserData {
+    /// The root-key check value.
+    pub key_check: [u8; KEY_CHECK_LEN],
+    /// The genesis digest (admin set and first policy), fixed at first boot.
+    pub genesis: [u8; 32],
+    /// The current admin set's digest.
+    pub admins: [u8; 32],
+    /// The current policy's digest.
+    pub policy: [u8; 32],
+}
+
 /// The `user_data` of an unsealed enclave's attestation documents: the CBOR map
-/// `{"key_check": bstr}`. KMS's envelope is not authenticated, so on what the proxy calls a
-/// first boot the enclave cannot tell KMS's root key from one the parent made up; publishing
-/// the check value lets clients and auditors pin the deployment's root key (trust on first
-/// use) and refuse an enclave whose root key changed.
-pub fn attestation_user_data(key_check: &[u8; KEY_CHECK_LEN]) -> Vec<u8> {
-    // Fixed layout of a one-entry map: a1, text(9) "key_check", bytes(16).
-    let mut out = Vec::with_capacity(28);
-    out.push(0xa1);
-    out.push(0x69);
-    out.extend_from_slice(b"key_check");
-    out.push(0x50);
-    out.extend_from_slice(key_check);
+/// `{"key_check": bstr16, "genesis": bstr32, "admins": bstr32, "policy": bstr32}`.
+///
+/// KMS's envelope is not authenticated, so on what the proxy calls a first boot the
+/// enclave cannot tell KMS's root key from one the parent made up, nor the deployment's
+/// genesis document from one the parent wrote. Publishing the check value and the genesis
+/// digest lets clients and auditors pin both and refuse an enclave whose root key or
+/// genesis is not the one they expect; the admin-set and policy digests say which rules
+/// the enclave enforces now.
+pub fn attestation_user_data(d: &UserData) -> Vec<u8> {
+    // Fixed layout, keys in this order: map(4), then text/bytes pairs.
+    let mut out = Vec::with_capacity(140);
+    out.push(0xa4);
+    let mut entry = |name: &str, value: &[u8]| {
+        out.push(0x60 | name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        if value.len() < 24 {
+            out.push(0x40 | value.len() as u8);
+        } else {
+            out.push(0x58);
+            out.push(value.len() as u8);
+        }
+        out.extend_from_slice(value);
+    };
+    entry("key_check", &d.key_check);
+    entry("genesis", &d.genesis);
+    entry("admins", &d.admins);
+    entry("policy", &d.policy);
     out
 }
 
-/// Largest sealed state blob accepted (header, nonce, tag and the largest state).
-pub const MAX_STATE_BLOB: usize = 64 + 12 + 16 * MAX_DESTROYED;
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn seal_state(sealer: &Sealer, state: &EnclaveState) -> Result<Vec<u8>, EnclaveError> {
+    let mut nonce = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut nonce)
+        .map_err(|_| EnclaveError::new(ErrorCode::Internal, "OS random source failed"))?;
+    let plaintext = state
+        .to_plaintext()
+        .map_err(|e| EnclaveError::new(ErrorCode::Internal, e.to_string()))?;
+    if plaintext.len() + 64 > MAX_STATE_LEN {
+        return Err(EnclaveError::new(
+            ErrorCode::Internal,
+            format!("the enclave state would exceed {MAX_STATE_LEN} bytes; change refused"),
+        ));
+    }
+    sealer
+        .seal(&STATE_OBJECT, &plaintext, nonce)
+        .map_err(|_| EnclaveError::new(ErrorCode::Internal, "sealing the state failed"))
+}
+
+/// The enclave's side of a call: sealing, randomness, keys.
+struct CallHost<'a, N: Nsm> {
+    enclave: &'a Enclave<N>,
+    ready: &'a Ready,
+}
+
+impl<N: Nsm> Host for CallHost<'_, N> {
+    fn now(&self) -> u64 {
+        unix_now()
+    }
+
+    fn boot_time(&self) -> u64 {
+        self.ready.boot_time
+    }
+
+    fn seal_state(&self, state: &EnclaveState) -> Result<Vec<u8>, ApiError> {
+        seal_state(&self.ready.sealer, state).map_err(ApiError::from)
+    }
+
+    fn random(&self, out: &mut [u8]) -> Result<(), ApiError> {
+        aws_lc_rs::rand::fill(out).map_err(|_| ApiError::internal("OS random source failed"))
+    }
+
+    fn open_key(&self, key_id: &str, call: &Call) -> Result<KeyRecord, ApiError> {
+        let sealed = call.key.as_ref().filter(|k| k.id == key_id).ok_or_else(|| {
+            ApiError::not_found(format!("no key {key_id:?}"))
+        })?;
+        Ok(open_key(self.ready, key_id, &sealed.sealed)?)
+    }
+
+    fn create_key(&self, label: String) -> Result<(KeyInfo, Vec<u8>), ApiError> {
+        if check_label(&label).is_err() {
+            return Err(ApiError::bad_request(
+                "label must be 1 to 128 bytes of UTF-8 without control characters",
+            ));
+        }
+        let mut id = [0u8; 16];
+        let mut nonce = [0u8; 12];
+        self.random(&mut id)?;
+        self.random(&mut nonce)?;
+        let mut entropy_error = None;
+        let record = KeyRecord::generate(id, label, unix_now(), |out| {
+            self.enclave.entropy(out).map_err(|e| {
+                entropy_error = Some(e);
+                crate::keys::KeyError::Entropy
+            })
+        });
+        let record = match (record, entropy_error) {
+            (Ok(r), _) => r,
+            (Err(_), Some(e)) => return Err(e.into()),
+            (Err(e), None) => return Err(ApiError::internal(e.to_string())),
+        };
+        let sealed = self
+            .ready
+            .sealer
+            .seal(&key_object(id), &record.to_plaintext(), nonce)
+            .map_err(|_| ApiError::internal("sealing the key failed"))?;
+        tracing::info!(key_id = %hex::encode(id), "key created");
+        Ok((record.info(), sealed))
+    }
+}
 
 /// Checks a key blob: size, the requested key's, not destroyed, authentic, well-formed.
 fn open_key(ready: &Ready, key_id: &str, sealed: &[u8]) -> Result<KeyRecord, EnclaveError> {
@@ -413,7 +495,14 @@ fn open_key(ready: &Ready, key_id: &str, sealed: &[u8]) -> Result<KeyRecord, Enc
             "sealed blob belongs to another key than the one requested",
         ));
     }
-    if ready.state.destroyed.contains(&id) {
+    let destroyed = ready
+        .gov
+        .lock()
+        .map_err(|_| EnclaveError::new(ErrorCode::Internal, "state lock poisoned"))?
+        .state
+        .destroyed
+        .contains(&id);
+    if destroyed {
         return Err(EnclaveError::new(
             ErrorCode::KeyDestroyed,
             format!("key {} was destroyed", hex::encode(id)),

@@ -1,76 +1,191 @@
-//! The enclave's own state, sealed and stored by the proxy between boots: a counter and the
-//! ids of destroyed keys.
+//! The enclave's own state, sealed and stored by the proxy between boots: the admin set and
+//! genesis digest, the policy, the velocity ledger, open proposals, pending signing
+//! requests, the ids of destroyed keys, and a change counter.
 //!
-//! What "destroyed forever" rests on: within one boot, the in-memory set below, which the
-//! parent cannot touch. Across boots, the parent must hand back the latest sealed state; it
-//! cannot forge or edit one (AES-GCM under a key derived from the KMS-released root), and on
-//! every boot after the first it must present one. What it can do is replay an older state
-//! sealed before the destruction, or pass the boot off as a first boot: Nitro Enclaves
-//! have no monotonic storage to stop that. The proxy also deletes the key's blob, and the
-//! `counter` increases with every change so that the audit chain can expose a rollback.
+//! What its freshness rests on: within one boot, the in-memory copy, which the parent cannot
+//! touch — the enclave never reads state back from the parent while it runs. Across boots,
+//! the parent must hand back a state sealed under this deployment's root key; it cannot
+//! forge or edit one (AES-GCM under a key derived from the KMS-released root), and on every
+//! boot after the first it must present one. What it can do is hand back an older state it
+//! kept (Nitro Enclaves have no monotonic storage to stop that): see the README's "Rollback"
+//! section for what that allows and what bounds it. The `seq` counter increases with every
+//! change, so the audit chain can expose a rollback.
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use strongroom_policy::{Engine, Ledger, Policy};
 use zeroize::Zeroizing;
 
+use crate::governance::{AdminSet, AdminSetDoc, Change, Proposal};
+use crate::requests::Requests;
 use crate::seal::{Curve, ObjectId, ObjectKind};
 
-/// Most destroyed keys one state records (keeps the sealed state under 512 KiB).
-pub const MAX_DESTROYED: usize = 32 * 1024;
+/// Most destroyed keys one state records.
+pub const MAX_DESTROYED: usize = 16 * 1024;
 
-/// The identity of the sealed state object.
+/// The identity of the sealed state object (version 2: with governance).
 pub const STATE_OBJECT: ObjectId = ObjectId {
     kind: ObjectKind::EnclaveState,
     id: [0; 16],
-    version: 1,
+    version: 2,
     curve: Curve::None,
 };
 
-/// Destroyed key ids and a change counter.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Everything the enclave must remember between boots.
+#[derive(Debug)]
 pub struct EnclaveState {
     /// Increases with every change.
-    pub counter: u64,
+    pub seq: u64,
     /// Ids of destroyed keys.
     pub destroyed: BTreeSet<[u8; 16]>,
+    /// Digest of the genesis document (fixed at first boot).
+    pub genesis: [u8; 32],
+    /// The admin set.
+    pub admins: AdminSet,
+    /// The policy and its velocity ledger.
+    pub engine: Engine,
+    /// Open proposals.
+    pub proposals: Vec<Proposal>,
+    /// Pending and recently finished signing requests.
+    pub requests: Requests,
 }
 
-/// The sealed state's plaintext does not parse.
+/// The sealed state's plaintext does not parse or breaks an invariant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("enclave state is malformed")]
-pub struct StateMalformed;
+#[error("enclave state is malformed: {0}")]
+pub struct StateMalformed(pub String);
+
+#[derive(Serialize, Deserialize)]
+struct StateDoc {
+    seq: u64,
+    destroyed: Vec<ByteBuf>,
+    genesis: ByteBuf,
+    admins: AdminSetDoc,
+    policy: ByteBuf,
+    ledger: ByteBuf,
+    proposals: Vec<ProposalDoc>,
+    requests: Requests,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProposalDoc {
+    id: String,
+    kind: String,
+    document: ByteBuf,
+    digest: ByteBuf,
+    proposed_by: String,
+    proposed_at: u64,
+    approvals: BTreeSet<String>,
+}
+
+fn malformed(what: impl std::fmt::Display) -> StateMalformed {
+    StateMalformed(what.to_string())
+}
 
 impl EnclaveState {
-    /// Layout: counter (8, BE) ‖ count (4, BE) ‖ count × id (16).
-    pub fn to_plaintext(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(12 + 16 * self.destroyed.len()));
-        out.extend_from_slice(&self.counter.to_be_bytes());
-        out.extend_from_slice(&(self.destroyed.len() as u32).to_be_bytes());
-        for id in &self.destroyed {
-            out.extend_from_slice(id);
-        }
-        out
+    /// Serialises the state (CBOR).
+    pub fn to_plaintext(&self) -> Result<Zeroizing<Vec<u8>>, StateMalformed> {
+        let proposals = self
+            .proposals
+            .iter()
+            .map(|p| {
+                let document = match &p.change {
+                    Change::Policy(policy) => policy.to_canonical_json(),
+                    Change::Admins(admins) => {
+                        serde_json::to_vec(&admins.to_doc()).map_err(malformed)?
+                    }
+                };
+                Ok(ProposalDoc {
+                    id: p.id.clone(),
+                    kind: p.change.kind().to_string(),
+                    document: document.into(),
+                    digest: p.digest.to_vec().into(),
+                    proposed_by: p.proposed_by.clone(),
+                    proposed_at: p.proposed_at,
+                    approvals: p.approvals.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, StateMalformed>>()?;
+        let doc = StateDoc {
+            seq: self.seq,
+            destroyed: self
+                .destroyed
+                .iter()
+                .map(|id| ByteBuf::from(id.to_vec()))
+                .collect(),
+            genesis: self.genesis.to_vec().into(),
+            admins: self.admins.to_doc(),
+            policy: self.engine.policy().to_canonical_json().into(),
+            ledger: self.engine.ledger().to_bytes().into(),
+            proposals,
+            requests: self.requests.clone(),
+        };
+        let mut out = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&doc, &mut *out).map_err(malformed)?;
+        Ok(out)
     }
 
-    /// Parses a plaintext, checking the count against the length before allocating.
+    /// Parses a plaintext and checks every invariant again (policy, admin set, bounds).
     pub fn from_plaintext(bytes: &[u8]) -> Result<Self, StateMalformed> {
-        if bytes.len() < 12 {
-            return Err(StateMalformed);
-        }
-        let counter = u64::from_be_bytes(bytes[..8].try_into().map_err(|_| StateMalformed)?);
-        let count = u32::from_be_bytes(bytes[8..12].try_into().map_err(|_| StateMalformed)?);
-        let count = usize::try_from(count).map_err(|_| StateMalformed)?;
-        if count > MAX_DESTROYED || bytes.len() != 12 + 16 * count {
-            return Err(StateMalformed);
+        let doc: StateDoc = ciborium::from_reader(bytes).map_err(malformed)?;
+        if doc.destroyed.len() > MAX_DESTROYED {
+            return Err(malformed("too many destroyed keys"));
         }
         let mut destroyed = BTreeSet::new();
-        for chunk in bytes[12..].chunks_exact(16) {
-            let id: [u8; 16] = chunk.try_into().map_err(|_| StateMalformed)?;
+        for id in &doc.destroyed {
+            let id: [u8; 16] = id
+                .as_slice()
+                .try_into()
+                .map_err(|_| malformed("destroyed key id"))?;
             if !destroyed.insert(id) {
-                return Err(StateMalformed);
+                return Err(malformed("destroyed key listed twice"));
             }
         }
-        Ok(Self { counter, destroyed })
+        let genesis: [u8; 32] = doc
+            .genesis
+            .as_slice()
+            .try_into()
+            .map_err(|_| malformed("genesis digest"))?;
+        let admins = AdminSet::from_doc(&doc.admins).map_err(malformed)?;
+        let policy = Policy::from_json(&doc.policy).map_err(malformed)?;
+        let ledger = Ledger::from_bytes(&doc.ledger).map_err(malformed)?;
+        let mut proposals = Vec::with_capacity(doc.proposals.len().min(64));
+        for p in doc.proposals {
+            let change = match p.kind.as_str() {
+                "policy" => Change::Policy(Policy::from_json(&p.document).map_err(malformed)?),
+                "admins" => {
+                    let d: AdminSetDoc = serde_json::from_slice(&p.document).map_err(malformed)?;
+                    Change::Admins(AdminSet::from_doc(&d).map_err(malformed)?)
+                }
+                _ => return Err(malformed("proposal kind")),
+            };
+            proposals.push(Proposal {
+                id: p.id,
+                change,
+                digest: p
+                    .digest
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| malformed("proposal digest"))?,
+                proposed_by: p.proposed_by,
+                proposed_at: p.proposed_at,
+                approvals: p.approvals,
+            });
+        }
+        if !doc.requests.is_well_formed() {
+            return Err(malformed("requests"));
+        }
+        Ok(Self {
+            seq: doc.seq,
+            destroyed,
+            genesis,
+            admins,
+            engine: Engine::new(policy, ledger),
+            proposals,
+            requests: doc.requests,
+        })
     }
 }
 

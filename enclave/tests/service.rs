@@ -1,230 +1,164 @@
 //! The enclave's request handler end to end, without sockets: the unseal exchange with a
-//! mock NSM and real CMS envelopes, sealed keys, signing, and each attack on them.
+//! mock NSM and real CMS envelopes, genesis, sealed keys, signing, and each attack on them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::time::SystemTime;
 
 use serde_bytes::ByteBuf;
-use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
-use strongroom_attestation::{Expectations, Nsm, verify};
-use strongroom_enclave::Enclave;
+use serde_json::json;
+use strongroom_attestation::{Expectations, verify};
 use strongroom_envelope::seal_for_recipient;
-use strongroom_protocol::messages::{
-    CompleteUnseal, ErrorCode, KeyInfo, Phase, RecoverableSignature, Request, Response,
-};
+use strongroom_protocol::messages::{CompleteUnseal, ErrorCode, Phase, Request, Response};
+use support::{Keys, Proxy, Stored, boot, challenge, code, dev_rules, genesis};
 
-fn nsm() -> MockNsm {
-    MockNsm::ephemeral(MockNsmConfig::default()).unwrap()
-}
-
-fn code(r: Response) -> ErrorCode {
-    match r {
-        Response::Error(e) => e.code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
-/// Runs BeginUnseal and plays KMS: checks the document, wraps `root` for its public key.
-fn challenge(
-    enclave: &Enclave<MockNsm>,
-    root_nsm_root: &strongroom_attestation::TrustedRoot,
-    root: &[u8],
-) -> Vec<u8> {
-    let Response::UnsealChallenge {
-        attestation_document,
-    } = enclave.handle(Request::BeginUnseal)
-    else {
-        panic!("no challenge")
-    };
-    let doc = verify(
-        &attestation_document,
-        &Expectations::new(SystemTime::now()).root(root_nsm_root.clone()),
-    )
-    .unwrap();
-    let spki = doc.document.public_key.expect("RSA key in the document");
-    seal_for_recipient(&spki, root).unwrap()
-}
-
-struct Stored {
-    key_check: Vec<u8>,
-    state: Vec<u8>,
-}
-
-fn unseal(enclave: &Enclave<MockNsm>, root: &[u8], stored: Option<&Stored>) -> Response {
-    let trusted = enclave_root(enclave);
-    let envelope = challenge(enclave, &trusted, root);
-    enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-        ciphertext_for_recipient: envelope.into(),
-        key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
-        state: stored.map(|s| ByteBuf::from(s.state.clone())),
-    }))
-}
-
-fn enclave_root(enclave: &Enclave<MockNsm>) -> strongroom_attestation::TrustedRoot {
-    // The enclave's attestation documents chain to its NSM's root; ask for one and read it.
-    let Response::Attestation { document } =
-        enclave.handle(Request::GetAttestation { nonce: None })
-    else {
-        panic!("no attestation")
-    };
-    let parsed = strongroom_attestation::verify(&document, &Expectations::new(SystemTime::now()));
-    match parsed {
-        Err(strongroom_attestation::VerifyError::RootMismatch { .. }) => {}
-        other => panic!("mock documents must not verify against AWS: {other:?}"),
-    }
-    ROOT.with(|r| r.borrow().clone().expect("root registered"))
-}
-
-thread_local! {
-    static ROOT: std::cell::RefCell<Option<strongroom_attestation::TrustedRoot>> = const { std::cell::RefCell::new(None) };
-}
-
-fn new_enclave(nsm: MockNsm) -> Enclave<MockNsm> {
-    ROOT.with(|r| *r.borrow_mut() = Some(nsm.trusted_root()));
-    Enclave::new(nsm)
-}
-
-fn ready(root: &[u8]) -> (Enclave<MockNsm>, Stored) {
-    let enclave = new_enclave(nsm());
-    let Response::Unsealed { key_check, state } = unseal(&enclave, root, None) else {
-        panic!("first boot failed")
-    };
-    (
-        enclave,
-        Stored {
-            key_check: key_check.into_vec(),
-            state: state.into_vec(),
-        },
-    )
-}
-
-fn create(enclave: &Enclave<MockNsm>, label: &str) -> (KeyInfo, Vec<u8>) {
-    match enclave.handle(Request::CreateKey {
-        label: label.into(),
-    }) {
-        Response::KeyCreated { key, sealed } => (key, sealed.into_vec()),
-        other => panic!("create failed: {other:?}"),
-    }
-}
-
-/// The id an honest proxy files a blob under: the one in its header.
-fn id_of(sealed: &[u8]) -> String {
-    hex::encode(&sealed[5..21])
-}
-
-fn sign(enclave: &Enclave<MockNsm>, sealed: &[u8], digest: [u8; 32]) -> Response {
-    sign_as(enclave, &id_of(sealed), sealed, digest)
-}
-
-fn sign_as(enclave: &Enclave<MockNsm>, key_id: &str, sealed: &[u8], digest: [u8; 32]) -> Response {
-    enclave.handle(Request::SignDigest {
-        key_id: key_id.to_string(),
-        sealed: sealed.to_vec().into(),
-        digest: digest.to_vec().into(),
-    })
-}
-
-fn recover(sig: &RecoverableSignature, digest: [u8; 32]) -> Vec<u8> {
-    let mut rs = [0u8; 64];
-    rs[..32].copy_from_slice(&sig.r);
-    rs[32..].copy_from_slice(&sig.s);
-    let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.v)).unwrap();
-    let rsig = secp256k1::ecdsa::RecoverableSignature::from_compact(&rs, recid).unwrap();
+fn recover(signature_hex: &str, digest: [u8; 32]) -> Vec<u8> {
+    let bytes = hex::decode(signature_hex.trim_start_matches("0x")).unwrap();
+    let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(bytes[64])).unwrap();
+    let rsig = secp256k1::ecdsa::RecoverableSignature::from_compact(&bytes[..64], recid).unwrap();
     let pk = rsig
         .recover_ecdsa(secp256k1::Message::from_digest(digest))
         .unwrap();
     pk.serialize_uncompressed().to_vec()
 }
 
+fn sign_digest(proxy: &mut Proxy, keys: &Keys, id: &str, digest: [u8; 32]) -> support::Reply {
+    proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/keys/{id}/sign/digest"),
+        &json!({"digest": format!("0x{}", hex::encode(digest))}),
+    )
+}
+
 #[test]
 fn unseal_create_sign_and_restart() {
     let root = [0x42u8; 32];
-    let (enclave, stored) = ready(&root);
+    let keys = Keys::new();
+    let mut proxy = Proxy::first_boot(&root, &genesis(&keys, dev_rules()));
     assert_eq!(
-        enclave.handle(Request::Status),
+        proxy.enclave().handle(Request::Status),
         Response::Status(Phase::Ready)
     );
-    let (info, sealed) = create(&enclave, "treasury");
-    assert_eq!(info.curve, "secp256k1");
-    assert_eq!(info.public_key.len(), 65);
-    assert!(info.address.starts_with("0x") && info.address.len() == 42);
+    let key = proxy.create_key(&keys.dev, "treasury");
+    let id = key["id"].as_str().unwrap().to_string();
+    assert_eq!(key["curve"], "secp256k1");
+    assert!(key["address"].as_str().unwrap().starts_with("0x"));
 
     let digest = [7u8; 32];
-    let Response::Signature(sig) = sign(&enclave, &sealed, digest) else {
-        panic!()
-    };
-    assert_eq!(recover(&sig, digest), info.public_key.to_vec());
+    let r = sign_digest(&mut proxy, &keys, &id, digest);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["decision"]["rule"], "dev-digests");
+    let public = hex::decode(key["public_key"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    assert_eq!(recover(r.body["signature"].as_str().unwrap(), digest), public);
 
     // A restart: a new enclave process (new NSM CA even), same KMS root and stored values.
-    let restarted = new_enclave(nsm());
-    assert_eq!(
-        restarted.handle(Request::Status),
-        Response::Status(Phase::AwaitingRootKey)
-    );
-    assert_eq!(code(sign(&restarted, &sealed, digest)), ErrorCode::NotReady);
-    assert!(matches!(
-        unseal(&restarted, &root, Some(&stored)),
-        Response::Unsealed { .. }
-    ));
-    let Response::Key(again) = restarted.handle(Request::DescribeKey {
-        key_id: info.id.clone(),
-        sealed: sealed.clone().into(),
+    proxy.restart(&root);
+    let Response::Key(again) = proxy.enclave().handle(Request::DescribeKey {
+        key_id: id.clone(),
+        sealed: proxy.blobs[&id].clone().into(),
     }) else {
         panic!()
     };
-    assert_eq!(again, info);
-    let Response::Signature(sig2) = sign(&restarted, &sealed, digest) else {
+    assert_eq!(again.address, key["address"].as_str().unwrap());
+    let r2 = sign_digest(&mut proxy, &keys, &id, digest);
+    assert_eq!(
+        r2.body["signature"], r.body["signature"],
+        "RFC 6979: same key, same digest, same signature"
+    );
+}
+
+#[test]
+fn a_first_boot_needs_a_valid_genesis() {
+    let keys = Keys::new();
+    let booted = boot();
+    // No genesis: refused before KMS's envelope is even looked at.
+    assert_eq!(
+        code(booted.unseal(&[1u8; 32], None, None)),
+        ErrorCode::BadRequest
+    );
+    // A genesis whose admin threshold exceeds the admins: refused.
+    let mut bad: serde_json::Value =
+        serde_json::from_slice(&genesis(&keys, dev_rules())).unwrap();
+    bad["admins"]["threshold"] = json!(4);
+    let Response::Error(e) = booted.unseal(&[1u8; 32], None, Some(&serde_json::to_vec(&bad).unwrap()))
+    else {
         panic!()
     };
-    assert_eq!(sig2, sig, "RFC 6979: same key, same digest, same signature");
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(e.message.contains("threshold"), "{}", e.message);
+    // A genesis with an invalid policy: refused, naming the problem.
+    let rules = json!([{"name": "x", "effect": "allow", "actions": []}]);
+    assert_eq!(
+        code(booted.unseal(&[1u8; 32], None, Some(&genesis(&keys, rules)))),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        booted.enclave.handle(Request::Status),
+        Response::Status(Phase::AwaitingRootKey)
+    );
+    // Calls before unsealing: 503.
+    let r = booted.enclave.handle(Request::Call(strongroom_protocol::messages::Call {
+        method: "GET".into(),
+        path: "/v1/policy".into(),
+        body: ByteBuf::new(),
+        stamp: None,
+        key: None,
+    }));
+    let Response::Answer(a) = r else { panic!() };
+    assert_eq!(a.status, 503);
 }
 
 #[test]
 fn one_decryption_attempt_per_challenge() {
-    let enclave = new_enclave(nsm());
-    let trusted = enclave_root(&enclave);
-    let envelope = challenge(&enclave, &trusted, &[1u8; 32]);
+    let keys = Keys::new();
+    let g = genesis(&keys, dev_rules());
+    let booted = boot();
+    let envelope = challenge(&booted.enclave, &booted.trusted, &[1u8; 32]);
     let mut tampered = envelope.clone();
     let n = tampered.len();
     tampered[n - 20] ^= 0x01;
     let attempt = |env: &[u8]| {
-        enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-            ciphertext_for_recipient: env.to_vec().into(),
-            key_check: None,
-            state: None,
-        }))
+        booted
+            .enclave
+            .handle(Request::CompleteUnseal(CompleteUnseal {
+                ciphertext_for_recipient: env.to_vec().into(),
+                key_check: None,
+                state: None,
+                genesis: Some(g.clone().into()),
+            }))
     };
     let first = attempt(&tampered);
     assert_eq!(code(first.clone()), ErrorCode::UnsealFailed);
     // The genuine envelope no longer helps: its key was thrown away with the failed attempt.
     let second = attempt(&envelope);
     assert_eq!(code(second.clone()), ErrorCode::UnsealFailed);
-    // Both failures read the same, whatever failed.
     let (Response::Error(a), Response::Error(b)) = (first, second) else {
         panic!()
     };
-    assert_ne!(a.message, "", "message present");
-    let garbage = attempt(b"not an envelope");
-    assert_eq!(code(garbage), ErrorCode::UnsealFailed);
+    assert_eq!(a.message, b.message, "both failures read the same");
+    assert_eq!(code(attempt(b"not an envelope")), ErrorCode::UnsealFailed);
     assert!(b.message.contains("BeginUnseal"));
     // A new challenge works.
     assert!(matches!(
-        unseal(&enclave, &[1u8; 32], None),
+        booted.unseal(&[1u8; 32], None, Some(&g)),
         Response::Unsealed { .. }
     ));
     assert_eq!(
-        code(enclave.handle(Request::BeginUnseal)),
+        code(booted.enclave.handle(Request::BeginUnseal)),
         ErrorCode::WrongPhase
     );
 }
 
 #[test]
 fn tampered_envelope_errors_are_indistinguishable() {
-    let enclave = new_enclave(nsm());
-    let trusted = enclave_root(&enclave);
+    let keys = Keys::new();
+    let g = genesis(&keys, dev_rules());
+    let booted = boot();
     let mut messages = std::collections::BTreeSet::new();
     for mutate in [0usize, 1, 2] {
-        let mut env = challenge(&enclave, &trusted, &[1u8; 32]);
+        let mut env = challenge(&booted.enclave, &booted.trusted, &[1u8; 32]);
         let n = env.len();
         match mutate {
             0 => env[n - 20] ^= 1, // content
@@ -234,11 +168,15 @@ fn tampered_envelope_errors_are_indistinguishable() {
                     .unwrap_or_else(|_| b"junk".to_vec())
             }
         }
-        let Response::Error(e) = enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-            ciphertext_for_recipient: env.into(),
-            key_check: None,
-            state: None,
-        })) else {
+        let Response::Error(e) = booted
+            .enclave
+            .handle(Request::CompleteUnseal(CompleteUnseal {
+                ciphertext_for_recipient: env.into(),
+                key_check: None,
+                state: None,
+                genesis: Some(g.clone().into()),
+            }))
+        else {
             panic!("tampered envelope accepted")
         };
         assert_eq!(e.code, ErrorCode::UnsealFailed);
@@ -249,171 +187,156 @@ fn tampered_envelope_errors_are_indistinguishable() {
 
 #[test]
 fn a_root_key_of_the_wrong_length_is_refused() {
-    let enclave = new_enclave(nsm());
+    let keys = Keys::new();
+    let booted = boot();
     assert_eq!(
-        code(unseal(&enclave, &[1u8; 16], None)),
+        code(booted.unseal(&[1u8; 16], None, Some(&genesis(&keys, dev_rules())))),
         ErrorCode::UnsealFailed
     );
 }
 
 #[test]
 fn a_wrong_root_key_is_detected_not_used() {
-    let (_, stored) = ready(&[1u8; 32]);
-    let other = new_enclave(nsm());
+    let keys = Keys::new();
+    let proxy = Proxy::first_boot(&[1u8; 32], &genesis(&keys, dev_rules()));
+    let other = boot();
     assert_eq!(
-        code(unseal(&other, &[2u8; 32], Some(&stored))),
+        code(other.unseal(&[2u8; 32], Some(&proxy.stored), None)),
         ErrorCode::WrongRootKey
     );
     assert_eq!(
-        other.handle(Request::Status),
+        other.enclave.handle(Request::Status),
         Response::Status(Phase::AwaitingRootKey)
     );
 }
 
 #[test]
 fn tampered_and_swapped_blobs_are_rejected() {
-    let (enclave, _) = ready(&[3u8; 32]);
-    let (_, a) = create(&enclave, "a");
-    let (_, b) = create(&enclave, "b");
-    for i in [0usize, 5, 26, 40, a.len() - 1] {
-        let mut bad = a.clone();
+    let keys = Keys::new();
+    let mut proxy = Proxy::first_boot(&[3u8; 32], &genesis(&keys, dev_rules()));
+    let a = proxy.create_key(&keys.dev, "a")["id"].as_str().unwrap().to_string();
+    let b = proxy.create_key(&keys.dev, "b")["id"].as_str().unwrap().to_string();
+    let blob_a = proxy.blobs[&a].clone();
+    let blob_b = proxy.blobs[&b].clone();
+    let mut try_blob = |proxy: &mut Proxy, filed_under: &str, blob: Vec<u8>| {
+        proxy.blobs.insert(filed_under.to_string(), blob);
+        let r = sign_digest(proxy, &keys, filed_under, [0; 32]);
+        (r.status, r.error_code().to_string())
+    };
+    for i in [0usize, 5, 26, 40, blob_a.len() - 1] {
+        let mut bad = blob_a.clone();
         bad[i] ^= 0x01;
         assert_eq!(
-            code(sign(&enclave, &bad, [0; 32])),
-            ErrorCode::BlobRejected,
+            try_blob(&mut proxy, &a, bad),
+            (502, "blob_rejected".into()),
             "byte {i}"
         );
     }
     // Key a's ciphertext under key b's header (id): refused.
-    let mut swapped = b[..26].to_vec();
-    swapped.extend_from_slice(&a[26..]);
+    let mut swapped = blob_b[..26].to_vec();
+    swapped.extend_from_slice(&blob_a[26..]);
     assert_eq!(
-        code(sign(&enclave, &swapped, [0; 32])),
-        ErrorCode::BlobRejected
+        try_blob(&mut proxy, &b, swapped),
+        (502, "blob_rejected".into())
     );
     // Key a's genuine blob filed under key b's id: refused, not signed with a.
     assert_eq!(
-        code(sign_as(&enclave, &id_of(&b), &a, [0; 32])),
-        ErrorCode::BlobRejected
+        try_blob(&mut proxy, &b, blob_a.clone()),
+        (502, "blob_rejected".into())
     );
     // A blob sealed under another root: refused.
-    let (other, _) = ready(&[4u8; 32]);
-    let (_, foreign) = create(&other, "foreign");
+    let mut other = Proxy::first_boot(&[4u8; 32], &genesis(&keys, dev_rules()));
+    let f = other.create_key(&keys.dev, "foreign")["id"].as_str().unwrap().to_string();
+    let foreign = other.blobs[&f].clone();
     assert_eq!(
-        code(sign(&enclave, &foreign, [0; 32])),
-        ErrorCode::BlobRejected
+        try_blob(&mut proxy, &f, foreign),
+        (502, "blob_rejected".into())
     );
     // Limits.
-    assert_eq!(
-        code(sign(&enclave, &vec![0u8; 5000], [0; 32])),
-        ErrorCode::BadRequest
+    assert_eq!(try_blob(&mut proxy, &a, vec![0u8; 5000]).0, 400);
+    proxy.blobs.insert(a.clone(), blob_a);
+    let short = proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/keys/{a}/sign/digest"),
+        &json!({"digest": "0x00"}),
     );
-    let short = enclave.handle(Request::SignDigest {
-        key_id: id_of(&a),
-        sealed: a.into(),
-        digest: vec![0; 31].into(),
-    });
-    assert_eq!(code(short), ErrorCode::BadRequest);
-    assert_eq!(
-        code(enclave.handle(Request::CreateKey {
-            label: "bad\u{7}label".into()
-        })),
-        ErrorCode::BadRequest
-    );
+    assert_eq!(short.status, 400);
+    let bad_label = proxy.call(&keys.dev, "POST", "/v1/keys", &json!({"label": "bad\u{7}"}));
+    assert_eq!(bad_label.status, 400, "{:?}", bad_label.body);
 }
 
 #[test]
 fn a_destroyed_key_stays_refused_across_restarts() {
     let root = [5u8; 32];
-    let (enclave, _) = ready(&root);
-    let (info, sealed) = create(&enclave, "doomed");
-    let (_, kept) = create(&enclave, "kept");
-    let Response::KeyDestroyed { key_id, state } = enclave.handle(Request::DestroyKey {
-        key_id: info.id.clone(),
-        sealed: sealed.clone().into(),
-    }) else {
-        panic!()
-    };
-    assert_eq!(key_id, info.id);
-    assert_eq!(
-        code(sign(&enclave, &sealed, [0; 32])),
-        ErrorCode::KeyDestroyed
-    );
-    assert!(matches!(
-        sign(&enclave, &kept, [0; 32]),
-        Response::Signature(_)
-    ));
-    assert_eq!(
-        code(enclave.handle(Request::DestroyKey {
-            key_id: info.id.clone(),
-            sealed: sealed.clone().into()
-        })),
-        ErrorCode::KeyDestroyed
-    );
+    let keys = Keys::new();
+    let mut proxy = Proxy::first_boot(&root, &genesis(&keys, dev_rules()));
+    let doomed = proxy.create_key(&keys.dev, "doomed")["id"].as_str().unwrap().to_string();
+    let kept = proxy.create_key(&keys.dev, "kept")["id"].as_str().unwrap().to_string();
+    let doomed_blob = proxy.blobs[&doomed].clone();
+    let r = proxy.call(&keys.dev, "DELETE", &format!("/v1/keys/{doomed}"), &json!(null));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.answer.effects.key_destroyed.as_deref(), Some(doomed.as_str()));
+    // The parent puts the blob back: refused.
+    proxy.blobs.insert(doomed.clone(), doomed_blob.clone());
+    let again = sign_digest(&mut proxy, &keys, &doomed, [0; 32]);
+    assert_eq!((again.status, again.error_code()), (410, "key_destroyed"));
+    assert_eq!(sign_digest(&mut proxy, &keys, &kept, [0; 32]).status, 200);
 
-    let key_check = enclave.key_check().unwrap().to_vec();
-    let restarted = new_enclave(nsm());
-    let stored = Stored {
-        key_check,
-        state: state.into_vec(),
-    };
-    assert!(matches!(
-        unseal(&restarted, &root, Some(&stored)),
-        Response::Unsealed { .. }
-    ));
-    assert_eq!(
-        code(sign(&restarted, &sealed, [0; 32])),
-        ErrorCode::KeyDestroyed
-    );
-    assert!(matches!(
-        sign(&restarted, &kept, [0; 32]),
-        Response::Signature(_)
-    ));
+    proxy.restart(&root);
+    let after = sign_digest(&mut proxy, &keys, &doomed, [0; 32]);
+    assert_eq!(after.status, 410, "{:?}", after.body);
+    assert_eq!(sign_digest(&mut proxy, &keys, &kept, [0; 32]).status, 200);
 
     // A forged state (edited bytes) is refused at boot.
-    let mut forged = stored.state.clone();
-    let n = forged.len();
-    forged[n - 1] ^= 1;
-    let third = new_enclave(nsm());
-    let bad = Stored {
-        key_check: stored.key_check.clone(),
-        state: forged,
-    };
+    let mut forged = proxy.stored.clone();
+    let n = forged.state.len();
+    forged.state[n - 1] ^= 1;
+    let third = boot();
     assert_eq!(
-        code(unseal(&third, &root, Some(&bad))),
+        code(third.unseal(&root, Some(&forged), None)),
         ErrorCode::BlobRejected
     );
     // Half of the stored pair is a malformed request, not a first boot.
-    let trusted = enclave_root(&third);
-    let env = challenge(&third, &trusted, &root);
-    let half = third.handle(Request::CompleteUnseal(CompleteUnseal {
+    let env = challenge(&third.enclave, &third.trusted, &root);
+    let half = third.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
         ciphertext_for_recipient: env.into(),
-        key_check: Some(stored.key_check.clone().into()),
+        key_check: Some(proxy.stored.key_check.clone().into()),
         state: None,
+        genesis: None,
     }));
     assert_eq!(code(half), ErrorCode::BadRequest);
+    // A later boot cannot be passed off with a genesis beside the stored state either.
+    let env = challenge(&third.enclave, &third.trusted, &root);
+    let both = third.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
+        ciphertext_for_recipient: env.into(),
+        key_check: Some(proxy.stored.key_check.clone().into()),
+        state: Some(proxy.stored.state.clone().into()),
+        genesis: Some(genesis(&keys, dev_rules()).into()),
+    }));
+    assert_eq!(code(both), ErrorCode::BadRequest);
+    let _ = Stored::clone(&proxy.stored);
 }
 
 #[test]
 fn attestation_requests_are_bounded() {
-    let enclave = new_enclave(nsm());
-    let Response::Attestation { document } = enclave.handle(Request::GetAttestation {
+    let booted = boot();
+    let Response::Attestation { document } = booted.enclave.handle(Request::GetAttestation {
         nonce: Some(vec![9; 32].into()),
     }) else {
         panic!()
     };
-    let root = enclave_root(&enclave);
     let v = verify(
         &document,
         &Expectations::new(SystemTime::now())
-            .root(root)
+            .root(booted.trusted.clone())
             .nonce(vec![9; 32]),
     )
     .unwrap();
     assert_eq!(v.document.nonce, Some(vec![9; 32]));
-    assert_eq!(v.document.user_data, None, "no key check before unsealing");
+    assert_eq!(v.document.user_data, None, "nothing to publish before unsealing");
     assert_eq!(
-        code(enclave.handle(Request::GetAttestation {
+        code(booted.enclave.handle(Request::GetAttestation {
             nonce: Some(vec![0; 513].into())
         })),
         ErrorCode::BadRequest
@@ -421,18 +344,34 @@ fn attestation_requests_are_bounded() {
 }
 
 #[test]
-fn unsealed_attestations_publish_the_key_check() {
-    let (enclave, stored) = ready(&[6u8; 32]);
+fn unsealed_attestations_publish_key_check_genesis_and_policy() {
+    let keys = Keys::new();
+    let g = genesis(&keys, dev_rules());
+    let mut proxy = Proxy::first_boot(&[6u8; 32], &g);
     let Response::Attestation { document } =
-        enclave.handle(Request::GetAttestation { nonce: None })
+        proxy.enclave().handle(Request::GetAttestation { nonce: None })
     else {
         panic!()
     };
-    let root = enclave_root(&enclave);
-    let v = verify(&document, &Expectations::new(SystemTime::now()).root(root)).unwrap();
+    let v = verify(
+        &document,
+        &Expectations::new(SystemTime::now()).root(proxy.booted.trusted.clone()),
+    )
+    .unwrap();
     let user_data = v.document.user_data.unwrap();
     let map: ciborium::Value = ciborium::from_reader(user_data.as_slice()).unwrap();
     let entries = map.as_map().unwrap();
-    assert_eq!(entries[0].0.as_text(), Some("key_check"));
-    assert_eq!(entries[0].1.as_bytes().unwrap(), &stored.key_check);
+    let names: Vec<_> = entries.iter().map(|(k, _)| k.as_text().unwrap()).collect();
+    assert_eq!(names, ["key_check", "genesis", "admins", "policy"]);
+    assert_eq!(entries[0].1.as_bytes().unwrap(), &proxy.stored.key_check);
+    // The digests are the ones the enclave reports for its policy.
+    let p = proxy.raw("GET", "/v1/policy", b"", None);
+    assert_eq!(p.status, 200);
+    for (i, field) in [(1, "genesis_digest"), (2, "admins_digest"), (3, "policy_digest")] {
+        assert_eq!(
+            hex::encode(entries[i].1.as_bytes().unwrap()),
+            p.body[field].as_str().unwrap(),
+            "{field}"
+        );
+    }
 }

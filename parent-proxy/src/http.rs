@@ -5,25 +5,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use strongroom_protocol::messages::{
-    DIGEST_LEN, EnclaveError, ErrorCode, KeyInfo, MAX_LABEL_LEN, Request, Response as Answer,
+    Call, EnclaveError, ErrorCode, KeyInfo, MAX_CALL_BODY_LEN, Request, Response as Answer,
+    SealedKey,
 };
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::enclave_client::EnclaveClient;
 use crate::store::Store;
 use crate::unseal::Health;
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+/// Largest request body accepted (what the enclave accepts in a call).
+pub const MAX_BODY: usize = MAX_CALL_BODY_LEN;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -116,11 +115,6 @@ fn unexpected(answer: &Answer) -> ApiError {
     )
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 /// Decodes `0x`-prefixed (or bare) hex.
 fn hex_field(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     let digits = value.strip_prefix("0x").unwrap_or(value);
@@ -141,19 +135,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn key_json(k: &KeyInfo) -> Value {
-    let created = i64::try_from(k.created_at)
-        .ok()
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
-    json!({
-        "id": k.id,
-        "label": k.label,
-        "curve": k.curve,
-        "public_key": format!("0x{}", hex::encode(&k.public_key)),
-        "address": k.address,
-        "created_at": created,
-    })
+    k.to_json()
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -186,32 +168,6 @@ async fn attestation(State(state): State<AppState>, Query(q): Query<NonceQuery>)
         Answer::Attestation { document } => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(document);
             Ok(axum::Json(json!({"document": b64})).into_response())
-        }
-        other => Err(unexpected(&other)),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateKey {
-    label: String,
-}
-
-async fn create_key(State(state): State<AppState>, body: Bytes) -> ApiResult {
-    let req: CreateKey = parse_json(&body)?;
-    if req.label.is_empty() || req.label.len() > MAX_LABEL_LEN {
-        return Err(ApiError::bad_request(format!(
-            "label must be 1 to {MAX_LABEL_LEN} bytes"
-        )));
-    }
-    match ask(&state, Request::CreateKey { label: req.label }).await? {
-        Answer::KeyCreated { key, sealed } => {
-            state
-                .store
-                .insert_key(&key.id, &sealed, key.created_at)
-                .map_err(store_err)?;
-            tracing::info!(key_id = %key.id, address = %key.address, "key created");
-            Ok((StatusCode::CREATED, axum::Json(key_json(&key))).into_response())
         }
         other => Err(unexpected(&other)),
     }
@@ -256,69 +212,78 @@ async fn show_key(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     Ok(axum::Json(key_json(&info)).into_response())
 }
 
-async fn destroy_key(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let sealed = blob(&state, &id)?;
-    let request = Request::DestroyKey {
-        key_id: id.clone(),
-        sealed: sealed.into(),
+/// The header a principal's stamp travels in.
+pub const STAMP_HEADER: &str = "x-strongroom-stamp";
+
+/// Which sealed key blob a relayed call needs: the path's key, or a pending request's.
+fn call_key(state: &AppState, path: &str) -> Result<Option<SealedKey>, ApiError> {
+    let parts: Vec<&str> = path.split('?').next().unwrap_or_default().split('/').collect();
+    let key_id = match parts.as_slice() {
+        ["", "v1", "keys", id, ..] => Some(id.to_string()),
+        ["", "v1", "requests", id, "approve" | "execute"] => state
+            .store
+            .request_key(id)
+            .map_err(store_err)?,
+        _ => None,
     };
-    match ask(&state, request).await? {
-        Answer::KeyDestroyed {
-            key_id,
-            state: sealed_state,
-        } if key_id == id => {
-            state
-                .store
-                .destroy_key(&id, &sealed_state)
-                .map_err(store_err)?;
-            tracing::info!(key_id = %id, "key destroyed");
-            Ok(axum::Json(json!({"id": id, "destroyed": true})).into_response())
-        }
-        other => Err(unexpected(&other)),
+    match key_id {
+        Some(id) => Ok(Some(SealedKey {
+            sealed: blob(state, &id)?.into(),
+            id,
+        })),
+        None => Ok(None),
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignDigest {
-    digest: String,
-}
-
-async fn sign_digest(
+/// Relays a principal's call to the enclave unchanged (method, path, body, stamp), with
+/// the sealed blob it needs; stores what the answer asks to store; returns the enclave's
+/// status and body as they are.
+async fn relay(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let req: SignDigest = parse_json(&body)?;
-    let digest = hex_field("digest", &req.digest)?;
-    if digest.len() != DIGEST_LEN {
-        return Err(ApiError::bad_request(format!(
-            "digest must be {DIGEST_LEN} bytes, got {}",
-            digest.len()
-        )));
-    }
-    let sealed = blob(&state, &id)?;
-    let request = Request::SignDigest {
-        key_id: id.clone(),
-        sealed: sealed.into(),
-        digest: digest.into(),
+    let path = uri
+        .0
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.0.path().to_string());
+    let stamp = match headers.get(STAMP_HEADER) {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("the stamp header is not ASCII"))?
+                .to_string(),
+        ),
+        None => None,
     };
-    match ask(&state, request).await? {
-        Answer::Signature(sig) => {
-            let mut full = Vec::with_capacity(65);
-            full.extend_from_slice(&sig.r);
-            full.extend_from_slice(&sig.s);
-            full.push(sig.v);
-            Ok(axum::Json(json!({
-                "signature": format!("0x{}", hex::encode(full)),
-                "r": format!("0x{}", hex::encode(&sig.r)),
-                "s": format!("0x{}", hex::encode(&sig.s)),
-                "v": sig.v,
-            }))
-            .into_response())
-        }
-        other => Err(unexpected(&other)),
+    let key = call_key(&state, &path)?;
+    let call = Call {
+        method: method.as_str().to_string(),
+        path,
+        body: body.to_vec().into(),
+        stamp,
+        key,
+    };
+    let answer = match ask(&state, Request::Call(call)).await? {
+        Answer::Answer(a) => a,
+        other => return Err(unexpected(&other)),
+    };
+    state.store.apply(&answer.effects).map_err(store_err)?;
+    if let Some(created) = &answer.effects.key_created {
+        tracing::info!(key_id = %created.info.id, address = %created.info.address, "key created");
     }
+    if let Some(id) = &answer.effects.key_destroyed {
+        tracing::info!(key_id = %id, "key destroyed");
+    }
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer.body.into_vec(),
+    )
+        .into_response())
 }
 
 async fn not_found() -> ApiError {
@@ -330,9 +295,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/attestation", get(attestation))
-        .route("/v1/keys", post(create_key).get(list_keys))
-        .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
-        .route("/v1/keys/{id}/sign/digest", post(sign_digest))
+        .route("/v1/keys", post(relay).get(list_keys))
+        .route("/v1/keys/{id}", get(show_key).delete(relay))
+        .route("/v1/keys/{id}/sign/{kind}", post(relay))
+        .route("/v1/policy", get(relay))
+        .route("/v1/policy/proposals", get(relay).post(relay))
+        .route("/v1/policy/proposals/{id}", get(relay))
+        .route("/v1/policy/proposals/{id}/{verb}", post(relay))
+        .route("/v1/requests", get(relay))
+        .route("/v1/requests/{id}", get(relay))
+        .route("/v1/requests/{id}/{verb}", post(relay))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -43,6 +43,10 @@ struct Args {
     /// AWS region.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
+    /// The genesis document (admin set and first policy, JSON), needed on the first boot
+    /// only: without one a first boot refuses to start.
+    #[arg(long, env = "STRONGROOM_GENESIS")]
+    genesis: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -104,6 +108,23 @@ async fn main() -> Result<()> {
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
     );
+    let genesis = match &args.genesis {
+        Some(path) => Some(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let first_boot = store
+        .root()
+        .context("reading the database")?
+        .and_then(|r| r.key_check)
+        .is_none();
+    if first_boot && genesis.is_none() {
+        bail!(
+            "first boot: no genesis document. Write one (admin set and first policy; see the \
+             README's \"Genesis\" section) and pass it with --genesis FILE"
+        );
+    }
     let enclave = Arc::new(EnclaveClient::new(
         args.enclave.clone(),
         args.enclave_connections,
@@ -115,6 +136,7 @@ async fn main() -> Result<()> {
         kms,
         Arc::clone(&store),
         Arc::clone(&health),
+        genesis,
     ));
     let app = router(AppState {
         enclave,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use strongroom_protocol::messages::Effects;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub struct RootRecord {
     pub key_check: Option<Vec<u8>>,
     /// Latest sealed enclave state, once the enclave has returned it.
     pub state: Option<Vec<u8>>,
+    /// The enclave's change counter of `state`.
+    pub state_seq: u64,
 }
 
 /// A small storage interface, so a PostgreSQL backend can sit beside SQLite.
@@ -39,15 +42,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records the KMS ciphertext blob of a new root key (first boot).
     fn put_root_blob(&self, kms_key_id: &str, ciphertext_blob: &[u8]) -> Result<(), StoreError>;
     /// Records the check value and state the enclave returned when it unsealed.
-    fn put_unsealed(&self, key_check: &[u8], state: &[u8]) -> Result<(), StoreError>;
-    /// Stores a new sealed key blob.
-    fn insert_key(&self, id: &str, sealed: &[u8], created_at: u64) -> Result<(), StoreError>;
+    fn put_unsealed(&self, key_check: &[u8], seq: u64, state: &[u8]) -> Result<(), StoreError>;
+    /// Applies what an enclave answer asks to store, atomically: a newer sealed state (an
+    /// older one than stored is ignored: answers can arrive out of order), a created key's
+    /// blob, a destroyed key's removal, a pending request's key.
+    fn apply(&self, effects: &Effects) -> Result<(), StoreError>;
     /// A sealed key blob by id.
     fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// All sealed key blobs, oldest first.
     fn keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    /// Records a destruction: the new state and the blob's removal, atomically.
-    fn destroy_key(&self, id: &str, state: &[u8]) -> Result<(), StoreError>;
+    /// The key a pending request will sign with.
+    fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// The embedded default: one SQLite file.
@@ -61,6 +66,9 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Layout version, in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -69,13 +77,18 @@ CREATE TABLE IF NOT EXISTS root (
     kms_key_id TEXT NOT NULL,
     ciphertext_blob BLOB NOT NULL,
     key_check BLOB,
-    state BLOB
+    state BLOB,
+    state_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
     sealed BLOB NOT NULL,
     created_at INTEGER NOT NULL,
     seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL
 );
 ";
 
@@ -87,7 +100,22 @@ impl SqliteStore {
                 .map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_tables: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'root'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_tables > 0 && version != SCHEMA_VERSION {
+            return Err(StoreError(format!(
+                "{} was written by another Strongroom version (layout {version}, expected \
+                 {SCHEMA_VERSION}); its sealed state cannot be read by this one. Use a fresh \
+                 data directory",
+                path.display()
+            )));
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -109,7 +137,7 @@ impl Store for SqliteStore {
     fn root(&self) -> Result<Option<RootRecord>, StoreError> {
         self.with(|c| {
             Ok(c.query_row(
-                "SELECT kms_key_id, ciphertext_blob, key_check, state FROM root WHERE id = 1",
+                "SELECT kms_key_id, ciphertext_blob, key_check, state, state_seq FROM root WHERE id = 1",
                 [],
                 |r| {
                     Ok(RootRecord {
@@ -117,6 +145,172 @@ impl Store for SqliteStore {
                         ciphertext_blob: r.get(1)?,
                         key_check: r.get(2)?,
                         state: r.get(3)?,
+                        state_seq: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn put_root_blob(&self, kms_key_id: &str, ciphertext_blob: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO root (id, kms_key_id, ciphertext_blob) VALUES (1, ?1, ?2)",
+                params![kms_key_id, ciphertext_blob],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn put_unsealed(&self, key_check: &[u8], seq: u64, state: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE root SET key_check = ?1, state = ?2, state_seq = ?3 WHERE id = 1",
+                params![key_check, state, i64::try_from(seq).unwrap_or(i64::MAX)],
+            )?;
+            if n != 1 {
+                return Err(StoreError("no root record to update".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn apply(&self, effects: &Effects) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            if let Some(state) = &effects.state {
+                tx.execute(
+                    "UPDATE root SET state = ?1, state_seq = ?2 WHERE id = 1 AND state_seq < ?2",
+                    params![
+                        state.sealed.as_slice(),
+                        i64::try_from(state.seq).unwrap_or(i64::MAX)
+                    ],
+                )?;
+            }
+            if let Some(created) = &effects.key_created {
+                tx.execute(
+                    "INSERT INTO keys (id, sealed, created_at, seq)
+                     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keys))",
+                    params![
+                        created.info.id,
+                        created.sealed.as_slice(),
+                        i64::try_from(created.info.created_at).unwrap_or(i64::MAX)
+                    ],
+                )?;
+            }
+            if let Some(id) = &effects.key_destroyed {
+                tx.execute("DELETE FROM keys WHERE id = ?1", [id])?;
+            }
+            if let Some(pending) = &effects.pending_request {
+                tx.execute(
+                    "INSERT OR REPLACE INTO requests (id, key_id) VALUES (?1, ?2)",
+                    params![pending.request_id, pending.key_id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// All sealed key blobs, oldest first.
+    fn keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The key a pending request will sign with.
+    fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The embedded default: one SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+/// Layout version, in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+CREATE TABLE IF NOT EXISTS root (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    kms_key_id TEXT NOT NULL,
+    ciphertext_blob BLOB NOT NULL,
+    key_check BLOB,
+    state BLOB,
+    state_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL
+);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_tables: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'root'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_tables > 0 && version != SCHEMA_VERSION {
+            return Err(StoreError(format!(
+                "{} was written by another Strongroom version (layout {version}, expected \
+                 {SCHEMA_VERSION}); its sealed state cannot be read by this one. Use a fresh \
+                 data directory",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("database lock poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+impl Store for SqliteStore {
+    fn root(&self) -> Result<Option<RootRecord>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT kms_key_id, ciphertext_blob, key_check, state, state_seq FROM root WHERE id = 1",
+                [],
+                |r| {
+                    Ok(RootRecord {
+                        kms_key_id: r.get(0)?,
+                        ciphertext_blob: r.get(1)?,
+                        key_check: r.get(2)?,
+                        state: r.get(3)?,
+                        state_seq: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
                     })
                 },
             )
@@ -175,13 +369,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn destroy_key(&self, id: &str, state: &[u8]) -> Result<(), StoreError> {
+    fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute("UPDATE root SET state = ?1 WHERE id = 1", [state])?;
-            tx.execute("DELETE FROM keys WHERE id = ?1", [id])?;
-            tx.commit()?;
-            Ok(())
+            Ok(c
+                .query_row(
+                    "SELECT key_id FROM requests WHERE id = ?1",
+                    [request_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
     }
 }
@@ -190,6 +386,7 @@ impl Store for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use strongroom_protocol::messages::{CreatedKey, KeyInfo, PendingRef, SealedState};
 
     fn temp_db() -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now()
@@ -200,6 +397,33 @@ mod tests {
             "strongroom-store-{}-{nanos}/db.sqlite",
             std::process::id()
         ))
+    }
+
+    fn created(id: &str, sealed: &[u8], at: u64) -> Effects {
+        Effects {
+            key_created: Some(CreatedKey {
+                info: KeyInfo {
+                    id: id.into(),
+                    label: "l".into(),
+                    curve: "secp256k1".into(),
+                    public_key: vec![4; 65].into(),
+                    address: "0x".into(),
+                    created_at: at,
+                },
+                sealed: sealed.to_vec().into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn state(seq: u64, sealed: &[u8]) -> Effects {
+        Effects {
+            state: Some(SealedState {
+                seq,
+                sealed: sealed.to_vec().into(),
+            }),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -213,24 +437,51 @@ mod tests {
                 s.put_root_blob("alias/k", b"again").is_err(),
                 "one root only"
             );
-            s.put_unsealed(b"kcv", b"state1").unwrap();
-            s.insert_key("b", b"sealed-b", 2).unwrap();
-            s.insert_key("a", b"sealed-a", 1).unwrap();
-            assert!(s.insert_key("a", b"dup", 3).is_err());
+            s.put_unsealed(b"kcv", 1, b"state1").unwrap();
+            s.apply(&created("b", b"sealed-b", 2)).unwrap();
+            s.apply(&created("a", b"sealed-a", 1)).unwrap();
+            assert!(s.apply(&created("a", b"dup", 3)).is_err());
+            s.apply(&Effects {
+                pending_request: Some(PendingRef {
+                    request_id: "r1".into(),
+                    key_id: "a".into(),
+                }),
+                ..Default::default()
+            })
+            .unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
         let root = s.root().unwrap().unwrap();
         assert_eq!(root.ciphertext_blob, b"blob");
         assert_eq!(root.key_check.as_deref(), Some(&b"kcv"[..]));
+        assert_eq!(s.request_key("r1").unwrap().as_deref(), Some("a"));
+        assert_eq!(s.request_key("r2").unwrap(), None);
         let ids: Vec<_> = s.keys().unwrap().into_iter().map(|(i, _)| i).collect();
         assert_eq!(ids, ["b", "a"], "insertion order");
-        s.destroy_key("b", b"state2").unwrap();
+        let mut destroy = state(3, b"state3");
+        destroy.key_destroyed = Some("b".into());
+        s.apply(&destroy).unwrap();
         assert_eq!(s.key("b").unwrap(), None);
         assert_eq!(s.key("a").unwrap().as_deref(), Some(&b"sealed-a"[..]));
-        assert_eq!(
-            s.root().unwrap().unwrap().state.as_deref(),
-            Some(&b"state2"[..])
-        );
+        // An older state arriving late does not overwrite a newer one.
+        s.apply(&state(2, b"state2")).unwrap();
+        let root = s.root().unwrap().unwrap();
+        assert_eq!(root.state.as_deref(), Some(&b"state3"[..]));
+        assert_eq!(root.state_seq, 3);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_database_of_another_layout_is_refused() {
+        let path = temp_db();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE root (id INTEGER PRIMARY KEY);")
+                .unwrap();
+        }
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(e.to_string().contains("another Strongroom version"), "{e}");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -30,6 +30,11 @@ pub enum UnsealError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A first boot without a genesis document.
+    #[error(
+        "this is a first boot and no genesis document was given: start the proxy with --genesis FILE"
+    )]
+    NoGenesis,
     /// The stored root key belongs to another KMS key than the configured one.
     #[error(
         "the stored root key was made with KMS key {stored}, but the proxy is configured with {configured}"
@@ -78,6 +83,7 @@ pub async fn unseal_once(
     enclave: &EnclaveClient,
     kms: &Kms,
     store: &dyn Store,
+    genesis: Option<&[u8]>,
 ) -> Result<(), UnsealError> {
     let Response::UnsealChallenge {
         attestation_document,
@@ -112,19 +118,25 @@ pub async fn unseal_once(
         }
     };
     let first_boot = key_check.is_none();
+    let genesis = if first_boot {
+        Some(genesis.ok_or(UnsealError::NoGenesis)?.to_vec().into())
+    } else {
+        None
+    };
     let answer = call(
         enclave,
         Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: envelope.into(),
             key_check: key_check.map(ByteBuf::from),
             state: state.map(ByteBuf::from),
+            genesis,
         }),
     )
     .await?;
     let Response::Unsealed { key_check, state } = answer else {
         return Err(UnsealError::Unexpected("no Unsealed answer".into()));
     };
-    store.put_unsealed(&key_check, &state)?;
+    store.put_unsealed(&key_check, state.seq, &state.sealed)?;
     tracing::info!(first_boot, key_check = %hex::encode(&key_check), "enclave unsealed");
     Ok(())
 }
@@ -135,6 +147,7 @@ pub async fn supervise(
     kms: Kms,
     store: Arc<dyn Store>,
     health: Arc<Health>,
+    genesis: Option<Vec<u8>>,
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -142,7 +155,7 @@ pub async fn supervise(
             Ok(Response::Status(Phase::Ready)) => Ok(()),
             Ok(Response::Status(Phase::AwaitingRootKey)) => {
                 tracing::info!("enclave awaits its root key; asking KMS");
-                unseal_once(&enclave, &kms, store.as_ref()).await
+                unseal_once(&enclave, &kms, store.as_ref(), genesis.as_deref()).await
             }
             Ok(other) => Err(UnsealError::Unexpected(format!("{other:?}"))),
             Err(e) => Err(e),

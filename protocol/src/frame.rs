@@ -17,14 +17,15 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Length of the big-endian `u32` prefix in front of every frame body.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
-/// Default maximum frame body length: 1 MiB.
+/// Default maximum frame body length: 2 MiB.
 ///
-/// Signing requests, responses and attestation documents are a few KiB, so
-/// 1 MiB leaves ample headroom, while bounding what one connection can make
+/// Signing requests, responses and attestation documents are a few KiB; the largest
+/// frames carry the sealed enclave state (at most 768 KiB) with a genesis document or a
+/// KMS envelope, so 2 MiB leaves headroom, while bounding what one connection can make
 /// the enclave (whose memory is fixed at launch) buffer: a peer can claim up to
 /// 4 GiB in a length prefix, and the prefix is checked against this bound
 /// before anything is allocated or read.
-pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 2 << 20;
 
 /// Deepest nesting of CBOR arrays, maps and tags accepted in a frame body (the envelope counts as one).
 ///

@@ -13,6 +13,9 @@ use serde_bytes::ByteBuf;
 pub const MAX_LABEL_LEN: usize = 128;
 /// Largest sealed object the enclave accepts.
 pub const MAX_SEALED_LEN: usize = 4096;
+/// Largest sealed enclave state (policy, admin set, proposals, pending requests, velocity
+/// ledger, destroyed keys).
+pub const MAX_STATE_LEN: usize = 768 * 1024;
 /// Largest KMS `CiphertextForRecipient` the enclave accepts.
 pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 /// Length of a signing digest.
@@ -36,11 +39,6 @@ pub enum Request {
         /// The client's nonce (at most 512 bytes, the NSM's limit).
         nonce: Option<ByteBuf>,
     },
-    /// Generate a secp256k1 key; the enclave answers with its sealed blob.
-    CreateKey {
-        /// Human-readable label.
-        label: String,
-    },
     /// Unseal a key blob and describe the key (never its secret).
     DescribeKey {
         /// The key the caller asked for; the enclave refuses a blob of any other key.
@@ -48,22 +46,10 @@ pub enum Request {
         /// The sealed key blob as stored by the proxy.
         sealed: ByteBuf,
     },
-    /// Sign a 32-byte digest with a sealed key.
-    SignDigest {
-        /// The key the caller asked for; the enclave refuses a blob of any other key.
-        key_id: String,
-        /// The sealed key blob as stored by the proxy.
-        sealed: ByteBuf,
-        /// The digest to sign.
-        digest: ByteBuf,
-    },
-    /// Destroy a key: the enclave records it so its blob is refused from now on.
-    DestroyKey {
-        /// The key the caller asked for; the enclave refuses a blob of any other key.
-        key_id: String,
-        /// The sealed key blob as stored by the proxy.
-        sealed: ByteBuf,
-    },
+    /// A principal's request, relayed as the client sent it: the enclave checks the stamp
+    /// over exactly these method, path and body bytes, decodes the body itself and answers
+    /// with the HTTP status and JSON body the proxy returns unchanged.
+    Call(Call),
 }
 
 /// KMS's answer to the unseal challenge, with what the proxy stored on earlier boots.
@@ -75,6 +61,91 @@ pub struct CompleteUnseal {
     pub key_check: Option<ByteBuf>,
     /// The sealed enclave state the enclave returned last; None on first boot.
     pub state: Option<ByteBuf>,
+    /// The genesis document (admin set and first policy, JSON) on first boot; None later.
+    pub genesis: Option<ByteBuf>,
+}
+
+/// Longest method name in a [`Call`].
+pub const MAX_METHOD_LEN: usize = 8;
+/// Longest path in a [`Call`].
+pub const MAX_PATH_LEN: usize = 512;
+/// Largest body in a [`Call`].
+pub const MAX_CALL_BODY_LEN: usize = 256 * 1024;
+
+/// A principal's HTTP request as relayed by the proxy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path with query, as the client sent it.
+    pub path: String,
+    /// The exact body bytes.
+    pub body: ByteBuf,
+    /// The `X-Strongroom-Stamp` header, if any.
+    pub stamp: Option<String>,
+    /// The sealed blob of the key the path (or the pending request it names) is about.
+    pub key: Option<SealedKey>,
+}
+
+/// A sealed key blob with the id the proxy filed it under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedKey {
+    /// Key id (32 hex characters).
+    pub id: String,
+    /// The sealed blob.
+    pub sealed: ByteBuf,
+}
+
+/// The enclave's answer to a [`Call`] and what the proxy must store because of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// HTTP status for the client.
+    pub status: u16,
+    /// JSON body for the client.
+    pub body: ByteBuf,
+    /// What the proxy must store.
+    pub effects: Effects,
+}
+
+/// Storage side effects of a call; the proxy applies them before answering the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effects {
+    /// A new sealed enclave state (store it if `seq` is newer than the stored one).
+    pub state: Option<SealedState>,
+    /// A key was created: store its blob.
+    pub key_created: Option<CreatedKey>,
+    /// A key was destroyed: delete its blob.
+    pub key_destroyed: Option<String>,
+    /// A request now waits for approvals or a time-lock: remember which key it is for, so
+    /// the key's blob can come with the call that completes it.
+    pub pending_request: Option<PendingRef>,
+}
+
+/// A sealed enclave state with its sequence number (the enclave's change counter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedState {
+    /// Change counter; higher is newer.
+    pub seq: u64,
+    /// The sealed state.
+    pub sealed: ByteBuf,
+}
+
+/// A key created by a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// The key's public description.
+    pub info: KeyInfo,
+    /// The sealed key blob.
+    pub sealed: ByteBuf,
+}
+
+/// A pending request and its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRef {
+    /// The pending request's id.
+    pub request_id: String,
+    /// The key it will sign with.
+    pub key_id: String,
 }
 
 /// The enclave's answer.
@@ -93,31 +164,17 @@ pub enum Response {
         /// The root-key check value (store it on first boot, send it on later boots).
         key_check: ByteBuf,
         /// The sealed enclave state (store it; send it on later boots).
-        state: ByteBuf,
+        state: SealedState,
     },
     /// An attestation document.
     Attestation {
         /// The COSE_Sign1 attestation document.
         document: ByteBuf,
     },
-    /// A new key and its sealed blob (the proxy stores the blob).
-    KeyCreated {
-        /// The key's public description.
-        key: KeyInfo,
-        /// The sealed key blob.
-        sealed: ByteBuf,
-    },
     /// A key's public description.
     Key(KeyInfo),
-    /// A recoverable ECDSA signature.
-    Signature(RecoverableSignature),
-    /// The key is destroyed; the proxy stores the new state and deletes the blob.
-    KeyDestroyed {
-        /// The destroyed key's id.
-        key_id: String,
-        /// The new sealed enclave state, recording the destruction.
-        state: ByteBuf,
-    },
+    /// The answer to a [`Request::Call`].
+    Answer(Answer),
     /// The request failed.
     Error(EnclaveError),
 }
@@ -146,6 +203,43 @@ pub struct KeyInfo {
     pub address: String,
     /// Creation time, seconds since the Unix epoch (enclave clock).
     pub created_at: u64,
+}
+
+impl KeyInfo {
+    /// The REST API's key object: id, label, curve, `0x` public key, address and the
+    /// creation time in RFC 3339 (UTC).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "label": self.label,
+            "curve": self.curve,
+            "public_key": format!("0x{}", hex::encode(&self.public_key)),
+            "address": self.address,
+            "created_at": rfc3339(self.created_at),
+        })
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// An ECDSA secp256k1 signature with its recovery id; `s` is low.
@@ -198,5 +292,18 @@ impl EnclaveError {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_known_answers() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_996_799), "2026-11-29T23:59:59Z");
+        assert_eq!(rfc3339(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 }

@@ -1,0 +1,331 @@
+//! Who may change the rules: the admin set fixed at genesis, and proposals that take effect
+//! only when a quorum of that set has approved their exact digest. Pure logic, no I/O.
+//!
+//! The genesis document comes from the parent on the first boot, so the parent chooses it;
+//! what stops a parent from choosing its own admins is that the genesis digest is published
+//! in every attestation document, where clients and auditors compare it with the one they
+//! expect (see `attestation_user_data`).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use strongroom_auth::PrincipalKey;
+use strongroom_policy::{KeySpec, Policy};
+
+/// Most admins in a set.
+pub const MAX_ADMINS: usize = 32;
+/// Most open proposals at once.
+pub const MAX_PROPOSALS: usize = 32;
+/// Largest genesis document.
+pub const MAX_GENESIS_LEN: usize = 320 * 1024;
+
+/// Why a governance document or action was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GovernanceError {
+    /// The document does not parse or breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// The policy inside does not validate.
+    #[error("policy: {0}")]
+    Policy(String),
+}
+
+/// The admin set: M of N admin keys must approve every change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSet {
+    threshold: u32,
+    keys: Vec<PrincipalKey>,
+}
+
+/// The JSON form of an admin set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSetDoc {
+    /// Approvals needed (M).
+    pub threshold: u32,
+    /// The admins' public keys (N).
+    pub keys: Vec<KeySpec>,
+}
+
+impl AdminSet {
+    /// Validates an admin set: 1 ≤ M ≤ N ≤ 32, distinct valid keys.
+    pub fn from_doc(doc: &AdminSetDoc) -> Result<Self, GovernanceError> {
+        if doc.keys.is_empty() || doc.keys.len() > MAX_ADMINS {
+            return Err(GovernanceError::Invalid(format!(
+                "an admin set needs 1 to {MAX_ADMINS} keys, got {}",
+                doc.keys.len()
+            )));
+        }
+        if doc.threshold == 0 || doc.threshold as usize > doc.keys.len() {
+            return Err(GovernanceError::Invalid(format!(
+                "admin threshold must be between 1 and the number of admins ({}), got {}",
+                doc.keys.len(),
+                doc.threshold
+            )));
+        }
+        let mut keys = Vec::with_capacity(doc.keys.len());
+        let mut seen = BTreeSet::new();
+        for spec in &doc.keys {
+            let key = spec
+                .to_key()
+                .map_err(|e| GovernanceError::Invalid(format!("admin key: {e}")))?;
+            if !seen.insert(key.id().to_string()) {
+                return Err(GovernanceError::Invalid(format!(
+                    "admin key {} is listed twice",
+                    key.id()
+                )));
+            }
+            keys.push(key);
+        }
+        keys.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(Self {
+            threshold: doc.threshold,
+            keys,
+        })
+    }
+
+    /// The document form (keys in id order).
+    pub fn to_doc(&self) -> AdminSetDoc {
+        AdminSetDoc {
+            threshold: self.threshold,
+            keys: self.keys.iter().map(KeySpec::from_key).collect(),
+        }
+    }
+
+    /// Approvals needed.
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    /// The admin keys, in id order.
+    pub fn keys(&self) -> &[PrincipalKey] {
+        &self.keys
+    }
+
+    /// The admin key with this id.
+    pub fn key(&self, id: &str) -> Option<&PrincipalKey> {
+        self.keys.iter().find(|k| k.id() == id)
+    }
+
+    /// SHA-256 over a domain tag, the threshold and the keys in id order.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"strongroom/v1/admin-set");
+        h.update(self.threshold.to_be_bytes());
+        h.update((self.keys.len() as u32).to_be_bytes());
+        for key in &self.keys {
+            h.update([key.algorithm() as u8]);
+            h.update((key.public_bytes().len() as u32).to_be_bytes());
+            h.update(key.public_bytes());
+        }
+        h.finalize().into()
+    }
+}
+
+/// The first boot's document: the admin set and the first policy.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// The admins.
+    pub admins: AdminSet,
+    /// The first policy.
+    pub policy: Policy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenesisDoc {
+    version: u32,
+    admins: AdminSetDoc,
+    policy: serde_json::Value,
+}
+
+impl Genesis {
+    /// Parses `{"version": 1, "admins": {...}, "policy": {...}}`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, GovernanceError> {
+        if bytes.len() > MAX_GENESIS_LEN {
+            return Err(GovernanceError::Invalid(format!(
+                "genesis document larger than {MAX_GENESIS_LEN} bytes"
+            )));
+        }
+        let doc: GenesisDoc = serde_json::from_slice(bytes)
+            .map_err(|e| GovernanceError::Invalid(format!("genesis document: {e}")))?;
+        if doc.version != 1 {
+            return Err(GovernanceError::Invalid(format!(
+                "genesis version {} is not supported (expected 1)",
+                doc.version
+            )));
+        }
+        let admins = AdminSet::from_doc(&doc.admins)?;
+        let policy_bytes = serde_json::to_vec(&doc.policy)
+            .map_err(|e| GovernanceError::Invalid(format!("genesis policy: {e}")))?;
+        let policy =
+            Policy::from_json(&policy_bytes).map_err(|e| GovernanceError::Policy(e.to_string()))?;
+        Ok(Self { admins, policy })
+    }
+
+    /// The genesis digest published in attestation documents: SHA-256 over a domain tag,
+    /// the admin-set digest and the policy digest.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"strongroom/v1/genesis");
+        h.update(self.admins.digest());
+        h.update(self.policy.digest());
+        h.finalize().into()
+    }
+}
+
+/// What a proposal changes.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Replace the policy.
+    Policy(Policy),
+    /// Replace the admin set.
+    Admins(AdminSet),
+}
+
+impl Change {
+    /// `policy` or `admins`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Policy(_) => "policy",
+            Change::Admins(_) => "admins",
+        }
+    }
+
+    /// The digest of the new content.
+    pub fn content_digest(&self) -> [u8; 32] {
+        match self {
+            Change::Policy(p) => p.digest(),
+            Change::Admins(a) => a.digest(),
+        }
+    }
+
+    /// The proposed document, as JSON.
+    pub fn document(&self) -> serde_json::Value {
+        match self {
+            Change::Policy(p) => {
+                serde_json::from_slice(&p.to_canonical_json()).unwrap_or(serde_json::Value::Null)
+            }
+            Change::Admins(a) => serde_json::to_value(a.to_doc()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The body of `POST /v1/policy/proposals`: exactly one of the two.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalBody {
+    /// A new policy document.
+    pub policy: Option<serde_json::Value>,
+    /// A new admin set.
+    pub admins: Option<AdminSetDoc>,
+}
+
+impl ProposalBody {
+    /// Parses and validates the proposed change.
+    pub fn parse(bytes: &[u8]) -> Result<Change, GovernanceError> {
+        let body: ProposalBody = serde_json::from_slice(bytes)
+            .map_err(|e| GovernanceError::Invalid(format!("proposal body: {e}")))?;
+        match (body.policy, body.admins) {
+            (Some(policy), None) => {
+                let bytes = serde_json::to_vec(&policy)
+                    .map_err(|e| GovernanceError::Invalid(format!("policy: {e}")))?;
+                Policy::from_json(&bytes)
+                    .map(Change::Policy)
+                    .map_err(|e| GovernanceError::Policy(e.to_string()))
+            }
+            (None, Some(admins)) => AdminSet::from_doc(&admins).map(Change::Admins),
+            _ => Err(GovernanceError::Invalid(
+                "a proposal body holds exactly one of \"policy\" and \"admins\"".into(),
+            )),
+        }
+    }
+}
+
+/// A change waiting for admin approvals.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    /// Random id (16 hex characters).
+    pub id: String,
+    /// The change.
+    pub change: Change,
+    /// What admins approve: see [`proposal_digest`].
+    pub digest: [u8; 32],
+    /// Key id of whoever proposed it.
+    pub proposed_by: String,
+    /// When, enclave clock.
+    pub proposed_at: u64,
+    /// Admin key ids that approved.
+    pub approvals: BTreeSet<String>,
+}
+
+/// The digest admins approve: the change, and the admin set and policy it was proposed
+/// against, so an approval cannot be carried over to a proposal made against other rules.
+pub fn proposal_digest(
+    id: &str,
+    change: &Change,
+    base_admins: &[u8; 32],
+    base_policy: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"strongroom/v1/proposal");
+    h.update((id.len() as u32).to_be_bytes());
+    h.update(id.as_bytes());
+    h.update(change.kind().as_bytes());
+    h.update(change.content_digest());
+    h.update(base_admins);
+    h.update(base_policy);
+    h.finalize().into()
+}
+
+/// Why an approval was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// The key that signed is not an admin.
+    #[error("key {0} is not in the admin set; only admins approve changes")]
+    NotAdmin(String),
+    /// The digest in the approval is not this proposal's.
+    #[error("the approved digest is not this proposal's digest {expected}")]
+    WrongDigest {
+        /// The proposal's digest, hex.
+        expected: String,
+    },
+    /// This admin approved already.
+    #[error("admin {0} has already approved this proposal")]
+    Duplicate(String),
+}
+
+impl Proposal {
+    /// Records an admin's approval of `digest`; returns the number of approvals.
+    pub fn approve(
+        &mut self,
+        admins: &AdminSet,
+        admin_key_id: &str,
+        digest: &[u8; 32],
+    ) -> Result<usize, ApprovalError> {
+        if admins.key(admin_key_id).is_none() {
+            return Err(ApprovalError::NotAdmin(admin_key_id.to_string()));
+        }
+        if digest != &self.digest {
+            return Err(ApprovalError::WrongDigest {
+                expected: hex::encode(self.digest),
+            });
+        }
+        if !self.approvals.insert(admin_key_id.to_string()) {
+            return Err(ApprovalError::Duplicate(admin_key_id.to_string()));
+        }
+        Ok(self.approvals.len())
+    }
+
+    /// True once `admins.threshold()` distinct admins approved.
+    pub fn is_approved(&self, admins: &AdminSet) -> bool {
+        self.approvals
+            .iter()
+            .filter(|id| admins.key(id).is_some())
+            .count()
+            >= admins.threshold() as usize
+    }
+}

@@ -1,0 +1,351 @@
+//! Principals, policy and approvals, attacked: stamps that are missing, unknown, tampered,
+//! replayed, expired or older than the enclave; policy changes without a quorum; approvals
+//! by non-admins or twice; signing requests that wait for approvers; velocity limits that
+//! survive restarts. Nothing is signed on any refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use strongroom_protocol::messages::{ErrorCode, Request};
+use support::{Keys, Proxy, code, dev_rules, genesis, now, policy, stamp, stamp_at};
+
+const ROOT: [u8; 32] = [0x77; 32];
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+fn setup() -> (Keys, Proxy, String) {
+    let keys = Keys::new();
+    let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, dev_rules()));
+    let id = proxy.create_key(&keys.dev, "treasury")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (keys, proxy, id)
+}
+
+fn digest_body() -> Vec<u8> {
+    serde_json::to_vec(&json!({"digest": format!("0x{}", "11".repeat(32))})).unwrap()
+}
+
+fn tx(chain_id: u64, nonce: u64, value_wei: u128) -> Value {
+    json!({"transaction": {
+        "type": "0x2",
+        "chainId": format!("0x{chain_id:x}"),
+        "nonce": format!("0x{nonce:x}"),
+        "to": RECIPIENT,
+        "value": format!("0x{value_wei:x}"),
+        "gas": "0x5208",
+        "maxFeePerGas": "0x4a817c800",
+        "maxPriorityFeePerGas": "0x3b9aca00",
+    }})
+}
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+#[test]
+fn stamps_missing_unknown_tampered_replayed_expired_or_pre_boot_are_refused() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/digest");
+    let body = digest_body();
+    let refused = |r: &support::Reply| {
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        assert!(r.body.get("signature").is_none());
+        r.message().to_string()
+    };
+
+    let m = refused(&proxy.raw("POST", &path, &body, None));
+    assert!(m.contains("no stamp"), "{m}");
+
+    let m = refused(&proxy.raw(
+        "POST",
+        &path,
+        &body,
+        Some(stamp(&keys.stranger, "POST", &path, &body)),
+    ));
+    assert!(m.contains("not a principal key"), "{m}");
+
+    // Stamped for one digest, sent with another.
+    let header = stamp(&keys.dev, "POST", &path, &body);
+    let other = serde_json::to_vec(&json!({"digest": format!("0x{}", "22".repeat(32))})).unwrap();
+    let m = refused(&proxy.raw("POST", &path, &other, Some(header.clone())));
+    assert!(m.contains("signature does not match"), "{m}");
+    // Stamped for one key's path, sent to another's.
+    let other_key = proxy.create_key(&keys.dev, "other")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = refused(&proxy.raw(
+        "POST",
+        &format!("/v1/keys/{other_key}/sign/digest"),
+        &body,
+        Some(header.clone()),
+    ));
+    assert!(m.contains("signature does not match"), "{m}");
+    // The tampered attempts did not burn the nonce: the genuine request goes through once…
+    let ok = proxy.raw("POST", &path, &body, Some(header.clone()));
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    // …and only once.
+    let m = refused(&proxy.raw("POST", &path, &body, Some(header)));
+    assert!(m.contains("replay"), "{m}");
+
+    let m = refused(&proxy.raw(
+        "POST",
+        &path,
+        &body,
+        Some(stamp_at(&keys.dev, "POST", &path, &body, now() - 1)),
+    ));
+    assert!(m.contains("expired"), "{m}");
+    let m = refused(&proxy.raw(
+        "POST",
+        &path,
+        &body,
+        Some(stamp_at(&keys.dev, "POST", &path, &body, now() + 3600)),
+    ));
+    assert!(m.contains("more than 300"), "{m}");
+
+    // A stamp that could have been used before this enclave started is refused after a
+    // restart, whatever state the parent hands back.
+    let early = stamp_at(&keys.dev, "POST", &path, &body, now() + 200);
+    proxy.restart(&ROOT);
+    let r = proxy.raw("POST", &path, &body, Some(early));
+    assert_eq!(r.error_code(), "stamp_before_boot", "{:?}", r.body);
+    assert!(r.body["error"]["retry_after"].as_u64().unwrap() >= 100);
+}
+
+#[test]
+fn a_denial_names_the_rule_and_signs_nothing() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/transaction");
+    // 2 ETH on mainnet: over the 1 ETH cap of "dev-transactions".
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 0, 2 * ETH));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(r.error_code(), "denied");
+    let decision = &r.body["error"]["decision"];
+    assert_eq!(decision["result"], "deny");
+    assert_eq!(decision["rule"], "dev-transactions");
+    assert!(
+        r.message().contains("exceeds") && r.message().contains("1 ETH"),
+        "{}",
+        r.message()
+    );
+    assert!(r.body.get("raw").is_none());
+    // A chain id no rule allows.
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(5, 0, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // Within the caps: signed, and the decision says by which rule.
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 0, ETH / 2));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["raw"].as_str().unwrap().starts_with("0x02"));
+    assert_eq!(r.body["decision"]["rule"], "dev-transactions");
+    // A principal without a rule for the action: default deny.
+    let r = proxy.call(&keys.ops, "POST", &path, &tx(1, 1, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.message().contains("default deny"), "{}", r.message());
+    // An admin key is not a principal.
+    let r = proxy.call(&keys.admins[0], "POST", &path, &tx(1, 1, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+}
+
+#[test]
+fn velocity_totals_hold_across_restarts() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/transaction");
+    for nonce in 0..4 {
+        let r = proxy.call(&keys.dev, "POST", &path, &tx(1, nonce, ETH));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert!(r.answer.effects.state.is_some(), "the ledger is sealed");
+    }
+    proxy.restart(&ROOT);
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 4, ETH));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // 5 ETH in 24 h for this key: the sixth is refused, after a restart too.
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 5, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.message().contains("velocity"), "{}", r.message());
+    proxy.restart(&ROOT);
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 5, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+}
+
+fn propose(proxy: &mut Proxy, keys: &Keys, new_policy: Value) -> (String, String) {
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        "/v1/policy/proposals",
+        &json!({ "policy": new_policy }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    (
+        r.body["proposal"]["id"].as_str().unwrap().to_string(),
+        r.body["proposal"]["digest"].as_str().unwrap().to_string(),
+    )
+}
+
+fn approve(
+    proxy: &mut Proxy,
+    key: &strongroom_auth::SigningKey,
+    id: &str,
+    digest: &str,
+) -> support::Reply {
+    proxy.call(
+        key,
+        "POST",
+        &format!("/v1/policy/proposals/{id}/approve"),
+        &json!({ "digest": digest }),
+    )
+}
+
+#[test]
+fn policy_changes_need_a_quorum_of_distinct_admins_approving_the_exact_digest() {
+    let (keys, mut proxy, id) = setup();
+    let before = proxy.raw("GET", "/v1/policy", b"", None).body;
+    // A looser policy: digests for anyone, including "ops".
+    let loose = policy(
+        &keys,
+        json!([{"name": "anyone-digests", "effect": "allow", "actions": ["sign_digest"]}]),
+    );
+    let (pid, digest) = propose(&mut proxy, &keys, loose);
+    let ops_sign = |proxy: &mut Proxy| {
+        let path = format!("/v1/keys/{id}/sign/digest");
+        proxy
+            .call(&keys.ops, "POST", &path, &serde_json::from_slice(&digest_body()).unwrap())
+            .status
+    };
+    assert_eq!(ops_sign(&mut proxy), 403);
+
+    // A principal (not an admin) approving: refused.
+    let r = approve(&mut proxy, &keys.dev, &pid, &digest);
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.message().contains("not in the admin set"), "{}", r.message());
+    // An admin approving another digest: refused.
+    let r = approve(&mut proxy, &keys.admins[0], &pid, &"00".repeat(32));
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    // M-1 = 1 approval: recorded, not applied.
+    let r = approve(&mut proxy, &keys.admins[0], &pid, &digest);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["applied"], false);
+    // The same admin again: refused, still not applied.
+    let r = approve(&mut proxy, &keys.admins[0], &pid, &digest);
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(ops_sign(&mut proxy), 403, "one admin cannot loosen the policy");
+    let mid = proxy.raw("GET", "/v1/policy", b"", None).body;
+    assert_eq!(mid["policy_digest"], before["policy_digest"]);
+    // A forged approval: the stamp of admin 2 on admin 1's request body is refused.
+    let path = format!("/v1/policy/proposals/{pid}/approve");
+    let body = serde_json::to_vec(&json!({"digest": digest})).unwrap();
+    let header = stamp(&keys.admins[1], "POST", &path, b"{}");
+    let r = proxy.raw("POST", &path, &body, Some(header));
+    assert_eq!(r.status, 401);
+    // The second distinct admin (a P-256 key): applied.
+    let r = approve(&mut proxy, &keys.admins[2], &pid, &digest);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["applied"], true);
+    assert_eq!(ops_sign(&mut proxy), 200);
+    let after = proxy.raw("GET", "/v1/policy", b"", None).body;
+    assert_ne!(after["policy_digest"], before["policy_digest"]);
+    assert_eq!(after["genesis_digest"], before["genesis_digest"]);
+    // The new policy survives a restart.
+    proxy.restart(&ROOT);
+    assert_eq!(ops_sign(&mut proxy), 200);
+    // An applied proposal is gone.
+    let r = approve(&mut proxy, &keys.admins[1], &pid, &digest);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn the_admin_set_changes_only_by_its_own_quorum() {
+    let (keys, mut proxy, _) = setup();
+    // Replace the admins with the stranger alone (threshold 1).
+    let r = proxy.call(
+        &keys.admins[0],
+        "POST",
+        "/v1/policy/proposals",
+        &json!({"admins": {"threshold": 1, "keys": [support::spec(&keys.stranger)]}}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let pid = r.body["proposal"]["id"].as_str().unwrap().to_string();
+    let digest = r.body["proposal"]["digest"].as_str().unwrap().to_string();
+    // The future admin cannot approve its own admission.
+    assert_eq!(approve(&mut proxy, &keys.stranger, &pid, &digest).status, 401);
+    assert_eq!(approve(&mut proxy, &keys.admins[1], &pid, &digest).status, 200);
+    let r = approve(&mut proxy, &keys.admins[2], &pid, &digest);
+    assert_eq!(r.body["applied"], true, "{:?}", r.body);
+    // Now the old admins are not admins, and the new one alone is a quorum.
+    let (pid, digest) = propose(&mut proxy, &keys, policy(&keys, dev_rules()));
+    assert_eq!(approve(&mut proxy, &keys.admins[0], &pid, &digest).status, 401);
+    let r = approve(&mut proxy, &keys.stranger, &pid, &digest);
+    assert_eq!(r.body["applied"], true, "{:?}", r.body);
+}
+
+#[test]
+fn big_transfers_wait_for_an_approver_who_signs_the_decoded_intent() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/transaction");
+    // 10 ETH on Sepolia: over "dev-transactions" caps, allowed by "big-sepolia" with one
+    // approval from "ops".
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(11155111, 0, 10 * ETH));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let request = r.body["request"].clone();
+    assert_eq!(request["status"], "pending");
+    assert_eq!(request["decision"]["rule"], "big-sepolia");
+    assert_eq!(request["intent"]["kind"], "transaction");
+    let rid = request["id"].as_str().unwrap().to_string();
+    let intent_digest = request["intent_digest"].as_str().unwrap().to_string();
+    let approve_path = format!("/v1/requests/{rid}/approve");
+
+    // The requester cannot approve its own request.
+    let r = proxy.call(&keys.dev, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // An admin is not an approver of signing requests unless the rule says so.
+    let r = proxy.call(
+        &keys.admins[0],
+        "POST",
+        &approve_path,
+        &json!({"intent_digest": intent_digest}),
+    );
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // The approver approving something else: refused.
+    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": "00".repeat(32)}));
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    // The approver approving the intent: signed.
+    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["request"]["status"], "signed");
+    assert!(r.body["result"]["raw"].as_str().unwrap().starts_with("0x02"));
+    // The requester collects it.
+    let got = proxy.raw("GET", &format!("/v1/requests/{rid}"), b"", None);
+    assert_eq!(got.body["request"]["result"]["raw"], r.body["result"]["raw"]);
+    // Approving again: the request is no longer pending.
+    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    assert_eq!(r.status, 409, "{:?}", r.body);
+}
+
+#[test]
+fn a_pending_request_can_be_cancelled_and_then_never_signs() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/transaction");
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(11155111, 0, 10 * ETH));
+    let rid = r.body["request"]["id"].as_str().unwrap().to_string();
+    let digest = r.body["request"]["intent_digest"].as_str().unwrap().to_string();
+    let r = proxy.call(&keys.dev, "POST", &format!("/v1/requests/{rid}/cancel"), &json!({}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["request"]["status"], "cancelled");
+    let r = proxy.call(
+        &keys.ops,
+        "POST",
+        &format!("/v1/requests/{rid}/approve"),
+        &json!({"intent_digest": digest}),
+    );
+    assert_eq!(r.status, 409, "{:?}", r.body);
+}
+
+#[test]
+fn a_running_enclave_never_takes_state_back_from_the_parent() {
+    let (_keys, proxy, _) = setup();
+    // The only way state enters the enclave is CompleteUnseal, which a running enclave
+    // refuses: the parent cannot roll a running enclave back.
+    assert_eq!(
+        code(proxy.enclave().handle(Request::BeginUnseal)),
+        ErrorCode::WrongPhase
+    );
+}

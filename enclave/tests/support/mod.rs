@@ -1,0 +1,336 @@
+//! Test harness: an enclave on a mock NSM, unsealed with a real CMS envelope, with a
+//! genesis of three admins (2 of 3) and one principal, and a `Proxy` that relays stamped
+//! calls and stores their effects the way the parent proxy does.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_bytes::ByteBuf;
+use serde_json::{Value, json};
+use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
+use strongroom_attestation::{Expectations, Nsm, TrustedRoot, verify};
+use strongroom_auth::{Request as StampedRequest, SigningKey, Stamp};
+use strongroom_enclave::Enclave;
+use strongroom_envelope::seal_for_recipient;
+use strongroom_protocol::messages::{
+    Answer, Call, CompleteUnseal, ErrorCode, Request, Response, SealedKey,
+};
+
+/// Development keys: the principal "dev", a second principal "ops" (an approver), three
+/// admins.
+pub struct Keys {
+    pub dev: SigningKey,
+    pub ops: SigningKey,
+    pub admins: [SigningKey; 3],
+    pub stranger: SigningKey,
+}
+
+impl Keys {
+    pub fn new() -> Self {
+        Self {
+            dev: SigningKey::ed25519_from_seed(&[1; 32]),
+            ops: SigningKey::p256_from_bytes(&[2; 32]).unwrap(),
+            admins: [
+                SigningKey::ed25519_from_seed(&[11; 32]),
+                SigningKey::ed25519_from_seed(&[12; 32]),
+                SigningKey::p256_from_bytes(&[13; 32]).unwrap(),
+            ],
+            stranger: SigningKey::ed25519_from_seed(&[99; 32]),
+        }
+    }
+}
+
+pub fn spec(key: &SigningKey) -> Value {
+    let public = key.public();
+    let algorithm = match public.algorithm() {
+        strongroom_auth::Algorithm::Ed25519 => "ed25519",
+        strongroom_auth::Algorithm::EcdsaP256 => "ecdsa-p256",
+    };
+    json!({"algorithm": algorithm, "public": hex::encode(public.public_bytes())})
+}
+
+/// The principals section for `keys`.
+pub fn principals(keys: &Keys) -> Value {
+    json!([
+        {"id": "dev", "roles": ["signer"], "keys": [spec(&keys.dev)]},
+        {"id": "ops", "roles": ["approver"], "keys": [spec(&keys.ops)]},
+    ])
+}
+
+/// The mock-mode development policy (README walk-through) plus an approval rule.
+pub fn dev_rules() -> Value {
+    json!([
+        {"name": "dev-create-keys", "effect": "allow", "principals": ["dev"], "actions": ["create_key", "destroy_key"]},
+        {"name": "dev-transactions", "effect": "allow", "principals": ["dev"], "actions": ["sign_transaction"],
+         "conditions": {"chain_ids": [1, 11155111], "max_value": "1 ether",
+                        "velocity": [{"scope": "key", "window": "24h", "max_value": "5 ether"}]}},
+        {"name": "dev-typed-data", "effect": "allow", "principals": ["dev"], "actions": ["sign_typed_data"]},
+        {"name": "dev-messages", "effect": "allow", "principals": ["dev"], "actions": ["sign_message"]},
+        {"name": "dev-digests", "effect": "allow", "principals": ["dev"], "actions": ["sign_digest"]},
+        {"name": "big-sepolia", "effect": "allow", "principals": ["dev"], "actions": ["sign_transaction"],
+         "conditions": {"chain_ids": [11155111], "max_value": "100 ether",
+                        "approvals": {"threshold": 1, "approvers": ["ops"]}}}
+    ])
+}
+
+pub fn policy(keys: &Keys, rules: Value) -> Value {
+    json!({"version": 1, "principals": principals(keys), "rules": rules})
+}
+
+pub fn genesis(keys: &Keys, rules: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "version": 1,
+        "admins": {"threshold": 2, "keys": keys.admins.iter().map(spec).collect::<Vec<_>>()},
+        "policy": policy(keys, rules),
+    }))
+    .unwrap()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A stamp header for the request, valid for the full window.
+pub fn stamp(key: &SigningKey, method: &str, path: &str, body: &[u8]) -> String {
+    stamp_at(key, method, path, body, now() + 300)
+}
+
+static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub fn stamp_at(key: &SigningKey, method: &str, path: &str, body: &[u8], expires: u64) -> String {
+    let mut nonce = vec![0u8; 16];
+    nonce[..8].copy_from_slice(
+        &NONCE
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_be_bytes(),
+    );
+    nonce[8..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
+    Stamp::sign(
+        key,
+        StampedRequest {
+            method,
+            path,
+            body,
+        },
+        nonce,
+        expires,
+    )
+    .to_header()
+}
+
+pub fn nsm() -> MockNsm {
+    MockNsm::ephemeral(MockNsmConfig::default()).unwrap()
+}
+
+pub fn code(r: Response) -> ErrorCode {
+    match r {
+        Response::Error(e) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// What the proxy keeps between boots.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub key_check: Vec<u8>,
+    pub state: Vec<u8>,
+    pub seq: u64,
+}
+
+/// Plays KMS for one BeginUnseal: checks the document, wraps `root` for its RSA key.
+pub fn challenge(enclave: &Enclave<MockNsm>, trusted: &TrustedRoot, root: &[u8]) -> Vec<u8> {
+    let Response::UnsealChallenge {
+        attestation_document,
+    } = enclave.handle(Request::BeginUnseal)
+    else {
+        panic!("no challenge")
+    };
+    let doc = verify(
+        &attestation_document,
+        &Expectations::new(SystemTime::now()).root(trusted.clone()),
+    )
+    .unwrap();
+    let spki = doc.document.public_key.expect("RSA key in the document");
+    seal_for_recipient(&spki, root).unwrap()
+}
+
+/// An enclave with the trusted root of its NSM.
+pub struct Booted {
+    pub enclave: Enclave<MockNsm>,
+    pub trusted: TrustedRoot,
+}
+
+pub fn boot() -> Booted {
+    let nsm = nsm();
+    let trusted = nsm.trusted_root();
+    Booted {
+        enclave: Enclave::new(nsm),
+        trusted,
+    }
+}
+
+impl Booted {
+    pub fn unseal(
+        &self,
+        root: &[u8],
+        stored: Option<&Stored>,
+        genesis: Option<&[u8]>,
+    ) -> Response {
+        let envelope = challenge(&self.enclave, &self.trusted, root);
+        self.enclave
+            .handle(Request::CompleteUnseal(CompleteUnseal {
+                ciphertext_for_recipient: envelope.into(),
+                key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
+                state: stored.map(|s| ByteBuf::from(s.state.clone())),
+                genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
+            }))
+    }
+}
+
+/// The parent proxy's part: relays calls with the blob the path names, stores effects.
+pub struct Proxy {
+    pub booted: Booted,
+    pub stored: Stored,
+    pub blobs: HashMap<String, Vec<u8>>,
+    pub requests: HashMap<String, String>,
+}
+
+/// A call's answer, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub answer: Answer,
+}
+
+impl Reply {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl Proxy {
+    /// First boot with `genesis`.
+    pub fn first_boot(root: &[u8], genesis: &[u8]) -> Self {
+        let booted = boot();
+        let Response::Unsealed { key_check, state } = booted.unseal(root, None, Some(genesis))
+        else {
+            panic!("first boot failed")
+        };
+        Self {
+            booted,
+            stored: Stored {
+                key_check: key_check.into_vec(),
+                state: state.sealed.into_vec(),
+                seq: state.seq,
+            },
+            blobs: HashMap::new(),
+            requests: HashMap::new(),
+        }
+    }
+
+    /// A new enclave process unsealed with what was stored.
+    pub fn restart(&mut self, root: &[u8]) {
+        let booted = boot();
+        let Response::Unsealed { key_check, state } =
+            booted.unseal(root, Some(&self.stored), None)
+        else {
+            panic!("restart failed")
+        };
+        assert_eq!(key_check.as_slice(), self.stored.key_check.as_slice());
+        self.stored.state = state.sealed.into_vec();
+        self.stored.seq = state.seq;
+        self.booted = booted;
+    }
+
+    pub fn enclave(&self) -> &Enclave<MockNsm> {
+        &self.booted.enclave
+    }
+
+    fn key_for(&self, path: &str) -> Option<SealedKey> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let id = match parts.as_slice() {
+            ["", "v1", "keys", id, ..] => Some(id.to_string()),
+            ["", "v1", "requests", id, "approve" | "execute"] => self.requests.get(*id).cloned(),
+            _ => None,
+        }?;
+        self.blobs.get(&id).map(|b| SealedKey {
+            id,
+            sealed: b.clone().into(),
+        })
+    }
+
+    /// Relays a call with an explicit stamp header (or none).
+    pub fn raw(&mut self, method: &str, path: &str, body: &[u8], stamp: Option<String>) -> Reply {
+        let key = self.key_for(path);
+        self.raw_with_key(method, path, body, stamp, key)
+    }
+
+    pub fn raw_with_key(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        stamp: Option<String>,
+        key: Option<SealedKey>,
+    ) -> Reply {
+        let response = self.enclave().handle(Request::Call(Call {
+            method: method.into(),
+            path: path.into(),
+            body: body.to_vec().into(),
+            stamp,
+            key,
+        }));
+        let Response::Answer(answer) = response else {
+            panic!("not an answer: {response:?}")
+        };
+        let e = &answer.effects;
+        if let Some(s) = &e.state
+            && s.seq > self.stored.seq
+        {
+            self.stored.seq = s.seq;
+            self.stored.state = s.sealed.to_vec();
+        }
+        if let Some(k) = &e.key_created {
+            self.blobs.insert(k.info.id.clone(), k.sealed.to_vec());
+        }
+        if let Some(id) = &e.key_destroyed {
+            self.blobs.remove(id);
+        }
+        if let Some(p) = &e.pending_request {
+            self.requests
+                .insert(p.request_id.clone(), p.key_id.clone());
+        }
+        let body = serde_json::from_slice(&answer.body).expect("JSON answer");
+        Reply {
+            status: answer.status,
+            body,
+            answer,
+        }
+    }
+
+    /// A stamped call by `key`.
+    pub fn call(&mut self, key: &SigningKey, method: &str, path: &str, body: &Value) -> Reply {
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).unwrap()
+        };
+        let header = stamp(key, method, path, &bytes);
+        self.raw(method, path, &bytes, Some(header))
+    }
+
+    /// Creates a key as `key`; returns its JSON.
+    pub fn create_key(&mut self, key: &SigningKey, label: &str) -> Value {
+        let r = self.call(key, "POST", "/v1/keys", &json!({ "label": label }));
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["key"].clone()
+    }
+}
