@@ -219,7 +219,7 @@ fn is_hex_key(s: &str) -> bool {
 /// Decodes 32 bytes of hex (optional 0x) into a wiped buffer.
 fn hex_key(s: &str, algorithm: &'static str) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let digits = s.trim().strip_prefix("0x").unwrap_or(s.trim());
-    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) || digits.len() % 2 != 0 {
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) || !digits.len().is_multiple_of(2) {
         return Err(KeyFileError::Hex);
     }
     let bytes = Zeroizing::new(hex::decode(digits).map_err(|_| KeyFileError::Hex)?);
@@ -301,8 +301,11 @@ fn from_sec1_der(der: &[u8]) -> Result<SigningKey, KeyFileError> {
     {
         return Err(KeyFileError::UnsupportedCurve(curve.to_string()));
     }
-    let secret = p256::SecretKey::from_sec1_der(der).map_err(|_| KeyFileError::Der("SEC1 P-256"))?;
-    Ok(SigningKey::EcdsaP256(p256::ecdsa::SigningKey::from(&secret)))
+    let secret =
+        p256::SecretKey::from_sec1_der(der).map_err(|_| KeyFileError::Der("SEC1 P-256"))?;
+    Ok(SigningKey::EcdsaP256(p256::ecdsa::SigningKey::from(
+        &secret,
+    )))
 }
 
 /// Reads a PKCS#8 document, choosing the algorithm by its OID.

@@ -47,8 +47,15 @@ fn have_openssl() -> bool {
 
 /// The public key OpenSSL derives from a private key file, as a [`PrincipalKey`].
 fn openssl_public(path: &Path) -> PrincipalKey {
-    let der = openssl(&["pkey", "-in", path.to_str().unwrap(), "-pubout", "-outform", "DER"])
-        .unwrap();
+    let der = openssl(&[
+        "pkey",
+        "-in",
+        path.to_str().unwrap(),
+        "-pubout",
+        "-outform",
+        "DER",
+    ])
+    .unwrap();
     // SubjectPublicKeyInfo: the key bytes are the BIT STRING at the end. Ed25519's is 32
     // bytes after a 12-byte header; P-256's is the 65-byte uncompressed point.
     match der.len() {
@@ -64,7 +71,10 @@ fn generated_keys_round_trip_through_pkcs8_pem() {
         let key = SigningKey::generate(algorithm).unwrap();
         assert_eq!(key.algorithm(), algorithm);
         let pem = key.to_pkcs8_pem();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{algorithm}");
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{algorithm}"
+        );
         assert!(pem.ends_with("-----END PRIVATE KEY-----\n"), "{algorithm}");
         let back = SigningKey::from_text(&pem).unwrap();
         assert_eq!(back.public(), key.public(), "{algorithm}");
@@ -94,7 +104,10 @@ fn hex_forms() {
         assert_eq!(SigningKey::from_text(&text).unwrap().public(), ed, "{text}");
     }
     let p = SigningKey::p256_from_bytes(&seed).unwrap().public();
-    for text in [format!("ecdsa-p256:{hex_seed}"), format!("ecdsa-p256:0x{hex_seed}\n")] {
+    for text in [
+        format!("ecdsa-p256:{hex_seed}"),
+        format!("ecdsa-p256:0x{hex_seed}\n"),
+    ] {
         let key = SigningKey::from_text(&text).unwrap();
         assert_eq!(key.algorithm(), Algorithm::EcdsaP256);
         assert_eq!(key.public(), p);
@@ -224,7 +237,16 @@ fn other_keys_are_refused_with_a_reason() {
         &f("p384.pem"),
     ])
     .unwrap();
-    openssl(&["ecparam", "-name", "secp256k1", "-genkey", "-noout", "-out", &f("k1.pem")]).unwrap();
+    openssl(&[
+        "ecparam",
+        "-name",
+        "secp256k1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &f("k1.pem"),
+    ])
+    .unwrap();
     openssl(&[
         "pkey",
         "-in",
@@ -236,7 +258,15 @@ fn other_keys_are_refused_with_a_reason() {
         &f("enc.pem"),
     ])
     .unwrap();
-    openssl(&["pkey", "-in", &f("p384.pem"), "-pubout", "-out", &f("pub.pem")]).unwrap();
+    openssl(&[
+        "pkey",
+        "-in",
+        &f("p384.pem"),
+        "-pubout",
+        "-out",
+        &f("pub.pem"),
+    ])
+    .unwrap();
     let read = |n: &str| SigningKey::from_text(&std::fs::read_to_string(f(n)).unwrap());
     assert_eq!(
         read("ed448.pem").unwrap_err(),
@@ -260,7 +290,8 @@ fn other_keys_are_refused_with_a_reason() {
 
 #[test]
 fn malformed_text_is_refused_without_echoing_it() {
-    let secret_hex = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75e";
+    // 63 hex digits: one short of an Ed25519 seed.
+    let secret_hex = &format!("{}5ec", "5ec2e7".repeat(10));
     let pem = SigningKey::ed25519_from_seed(&[5; 32]).to_pkcs8_pem();
     let body_line = pem.lines().nth(1).unwrap().to_string();
     let mut corrupt = pem.to_string();
@@ -268,7 +299,7 @@ fn malformed_text_is_refused_without_echoing_it() {
     let cases: Vec<(String, KeyFileError)> = vec![
         (String::new(), KeyFileError::Unrecognised),
         ("hello world".into(), KeyFileError::Unrecognised),
-        (secret_hex.into(), KeyFileError::Hex), // 63 digits
+        (secret_hex.clone(), KeyFileError::Hex),
         (
             format!("{secret_hex}0ab"),
             KeyFileError::Length {
@@ -276,10 +307,7 @@ fn malformed_text_is_refused_without_echoing_it() {
                 got: 33,
             },
         ),
-        (
-            format!("ecdsa-p256:{secret_hex}g"),
-            KeyFileError::Hex,
-        ),
+        (format!("ecdsa-p256:{secret_hex}g"), KeyFileError::Hex),
         (
             format!("ecdsa-p256:{}", "ff".repeat(32)),
             KeyFileError::Invalid("ecdsa-p256"),
@@ -300,7 +328,10 @@ fn malformed_text_is_refused_without_echoing_it() {
             ),
             KeyFileError::Der("PKCS#8"),
         ),
-        (format!("{}{}", pem.as_str(), pem.as_str()), KeyFileError::Ambiguous),
+        (
+            format!("{}{}", pem.as_str(), pem.as_str()),
+            KeyFileError::Ambiguous,
+        ),
         ("x".repeat(20_000), KeyFileError::TooLong),
     ];
     for (text, expected) in cases {

@@ -47,6 +47,15 @@ pub fn key_id_arg(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
+/// Clap value parser for a request or proposal id: like [`key_id_arg`], refusing only what
+/// would turn into another path.
+pub fn id_arg(s: &str) -> Result<String> {
+    if matches!(s, "" | "." | "..") {
+        bail!("{s:?} is not an id");
+    }
+    Ok(s.to_string())
+}
+
 /// Parses `INDEX=HEX` into a PCR index and value.
 pub fn pcr_arg(s: &str) -> Result<(u8, Vec<u8>)> {
     let Some((index, value)) = s.split_once('=') else {
@@ -94,6 +103,80 @@ pub fn der_or_pem_file(path: &str) -> Result<Vec<u8>> {
     Ok(raw)
 }
 
+/// Reads a file's bytes verbatim (`-`: standard input).
+pub fn file_or_stdin(path: &str) -> Result<Vec<u8>> {
+    if path == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .context("reading standard input")?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).with_context(|| format!("reading {path}"))
+}
+
+/// Reads a JSON request body, refusing what is not JSON before anything is sent; the bytes
+/// are returned unchanged, as the stamp covers them.
+pub fn json_body_file(path: &str) -> Result<Vec<u8>> {
+    let bytes = file_or_stdin(path)?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .with_context(|| format!("{path} is not JSON"))?;
+    Ok(bytes)
+}
+
+/// Reads a governance document (a policy or an admin set) and returns the JSON bytes of
+/// `{"<field>": document}`. A `.toml` file is converted to JSON; a JSON file is embedded
+/// as written, so large integers keep their exact digits.
+pub fn document_body(path: &str, field: &str) -> Result<Vec<u8>> {
+    let bytes = file_or_stdin(path)?;
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("{path} is not UTF-8"))?;
+    let document = if path.to_ascii_lowercase().ends_with(".toml") {
+        let table: toml::Table =
+            toml::from_str(text).with_context(|| format!("{path} is not TOML"))?;
+        let json = toml_to_json(toml::Value::Table(table))
+            .with_context(|| format!("{path}: converting TOML to JSON"))?;
+        serde_json::to_string(&json)?
+    } else {
+        let value: serde_json::Value =
+            serde_json::from_str(text).with_context(|| format!("{path} is not JSON"))?;
+        if !value.is_object() {
+            bail!("{path}: the document must be a JSON object");
+        }
+        text.trim().to_string()
+    };
+    let key = serde_json::to_string(field)?;
+    Ok(format!("{{{key}:{document}}}").into_bytes())
+}
+
+/// A TOML value as JSON. Dates have no place in the documents, so they are refused rather
+/// than turned into something the server misreads.
+pub fn toml_to_json(value: toml::Value) -> Result<serde_json::Value> {
+    use serde_json::Value as J;
+    Ok(match value {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::from(i),
+        toml::Value::Float(f) => J::Number(
+            serde_json::Number::from_f64(f)
+                .ok_or_else(|| anyhow!("{f} has no JSON form (NaN or infinite)"))?,
+        ),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => {
+            bail!("TOML date-time {d} is not part of any document; quote it if it is text")
+        }
+        toml::Value::Array(items) => J::Array(
+            items
+                .into_iter()
+                .map(toml_to_json)
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        toml::Value::Table(table) => J::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| Ok((k, toml_to_json(v)?)))
+                .collect::<Result<serde_json::Map<_, _>>>()?,
+        ),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -123,6 +206,77 @@ mod tests {
         assert!(digest_arg(&"zz".repeat(32)).is_err());
         assert!(digest_arg("").is_err());
         assert!(digest_arg("0x").is_err());
+    }
+
+    #[test]
+    fn toml_documents_become_the_same_json() {
+        let toml_text = r#"
+            version = 1
+
+            [[principals]]
+            id = "dev"
+            roles = ["signer"]
+            keys = [{ algorithm = "ed25519", public = "ab" }]
+
+            [[rules]]
+            name = "dev-transactions"
+            effect = "allow"
+            principals = ["dev"]
+            actions = ["sign_transaction"]
+            [rules.conditions]
+            chain_ids = [1, 11155111]
+            max_value = "1 ether"
+            max_gas_limit = 300000
+            allow_contract_creation = false
+            velocity = [{ scope = "key", window = "24h", max_value = "5 ether" }]
+            ratio = 0.5
+        "#;
+        let table: toml::Table = toml::from_str(toml_text).unwrap();
+        let json = toml_to_json(toml::Value::Table(table)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "version": 1,
+                "principals": [{"id": "dev", "roles": ["signer"],
+                                "keys": [{"algorithm": "ed25519", "public": "ab"}]}],
+                "rules": [{"name": "dev-transactions", "effect": "allow", "principals": ["dev"],
+                           "actions": ["sign_transaction"],
+                           "conditions": {"chain_ids": [1, 11155111], "max_value": "1 ether",
+                                          "max_gas_limit": 300000,
+                                          "allow_contract_creation": false,
+                                          "velocity": [{"scope": "key", "window": "24h",
+                                                        "max_value": "5 ether"}],
+                                          "ratio": 0.5}}]
+            })
+        );
+        let date: toml::Table = toml::from_str("at = 1979-05-27T07:32:00Z").unwrap();
+        let err = toml_to_json(toml::Value::Table(date)).unwrap_err();
+        assert!(err.to_string().contains("date-time"), "{err}");
+    }
+
+    #[test]
+    fn document_bodies_wrap_the_document() {
+        let dir = std::env::temp_dir().join(format!("strongroom-cli-doc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // JSON is embedded verbatim: an integer beyond u64 keeps its digits.
+        let json_path = dir.join("p.json");
+        std::fs::write(&json_path, "{\"version\": 1, \"big\": 100000000000000000000000}\n").unwrap();
+        let body = document_body(json_path.to_str().unwrap(), "policy").unwrap();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"policy\":{\"version\": 1, \"big\": 100000000000000000000000}}"
+        );
+        let toml_path = dir.join("admins.TOML");
+        std::fs::write(&toml_path, "threshold = 2\nkeys = []\n").unwrap();
+        let body = document_body(toml_path.to_str().unwrap(), "admins").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value, serde_json::json!({"admins": {"threshold": 2, "keys": []}}));
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "[1, 2]").unwrap();
+        assert!(document_body(bad.to_str().unwrap(), "policy").is_err());
+        std::fs::write(&bad, "{\"a\": 1} trailing").unwrap();
+        assert!(document_body(bad.to_str().unwrap(), "policy").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -17,7 +17,7 @@ use strongroom_protocol::messages::{
 
 use crate::governance::{AdminSet, Change, MAX_PROPOSALS, Proposal, ProposalBody, proposal_digest};
 use crate::keys::KeyRecord;
-use crate::payload::{self, SignJob};
+use crate::payload;
 use crate::requests::{PendingRequest, Status, intent_digest};
 use crate::state::EnclaveState;
 
@@ -945,7 +945,10 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
             if intent != request.intent {
                 return Err(ApiError::internal("stored request decodes differently"));
             }
-            g.state.engine.commit(&ctx, &decision);
+            g.state
+                .engine
+                .commit(&ctx, &decision)
+                .map_err(|e| ApiError::conflict(format!("{e}; refusing to sign rather than forget")))?;
             let mut result = payload::sign(&job, record);
             if let Some(obj) = result.as_object_mut() {
                 obj.insert("decision".into(), decision_json(&decision));

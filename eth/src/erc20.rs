@@ -27,13 +27,22 @@ pub(crate) fn decode(token: Address, data: &[u8]) -> Option<Erc20Call> {
     let config = AbiDecoderConfig::new().strict(true);
     let call = IErc20Calls::abi_decode_with_config(data, config).ok()?;
     Some(match call {
-        IErc20Calls::transfer(c) => Erc20Call::Transfer { token, to: c.to, amount: c.amount },
-        IErc20Calls::transferFrom(c) => {
-            Erc20Call::TransferFrom { token, from: c.from, to: c.to, amount: c.amount }
-        }
-        IErc20Calls::approve(c) => {
-            Erc20Call::Approve { token, spender: c.spender, amount: c.amount }
-        }
+        IErc20Calls::transfer(c) => Erc20Call::Transfer {
+            token,
+            to: c.to,
+            amount: c.amount,
+        },
+        IErc20Calls::transferFrom(c) => Erc20Call::TransferFrom {
+            token,
+            from: c.from,
+            to: c.to,
+            amount: c.amount,
+        },
+        IErc20Calls::approve(c) => Erc20Call::Approve {
+            token,
+            spender: c.spender,
+            amount: c.amount,
+        },
     })
 }
 
@@ -64,17 +73,30 @@ mod tests {
         let data = calldata(&["a9059cbb", &word_addr(TO), &word(1000)]);
         assert_eq!(
             decode(TOKEN, &data),
-            Some(Erc20Call::Transfer { token: TOKEN, to: TO, amount: U256::from(1000) })
+            Some(Erc20Call::Transfer {
+                token: TOKEN,
+                to: TO,
+                amount: U256::from(1000)
+            })
         );
         let data = calldata(&["23b872dd", &word_addr(FROM), &word_addr(TO), &word(7)]);
         assert_eq!(
             decode(TOKEN, &data),
-            Some(Erc20Call::TransferFrom { token: TOKEN, from: FROM, to: TO, amount: U256::from(7) })
+            Some(Erc20Call::TransferFrom {
+                token: TOKEN,
+                from: FROM,
+                to: TO,
+                amount: U256::from(7)
+            })
         );
         let data = calldata(&["095ea7b3", &word_addr(TO), &"f".repeat(64)]);
         assert_eq!(
             decode(TOKEN, &data),
-            Some(Erc20Call::Approve { token: TOKEN, spender: TO, amount: U256::MAX })
+            Some(Erc20Call::Approve {
+                token: TOKEN,
+                spender: TO,
+                amount: U256::MAX
+            })
         );
     }
 

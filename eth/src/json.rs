@@ -101,7 +101,10 @@ pub(crate) fn object<'a>(
         expected: "a JSON object",
     })?;
     if let Some(field) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(DecodeError::UnknownField { context, field: field.clone() });
+        return Err(DecodeError::UnknownField {
+            context,
+            field: field.clone(),
+        });
     }
     Ok(map)
 }
@@ -112,16 +115,22 @@ pub(crate) fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a V
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> DecodeError {
-    DecodeError::InvalidField { field: field.to_owned(), reason: reason.into() }
+    DecodeError::InvalidField {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 fn as_str<'a>(field: &str, value: &'a Value) -> Result<&'a str, DecodeError> {
-    value.as_str().ok_or_else(|| invalid(field, "must be a string"))
+    value
+        .as_str()
+        .ok_or_else(|| invalid(field, "must be a string"))
 }
 
 /// The digits after a mandatory lower-case `0x` prefix.
 fn strip_0x<'a>(field: &str, s: &'a str) -> Result<&'a str, DecodeError> {
-    s.strip_prefix("0x").ok_or_else(|| invalid(field, "must start with \"0x\""))
+    s.strip_prefix("0x")
+        .ok_or_else(|| invalid(field, "must start with \"0x\""))
 }
 
 /// An Ethereum JSON-RPC quantity: `0x` then hex digits without leading zeros (`0x0` for
@@ -151,9 +160,15 @@ const MAX_SAFE_JSON_INTEGER: u64 = (1 << 53) - 1;
 /// clients, older web3.py among them, send `chainId` and `nonce` as numbers).
 pub(crate) fn quantity_u64(field: &'static str, value: &Value) -> Result<u64, DecodeError> {
     if value.is_number() {
-        return value.as_u64().filter(|n| *n <= MAX_SAFE_JSON_INTEGER).ok_or_else(|| {
-            invalid(field, "a JSON number here must be a non-negative integer below 2^53")
-        });
+        return value
+            .as_u64()
+            .filter(|n| *n <= MAX_SAFE_JSON_INTEGER)
+            .ok_or_else(|| {
+                invalid(
+                    field,
+                    "a JSON number here must be a non-negative integer below 2^53",
+                )
+            });
     }
     u64::try_from(quantity(field, value)?).map_err(|_| DecodeError::Overflow { field, bits: 64 })
 }
@@ -162,7 +177,10 @@ pub(crate) fn quantity_u64(field: &'static str, value: &Value) -> Result<u64, De
 /// what a JSON number carries exactly.
 pub(crate) fn quantity_u128(field: &'static str, value: &Value) -> Result<u128, DecodeError> {
     if value.is_number() {
-        return Err(invalid(field, "must be a hex quantity string, not a JSON number"));
+        return Err(invalid(
+            field,
+            "must be a hex quantity string, not a JSON number",
+        ));
     }
     u128::try_from(quantity(field, value)?).map_err(|_| DecodeError::Overflow { field, bits: 128 })
 }
@@ -170,7 +188,10 @@ pub(crate) fn quantity_u128(field: &'static str, value: &Value) -> Result<u128, 
 /// A 256-bit quantity (value). Hex strings only, as for fees.
 pub(crate) fn quantity_u256(field: &'static str, value: &Value) -> Result<U256, DecodeError> {
     if value.is_number() {
-        return Err(invalid(field, "must be a hex quantity string, not a JSON number"));
+        return Err(invalid(
+            field,
+            "must be a hex quantity string, not a JSON number",
+        ));
     }
     quantity(field, value)
 }
@@ -191,10 +212,16 @@ pub(crate) fn hex_bytes(
 }
 
 /// Exactly `N` bytes of `0x`-prefixed hex.
-pub(crate) fn hex_fixed<const N: usize>(field: &str, value: &Value) -> Result<[u8; N], DecodeError> {
+pub(crate) fn hex_fixed<const N: usize>(
+    field: &str,
+    value: &Value,
+) -> Result<[u8; N], DecodeError> {
     let digits = strip_0x(field, as_str(field, value)?)?;
     if digits.len() != 2 * N {
-        return Err(invalid(field, format!("must be {N} bytes ({} hex digits)", 2 * N)));
+        return Err(invalid(
+            field,
+            format!("must be {N} bytes ({} hex digits)", 2 * N),
+        ));
     }
     let bytes = decode_hex(field, digits)?;
     let mut out = [0u8; N];
@@ -207,7 +234,7 @@ fn decode_hex(field: &str, digits: &str) -> Result<Vec<u8>, DecodeError> {
     if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid(field, "not hex"));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(invalid(field, "odd number of hex digits"));
     }
     alloy_primitives::hex::decode(digits).map_err(|e| invalid(field, e.to_string()))
@@ -240,7 +267,10 @@ mod tests {
     fn duplicate_keys_are_refused_at_any_depth() {
         assert!(parse_strict(br#"{"a":1,"a":2}"#).is_err());
         assert!(parse_strict(br#"{"x":[{"a":1,"a":1}]}"#).is_err());
-        assert_eq!(parse_strict(br#"{"a":[1,"x",null,true]}"#).unwrap(), json!({"a":[1,"x",null,true]}));
+        assert_eq!(
+            parse_strict(br#"{"a":[1,"x",null,true]}"#).unwrap(),
+            json!({"a":[1,"x",null,true]})
+        );
     }
 
     #[test]
@@ -253,7 +283,13 @@ mod tests {
         let max = format!("0x{}", "f".repeat(64));
         assert_eq!(quantity("f", &json!(max)).unwrap(), U256::MAX);
         let over = format!("0x1{}", "0".repeat(64));
-        assert_eq!(quantity("f", &json!(over)), Err(DecodeError::Overflow { field: "f", bits: 256 }));
+        assert_eq!(
+            quantity("f", &json!(over)),
+            Err(DecodeError::Overflow {
+                field: "f",
+                bits: 256
+            })
+        );
     }
 
     #[test]
@@ -266,7 +302,10 @@ mod tests {
         assert!(quantity_u256("f", &json!(5)).is_err());
         assert_eq!(
             quantity_u64("f", &json!("0x10000000000000000")),
-            Err(DecodeError::Overflow { field: "f", bits: 64 })
+            Err(DecodeError::Overflow {
+                field: "f",
+                bits: 64
+            })
         );
     }
 
@@ -286,9 +325,16 @@ mod tests {
         let big = format!("0x{}", "zz".repeat(11));
         assert_eq!(
             hex_bytes("data", "calldata", &json!(big), 10),
-            Err(DecodeError::TooLarge { what: "calldata", len: 11, max: 10 })
+            Err(DecodeError::TooLarge {
+                what: "calldata",
+                len: 11,
+                max: 10
+            })
         );
-        assert_eq!(hex_bytes("data", "calldata", &json!("0x"), 10).unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            hex_bytes("data", "calldata", &json!("0x"), 10).unwrap(),
+            Vec::<u8>::new()
+        );
         assert!(hex_bytes("data", "calldata", &json!("0x123"), 10).is_err());
         assert!(hex_bytes("data", "calldata", &json!("0x0x12"), 10).is_err());
     }

@@ -569,10 +569,17 @@ impl Engine {
     }
 
     /// Records an allowed signature in the ledger (for velocity limits); does nothing for
-    /// other outcomes and for non-signing actions. Fails only when the ledger is full even
+    /// other outcomes, for non-signing actions and for signatures no velocity limit of the
+    /// policy could count ([`Policy::could_count`]). Fails only when the ledger is full even
     /// after pruning: the caller must then not sign.
     pub fn commit(&mut self, ctx: &Context<'_>, decision: &Decision) -> Result<(), PolicyError> {
         if !decision.is_allow() || !is_signing(ctx.intent.action()) {
+            return Ok(());
+        }
+        if !self
+            .policy
+            .could_count(decision.rule.as_deref(), ctx.intent.native_value())
+        {
             return Ok(());
         }
         if self.ledger.len() >= self.ledger.capacity() {

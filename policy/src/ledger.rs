@@ -9,7 +9,7 @@ use crate::error::PolicyError;
 
 /// Most entries a ledger holds. When full, signing is refused rather than an entry
 /// forgotten: forgetting would loosen every velocity limit.
-pub const MAX_LEDGER_ENTRIES: usize = 100_000;
+pub const MAX_LEDGER_ENTRIES: usize = 4096;
 /// Longest key id, principal id or rule name an entry can hold (one length byte).
 pub const MAX_LEDGER_ID_LEN: usize = 255;
 
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn lying_counts_are_refused_before_allocation() {
         let mut bytes = sample().to_bytes();
-        bytes[5..9].copy_from_slice(&50_000u32.to_be_bytes());
+        bytes[5..9].copy_from_slice(&4_000u32.to_be_bytes());
         assert_eq!(
             Ledger::from_bytes(&bytes),
             Err(PolicyError::LedgerMalformed("entry count exceeds the data"))

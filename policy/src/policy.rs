@@ -343,6 +343,23 @@ impl Policy {
         self.rules.iter().find(|r| r.name == name)
     }
 
+    /// Whether some velocity limit of this policy could count a signature of native
+    /// `value` allowed by rule `decided_by`: limits scoped to a key or a principal count
+    /// signatures allowed by any rule, limits scoped to a rule only that rule's. A
+    /// signature no limit could count is not recorded, which keeps the sealed ledger (and
+    /// the state the enclave re-seals after every recorded signature) small; a limit added
+    /// later counts from when it takes effect.
+    pub fn could_count(&self, decided_by: Option<&str>, value: U256) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.conditions.velocity.iter().any(|limit| {
+                let in_scope = limit.scope != Scope::Rule || Some(rule.name.as_str()) == decided_by;
+                let counted =
+                    limit.max_count.is_some() || (limit.max_value.is_some() && !value.is_zero());
+                in_scope && counted
+            })
+        })
+    }
+
     /// The longest velocity window of any rule (0 if none): how long the ledger must
     /// remember a signature.
     pub fn longest_window(&self) -> u64 {

@@ -7,7 +7,7 @@ use alloy_primitives::U256;
 use common::*;
 use serde_json::json;
 use strongroom_policy::{
-    Action, Effect, Engine, Intent, Ledger, MAX_POLICY_LEN, Outcome, Policy, PolicyError,
+    Action, Effect, Engine, Intent, KeySpec, Ledger, MAX_POLICY_LEN, Outcome, Policy, PolicyError,
     TransactionIntent,
 };
 
@@ -486,6 +486,36 @@ fn ed25519_and_p256_keys() {
     let id = uncompressed.public().id().to_owned();
     assert_eq!(id, dave.keys()[0].id());
     assert_eq!(p.principal("alice").unwrap().roles(), ["signer"]);
+    assert_eq!(dave.id, "dave");
+    let spec = KeySpec::from_key(&dave.keys[0]);
+    assert_eq!(spec.public, DAVE_P256);
+    assert_eq!(spec.to_key().unwrap(), dave.keys[0]);
+    let json: KeySpec =
+        serde_json::from_value(json!({"algorithm": "ed25519", "public": format!("0x{ALICE}")}))
+            .unwrap();
+    assert_eq!(
+        json.to_key().unwrap().id(),
+        p.principal("alice").unwrap().keys[0].id()
+    );
+    assert!(
+        serde_json::from_value::<KeySpec>(json!({"algorithm": "ed25519", "public": ALICE, "x": 1}))
+            .is_err()
+    );
+    for (algorithm, public) in [
+        ("rsa", ALICE),
+        ("ed25519", "zz"),
+        ("ed25519", "00"),
+        ("ecdsa-p256", ALICE),
+    ] {
+        let spec = KeySpec {
+            algorithm: algorithm.into(),
+            public: public.into(),
+        };
+        assert!(
+            matches!(spec.to_key(), Err(PolicyError::KeySpec(_))),
+            "{algorithm} {public}"
+        );
+    }
     assert_eq!(p.rules().len(), 0);
     assert_eq!(p.version(), 1);
 }

@@ -15,7 +15,7 @@ pub const MAX_LABEL_LEN: usize = 128;
 pub const MAX_SEALED_LEN: usize = 4096;
 /// Largest sealed enclave state (policy, admin set, proposals, pending requests, velocity
 /// ledger, destroyed keys).
-pub const MAX_STATE_LEN: usize = 768 * 1024;
+pub const MAX_STATE_LEN: usize = 1024 * 1024;
 /// Largest KMS `CiphertextForRecipient` the enclave accepts.
 pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 /// Length of a signing digest.

@@ -1,0 +1,242 @@
+//! `strongroom dev …`: development keys and the mock-mode genesis document, and key tools
+//! operators need to write genesis documents and policies.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use strongroom_auth::{Algorithm, PrincipalKey, SigningKey};
+
+use crate::principal::{dev_principal_key, load_key_file};
+
+/// Admin keys `dev init` makes.
+const DEV_ADMINS: usize = 3;
+/// Approvals the development admin set needs.
+const DEV_THRESHOLD: u32 = 2;
+
+/// Developer subcommands.
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Create mock-mode development keys (three admins, threshold 2, one principal) and the
+    /// genesis document in DIR/dev; existing keys are kept. Prints the paths.
+    Init {
+        /// The data directory [default: --data-dir].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace existing keys (data sealed under the old genesis stops accepting them).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate a principal or admin key into FILE (PKCS#8 PEM, mode 0600); prints its key
+    /// id and its policy key spec.
+    Key {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The key's algorithm.
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Ed25519)]
+        algorithm: KeyAlgorithm,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the key id and policy key spec of a private key file (`-`: standard input).
+    Pubkey {
+        /// The private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+/// A principal key algorithm, as the command line names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    /// Ed25519.
+    Ed25519,
+    /// ECDSA over P-256.
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+}
+
+impl From<KeyAlgorithm> for Algorithm {
+    fn from(a: KeyAlgorithm) -> Self {
+        match a {
+            KeyAlgorithm::Ed25519 => Algorithm::Ed25519,
+            KeyAlgorithm::EcdsaP256 => Algorithm::EcdsaP256,
+        }
+    }
+}
+
+/// Runs a dev subcommand.
+pub fn run(data_dir: &Path, cmd: DevCommand) -> Result<()> {
+    match cmd {
+        DevCommand::Init { dir, force } => {
+            let dir = dir.unwrap_or_else(|| data_dir.to_path_buf());
+            print!("{}", init(&dir, force)?);
+            Ok(())
+        }
+        DevCommand::Key {
+            out,
+            algorithm,
+            force,
+        } => {
+            let key = SigningKey::generate(algorithm.into())?;
+            write_key(&out, &key, force)?;
+            eprintln!("wrote {}", out.display());
+            print!("{}", describe_key(&key.public()));
+            Ok(())
+        }
+        DevCommand::Pubkey { key } => {
+            let key = load_key_file(&key, "key")?;
+            print!("{}", describe_key(&key.public()));
+            Ok(())
+        }
+    }
+}
+
+/// The policy key spec: `{"algorithm": …, "public": …}`.
+pub fn key_spec(key: &PrincipalKey) -> Value {
+    json!({ "algorithm": key.algorithm().name(), "public": key.public_hex() })
+}
+
+/// `id: …` then the key spec as one line of JSON, ready to paste into a document.
+fn describe_key(key: &PrincipalKey) -> String {
+    format!("id: {}\n{}\n", key.id(), key_spec(key))
+}
+
+/// The development genesis document: the admin set and a policy that lets the principal
+/// `dev` create keys and sign on mainnet and Sepolia within modest limits.
+pub fn dev_genesis(admins: &[PrincipalKey], principal: &PrincipalKey) -> Value {
+    let allow = |name: &str, action: &str| {
+        json!({"name": name, "effect": "allow", "principals": ["dev"], "actions": [action]})
+    };
+    json!({
+        "version": 1,
+        "admins": {
+            "threshold": DEV_THRESHOLD,
+            "keys": admins.iter().map(key_spec).collect::<Vec<_>>(),
+        },
+        "policy": {
+            "version": 1,
+            "principals": [{"id": "dev", "roles": ["signer"], "keys": [key_spec(principal)]}],
+            "rules": [
+                allow("dev-create-keys", "create_key"),
+                {
+                    "name": "dev-transactions", "effect": "allow", "principals": ["dev"],
+                    "actions": ["sign_transaction"],
+                    "conditions": {
+                        "chain_ids": [1, 11155111],
+                        "max_value": "1 ether",
+                        "velocity": [{"scope": "key", "window": "24h", "max_value": "5 ether"}],
+                    },
+                },
+                allow("dev-typed-data", "sign_typed_data"),
+                allow("dev-messages", "sign_message"),
+                allow("dev-digests", "sign_digest"),
+            ],
+        },
+    })
+}
+
+/// The admin key files `dev init` writes, in order.
+pub fn dev_admin_keys(data_dir: &Path) -> Vec<PathBuf> {
+    (1..=DEV_ADMINS)
+        .map(|i| data_dir.join("dev").join(format!("admin-{i}.key")))
+        .collect()
+}
+
+/// `dev init`: makes or reuses the keys, writes the genesis; returns the report to print.
+pub fn init(data_dir: &Path, force: bool) -> Result<String> {
+    let dev = data_dir.join("dev");
+    create_private_dir(&dev)?;
+    let mut paths = dev_admin_keys(data_dir);
+    paths.push(dev_principal_key(data_dir));
+    let existing: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    let reuse = !force && existing.len() == paths.len();
+    if !force && !reuse && !existing.is_empty() {
+        bail!(
+            "some development keys exist and others do not ({}); pass --force to replace \
+             them all",
+            existing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut keys = Vec::with_capacity(paths.len());
+    for path in &paths {
+        let key = if reuse {
+            load_key_file(path, "development key")
+                .context("pass --force to replace the development keys")?
+        } else {
+            let key = SigningKey::generate(Algorithm::Ed25519)?;
+            write_key(path, &key, force)?;
+            key
+        };
+        keys.push(key.public());
+    }
+    let genesis_path = dev.join("genesis.json");
+    let write_genesis = !reuse || !genesis_path.exists();
+    if write_genesis {
+        let (principal, admins) = keys.split_last().context("no keys")?;
+        let text = serde_json::to_string_pretty(&dev_genesis(admins, principal))?;
+        std::fs::write(&genesis_path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", genesis_path.display()))?;
+    }
+    if force && !existing.is_empty() {
+        eprintln!(
+            "replaced the development keys: a data directory already sealed under the old \
+             genesis will not accept them; start from an empty one"
+        );
+    }
+    let verb = if reuse { "kept" } else { "wrote" };
+    let mut report = String::new();
+    for (path, key) in paths.iter().zip(&keys) {
+        report.push_str(&format!("{verb} {} (key {})\n", path.display(), key.id()));
+    }
+    let verb = if write_genesis { "wrote" } else { "kept" };
+    report.push_str(&format!("{verb} {}\n", genesis_path.display()));
+    Ok(report)
+}
+
+/// Creates a directory only its owner can enter (and tightens an existing one).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a key as PKCS#8 PEM, readable by its owner only; refuses to replace a file
+/// unless `force`.
+pub fn write_key(path: &Path, key: &SigningKey, force: bool) -> Result<()> {
+    if force && path.exists() {
+        // Removed first so the new file is created with the restrictive mode below.
+        std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        if path.exists() {
+            format!("{} exists; pass --force to replace it", path.display())
+        } else {
+            format!("creating {}", path.display())
+        }
+    })?;
+    file.write_all(key.to_pkcs8_pem().as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}

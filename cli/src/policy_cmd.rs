@@ -1,0 +1,210 @@
+//! `strongroom policy …`: the policy and admin set in force, and changes to them, which
+//! take effect once a quorum of admins has approved their exact digest.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::client::{Api, print_json};
+use crate::input::{Digest, digest_arg, document_body, id_arg};
+use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, load_key_file};
+
+/// Policy subcommands.
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy and admin set in force, with their digests.
+    Show,
+    /// Propose a new policy document (JSON, or TOML if FILE ends in .toml). Prints the
+    /// proposal's id and the digest admins approve.
+    Propose {
+        /// The policy document (`-`: JSON on standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Stamp with this admin key instead of the principal key.
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<PathBuf>,
+    },
+    /// Propose a new admin set: FILE holds `{"threshold": M, "keys": [{"algorithm",
+    /// "public"}, …]}` (JSON, or TOML if it ends in .toml).
+    ProposeAdmins {
+        /// The admin set document (`-`: JSON on standard input).
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Stamp with this admin key instead of the principal key.
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<PathBuf>,
+    },
+    /// List the open proposals, or print one.
+    Proposals {
+        /// Proposal id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: Option<String>,
+    },
+    /// Approve a proposal with an admin key; applied once the admins' threshold is met.
+    Approve {
+        /// Proposal id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+        /// The admin's key file.
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+        /// The digest you reviewed (as printed by `policy propose`); refuse if the
+        /// server's differs.
+        #[arg(long, value_name = "HEX", value_parser = digest_arg)]
+        digest: Option<Digest>,
+    },
+    /// Withdraw a proposal (admins only).
+    Cancel {
+        /// Proposal id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+        /// The admin's key file.
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+    },
+}
+
+fn admin(path: &PathBuf) -> Result<PrincipalKeySource> {
+    Ok(PrincipalKeySource {
+        key: load_key_file(path, "admin key")?,
+        source: format!("--admin-key {}", path.display()),
+    })
+}
+
+fn proposer(principal: &PrincipalKeyChoice, admin_key: Option<PathBuf>) -> Result<PrincipalKeySource> {
+    match admin_key {
+        Some(path) => admin(&path),
+        None => principal.load(),
+    }
+}
+
+/// Runs a policy subcommand.
+pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Show => print_json(&api.get(&["v1", "policy"])?),
+        PolicyCommand::Propose { file, admin_key } => {
+            propose(api, document_body(&file, "policy")?, proposer(principal, admin_key)?)
+        }
+        PolicyCommand::ProposeAdmins { file, admin_key } => {
+            propose(api, document_body(&file, "admins")?, proposer(principal, admin_key)?)
+        }
+        PolicyCommand::Proposals { id: None } => {
+            print_json(&api.get(&["v1", "policy", "proposals"])?)
+        }
+        PolicyCommand::Proposals { id: Some(id) } => {
+            print_json(&api.get(&["v1", "policy", "proposals", &id])?)
+        }
+        PolicyCommand::Approve {
+            id,
+            admin_key,
+            digest,
+        } => {
+            let key = admin(&admin_key)?;
+            let shown = api.get(&["v1", "policy", "proposals", &id])?;
+            let proposal = &shown["proposal"];
+            let server_digest = proposal["digest"]
+                .as_str()
+                .and_then(|d| digest_arg(d).ok())
+                .with_context(|| format!("proposal {id} has no valid digest"))?;
+            if let Some(Digest(given)) = digest
+                && given != server_digest.0
+            {
+                bail!(
+                    "proposal {id} has digest {}, not the {} you gave: not approving",
+                    hex::encode(server_digest.0),
+                    hex::encode(given)
+                );
+            }
+            eprintln!(
+                "approving proposal {id}: new {} (content digest {}), proposed by key {}; \
+                 digest {}",
+                proposal["kind"].as_str().unwrap_or("?"),
+                proposal["content_digest"].as_str().unwrap_or("?"),
+                proposal["proposed_by"].as_str().unwrap_or("?"),
+                hex::encode(server_digest.0),
+            );
+            let body = serde_json::to_vec(&json!({ "digest": hex::encode(server_digest.0) }))?;
+            let answer = api.stamped(
+                Method::POST,
+                &["v1", "policy", "proposals", &id, "approve"],
+                Some(&body),
+                &key,
+            )?;
+            print!("{}", approval_summary(&answer.body));
+            print_json(&answer.body)
+        }
+        PolicyCommand::Cancel { id, admin_key } => {
+            let key = admin(&admin_key)?;
+            let answer = api.stamped(
+                Method::POST,
+                &["v1", "policy", "proposals", &id, "cancel"],
+                Some(b"{}"),
+                &key,
+            )?;
+            print_json(&answer.body)
+        }
+    }
+}
+
+fn propose(api: &Api, body: Vec<u8>, key: PrincipalKeySource) -> Result<()> {
+    let answer = api.stamped(
+        Method::POST,
+        &["v1", "policy", "proposals"],
+        Some(&body),
+        &key,
+    )?;
+    if answer.status != StatusCode::CREATED {
+        bail!("unexpected status {} (expected 201 Created)", answer.status);
+    }
+    print!("{}", proposal_summary(&answer.body));
+    print_json(&answer.body)
+}
+
+/// `id: …` and `digest: …` lines, first, so scripts can pick them out.
+fn proposal_summary(answer: &Value) -> String {
+    let p = &answer["proposal"];
+    format!(
+        "id: {}\ndigest: {}\n",
+        p["id"].as_str().unwrap_or("?"),
+        p["digest"].as_str().unwrap_or("?")
+    )
+}
+
+/// `applied: …` and `approvals: N/M` lines (and the new policy digest once applied).
+fn approval_summary(answer: &Value) -> String {
+    let applied = answer["applied"].as_bool().unwrap_or(false);
+    let mut out = format!(
+        "applied: {applied}\napprovals: {}/{}\n",
+        answer["approvals"].as_u64().unwrap_or_default(),
+        answer["threshold"].as_u64().unwrap_or_default()
+    );
+    if applied {
+        out.push_str(&format!(
+            "policy_digest: {}\n",
+            answer["policy_digest"].as_str().unwrap_or("?")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_lead_with_greppable_lines() {
+        let proposed = json!({"proposal": {"id": "ab12", "digest": "ff00"}});
+        assert_eq!(proposal_summary(&proposed), "id: ab12\ndigest: ff00\n");
+        let pending = json!({"approvals": 1, "threshold": 2, "applied": false});
+        assert_eq!(approval_summary(&pending), "applied: false\napprovals: 1/2\n");
+        let applied =
+            json!({"approvals": 2, "threshold": 2, "applied": true, "policy_digest": "cd"});
+        assert_eq!(
+            approval_summary(&applied),
+            "applied: true\napprovals: 2/2\npolicy_digest: cd\n"
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! `strongroom requests …`: signing requests waiting for approvals or a time-lock.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::{Api, print_json};
+use crate::input::{Digest, digest_arg, id_arg};
+use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, load_key_file};
+
+/// Request subcommands.
+#[derive(Subcommand)]
+pub enum RequestsCommand {
+    /// List the requests the enclave holds (waiting and recently finished).
+    List,
+    /// Print one request: its decoded intent, decision, approvals and status.
+    Show {
+        /// Request id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+    },
+    /// Approve a request as one of its approvers (stamped with the principal key): prints
+    /// the decoded intent, then approves its intent digest. Signed as soon as enough
+    /// approvals are in (and any time-lock has passed).
+    Approve {
+        /// Request id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+        /// The intent digest you reviewed; refuse if the server's differs.
+        #[arg(long, value_name = "HEX", value_parser = digest_arg)]
+        digest: Option<Digest>,
+    },
+    /// Cancel a waiting request (the requester, an approver or an admin).
+    Cancel {
+        /// Request id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+        /// Stamp with this admin key instead of the principal key.
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<PathBuf>,
+    },
+    /// Sign a request whose time-lock has passed (the requester, an approver or an admin).
+    Execute {
+        /// Request id.
+        #[arg(value_name = "ID", value_parser = id_arg)]
+        id: String,
+        /// Stamp with this admin key instead of the principal key.
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<PathBuf>,
+    },
+}
+
+/// The principal key, or an admin key if one was given.
+fn signer(principal: &PrincipalKeyChoice, admin_key: Option<PathBuf>) -> Result<PrincipalKeySource> {
+    match admin_key {
+        Some(path) => Ok(PrincipalKeySource {
+            key: load_key_file(&path, "admin key")?,
+            source: format!("--admin-key {}", path.display()),
+        }),
+        None => principal.load(),
+    }
+}
+
+/// Runs a requests subcommand.
+pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> Result<()> {
+    match cmd {
+        RequestsCommand::List => print_json(&api.get(&["v1", "requests"])?),
+        RequestsCommand::Show { id } => print_json(&api.get(&["v1", "requests", &id])?),
+        RequestsCommand::Approve { id, digest } => {
+            let shown = api.get(&["v1", "requests", &id])?;
+            let request = &shown["request"];
+            let status = request["status"].as_str().unwrap_or("in an unknown state");
+            if status != "pending" {
+                bail!("request {id} is {status}, not pending: nothing to approve");
+            }
+            let server_digest = request["intent_digest"]
+                .as_str()
+                .and_then(|d| digest_arg(d).ok())
+                .with_context(|| format!("request {id} has no valid intent_digest"))?;
+            if let Some(Digest(given)) = digest
+                && given != server_digest.0
+            {
+                bail!(
+                    "request {id} has intent digest {}, not the {} you gave: not approving",
+                    hex::encode(server_digest.0),
+                    hex::encode(given)
+                );
+            }
+            eprintln!("{}", describe_request(request));
+            let key = principal.load()?;
+            let body =
+                serde_json::to_vec(&json!({ "intent_digest": hex::encode(server_digest.0) }))?;
+            let answer = api.stamped(
+                Method::POST,
+                &["v1", "requests", &id, "approve"],
+                Some(&body),
+                &key,
+            )?;
+            report_progress(&answer.body)
+        }
+        RequestsCommand::Cancel { id, admin_key } => {
+            let key = signer(principal, admin_key)?;
+            let answer = api.stamped(
+                Method::POST,
+                &["v1", "requests", &id, "cancel"],
+                Some(b"{}"),
+                &key,
+            )?;
+            print_json(&answer.body)
+        }
+        RequestsCommand::Execute { id, admin_key } => {
+            let key = signer(principal, admin_key)?;
+            let answer = api.stamped(
+                Method::POST,
+                &["v1", "requests", &id, "execute"],
+                Some(b"{}"),
+                &key,
+            )?;
+            report_progress(&answer.body)
+        }
+    }
+}
+
+/// Prints an approve/execute answer, and on stderr where the request now stands.
+fn report_progress(answer: &Value) -> Result<()> {
+    print_json(answer)?;
+    let request = &answer["request"];
+    match request["status"].as_str() {
+        Some("pending") => eprintln!("{}", pending_note(request)),
+        Some("signed") => eprintln!(
+            "request {} is signed",
+            request["id"].as_str().unwrap_or_default()
+        ),
+        Some(other) => eprintln!(
+            "request {} is {other}: {}",
+            request["id"].as_str().unwrap_or_default(),
+            request["decision"]["reason"].as_str().unwrap_or_default()
+        ),
+        None => {}
+    }
+    Ok(())
+}
+
+/// What an approver is about to approve, for a person to read.
+fn describe_request(request: &Value) -> String {
+    let s = |k: &str| request[k].as_str().unwrap_or("?").to_string();
+    let intent =
+        serde_json::to_string_pretty(&request["intent"]).unwrap_or_else(|_| "?".to_string());
+    format!(
+        "approving request {}: {} by principal {:?} with key {} ({:?})\nintent: {intent}\n\
+         intent digest: {}",
+        s("id"),
+        s("action"),
+        s("principal"),
+        s("key_id"),
+        s("key_label"),
+        s("intent_digest"),
+    )
+}
+
+/// Where a waiting request stands and what to do next.
+pub fn pending_note(request: &Value) -> String {
+    let id = request["id"].as_str().unwrap_or("?");
+    let decision = &request["decision"];
+    let reason = decision["reason"].as_str().unwrap_or_default();
+    match decision["result"].as_str() {
+        Some("needs_approval") => {
+            let names = |k: &str| {
+                decision[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            format!(
+                "request {id} is pending: it needs {} approval(s) from [{}], has [{}] ({reason}); \
+                 approvers run `strongroom requests approve {id}`",
+                decision["threshold"].as_u64().unwrap_or_default(),
+                names("approvers"),
+                names("approved"),
+            )
+        }
+        Some("time_locked") => {
+            let until = decision["until"].as_u64().unwrap_or_default();
+            format!(
+                "request {id} is pending: time-locked until {} ({reason}); then run \
+                 `strongroom requests execute {id}`",
+                format_time(until)
+            )
+        }
+        _ => format!("request {id} is pending: {reason}"),
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (the number itself if out of range).
+fn format_time(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_notes_say_what_to_do_next() {
+        let approval = json!({"id": "r1", "decision": {"result": "needs_approval",
+            "threshold": 2, "approvers": ["alice", "bob"], "approved": ["bob"],
+            "rule": "big", "reason": "2 of alice, bob"}});
+        let note = pending_note(&approval);
+        assert!(note.contains("needs 2 approval(s) from [alice, bob], has [bob]"), "{note}");
+        assert!(note.contains("strongroom requests approve r1"), "{note}");
+        let locked = json!({"id": "r2", "decision": {"result": "time_locked",
+            "until": 1_700_000_000u64, "rule": "slow", "reason": "wait"}});
+        let note = pending_note(&locked);
+        assert!(note.contains("until 2023-11-14T22:13:20Z"), "{note}");
+        assert!(note.contains("strongroom requests execute r2"), "{note}");
+    }
+}
