@@ -260,7 +260,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -282,6 +282,220 @@ mod tests {
         assert_eq!(e.to_string(), "502 Bad Gateway: <html> bad gateway</html>");
         let e = api_error(StatusCode::INTERNAL_SERVER_ERROR, b"");
         assert_eq!(e.to_string(), "500 Internal Server Error: (empty body)");
+        let e = api_error(
+            StatusCode::FORBIDDEN,
+            br#"{"error":{"code":"denied","message":"value 2 ETH exceeds cap 1 ETH","decision":{"result":"deny","rule":"dev-transactions","reason":"value 2 ETH exceeds cap 1 ETH"}}}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "403 denied by rule \"dev-transactions\": value 2 ETH exceeds cap 1 ETH"
+        );
+        let e = api_error(
+            StatusCode::FORBIDDEN,
+            br#"{"error":{"code":"denied","message":"no rule allows it","decision":{"result":"deny","rule":null,"reason":"no rule allows it"}}}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "403 denied (no rule allows it): no rule allows it"
+        );
+    }
+
+    /// One request as a socket server received it.
+    #[derive(Debug)]
+    struct Captured {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Captured {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A minimal HTTP/1.1 server on a real loopback socket: answers each connection with
+    /// the next canned (status, body) and reports what it received.
+    fn serve(answers: Vec<(u16, &'static str)>) -> (String, std::sync::mpsc::Receiver<Captured>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (status, answer) in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap().to_string();
+                let target = parts.next().unwrap().to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (n, v) = h.split_once(':').unwrap();
+                    headers.push((n.trim().to_string(), v.trim().to_string()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                tx.send(Captured {
+                    method,
+                    target,
+                    headers,
+                    body,
+                })
+                .unwrap();
+                let mut stream = stream;
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .unwrap();
+            }
+        });
+        (url, rx)
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Verifies the captured stamp as the enclave would, over what actually arrived.
+    fn verify_captured(seen: &Captured, key: &PrincipalKeySource) -> strongroom_auth::Stamp {
+        let header = seen.header(STAMP_HEADER).expect("a stamp header");
+        let public = key.key.public();
+        let mut cache = strongroom_auth::ReplayCache::new(16);
+        let request = StampedRequest {
+            method: &seen.method,
+            path: &seen.target,
+            body: &seen.body,
+        };
+        let who = strongroom_auth::verify(
+            Some(header),
+            request,
+            |id| (id == public.id()).then_some(&public),
+            &mut cache,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(who, &public);
+        strongroom_auth::Stamp::parse(header).unwrap()
+    }
+
+    fn test_key() -> PrincipalKeySource {
+        PrincipalKeySource {
+            key: SigningKey::ed25519_from_seed(&[42; 32]),
+            source: "a test".into(),
+        }
+    }
+
+    #[test]
+    fn stamps_cover_the_exact_path_and_body_sent() {
+        let (url, seen) = serve(vec![
+            (201, r#"{"key":{"id":"k"}}"#),
+            (200, r#"{"id":"k","destroyed":true}"#),
+        ]);
+        // A base path prefix is part of what the server sees, so the stamp covers it.
+        let api = Api::new(&format!("{url}/prefix/"), Duration::from_secs(5)).unwrap();
+        let key = test_key();
+        // Bytes as given, with odd spacing: signed and sent unchanged.
+        let body = br#"{ "label" :"a b"}"#;
+        let answer = api
+            .stamped(Method::POST, &["v1", "keys"], Some(body), &key)
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::CREATED);
+        assert_eq!(answer.body["key"]["id"], "k");
+        let first = seen.recv().unwrap();
+        assert_eq!(first.method, "POST");
+        assert_eq!(first.target, "/prefix/v1/keys");
+        assert_eq!(first.body, body);
+        assert_eq!(first.header("content-type"), Some("application/json"));
+        let stamp = verify_captured(&first, &key);
+        let lead = stamp.expires_at - now();
+        assert!(
+            (STAMP_VALIDITY_SECS - 5..=STAMP_VALIDITY_SECS).contains(&lead),
+            "{lead}"
+        );
+        assert_eq!(stamp.nonce.len(), NONCE_LEN);
+
+        // An id that needs escaping: the stamp covers the escaped form on the wire.
+        api.stamped(Method::DELETE, &["v1", "keys", "a b/c"], None, &key)
+            .unwrap();
+        let second = seen.recv().unwrap();
+        assert_eq!(second.method, "DELETE");
+        assert_eq!(second.target, "/prefix/v1/keys/a%20b%2Fc");
+        assert!(second.body.is_empty());
+        assert_eq!(second.header("content-type"), None);
+        let stamp2 = verify_captured(&second, &key);
+        assert_ne!(stamp.nonce, stamp2.nonce, "a fresh nonce per request");
+    }
+
+    #[test]
+    fn wire_paths_keep_the_query() {
+        let url = Url::parse("http://h/p/v1/requests?status=pending&x=a%20b").unwrap();
+        assert_eq!(wire_path(&url), "/p/v1/requests?status=pending&x=a%20b");
+        let url = Url::parse("http://h").unwrap();
+        assert_eq!(wire_path(&url), "/");
+    }
+
+    #[test]
+    fn a_stamp_refused_as_before_the_boot_is_made_again_once() {
+        let (url, seen) = serve(vec![
+            (
+                401,
+                r#"{"error":{"code":"stamp_before_boot","message":"too early","retry_after":0}}"#,
+            ),
+            (200, r#"{"ok":true}"#),
+        ]);
+        let api = Api::new(&url, Duration::from_secs(5)).unwrap();
+        let key = test_key();
+        let answer = api
+            .stamped(Method::POST, &["v1", "x"], Some(b"{}"), &key)
+            .unwrap();
+        assert_eq!(answer.body["ok"], true);
+        let a = verify_captured(&seen.recv().unwrap(), &key);
+        let b = verify_captured(&seen.recv().unwrap(), &key);
+        assert_ne!(a.nonce, b.nonce);
+    }
+
+    #[test]
+    fn other_stamp_refusals_name_the_key_used() {
+        let (url, _seen) = serve(vec![(
+            401,
+            r#"{"error":{"code":"unauthenticated","message":"stamp key 00 is not a principal key"}}"#,
+        )]);
+        let api = Api::new(&url, Duration::from_secs(5)).unwrap();
+        let key = test_key();
+        let err = api
+            .stamped(Method::POST, &["v1", "keys"], Some(b"{}"), &key)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "401 unauthenticated: stamp key 00 is not a principal key (the request was \
+                 stamped with key {} from a test)",
+                key.key.public().id()
+            )
+        );
     }
 
     #[test]

@@ -110,9 +110,7 @@ fn describe_key(key: &PrincipalKey) -> String {
 /// The development genesis document: the admin set and a policy that lets the principal
 /// `dev` create keys and sign on mainnet and Sepolia within modest limits.
 pub fn dev_genesis(admins: &[PrincipalKey], principal: &PrincipalKey) -> Value {
-    let allow = |name: &str, action: &str| {
-        json!({"name": name, "effect": "allow", "principals": ["dev"], "actions": [action]})
-    };
+    let allow = |name: &str, action: &str| json!({"name": name, "effect": "allow", "principals": ["dev"], "actions": [action]});
     json!({
         "version": 1,
         "admins": {
@@ -239,4 +237,185 @@ pub fn write_key(path: &Path, key: &SigningKey, force: bool) -> Result<()> {
     file.write_all(key.to_pkcs8_pem().as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "strongroom-cli-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn genesis(dir: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("dev/genesis.json")).unwrap()).unwrap()
+    }
+
+    fn spec_of(path: &Path) -> Value {
+        key_spec(&load_key_file(path, "key").unwrap().public())
+    }
+
+    #[test]
+    fn init_writes_keys_and_a_genesis_of_the_right_shape() {
+        let dir = temp_dir("devinit");
+        let report = init(&dir, false).unwrap();
+        let g = genesis(&dir);
+        assert_eq!(g["version"], 1);
+        assert_eq!(g["admins"]["threshold"], 2);
+        let admins = dev_admin_keys(&dir);
+        let listed: Vec<Value> = admins.iter().map(|p| spec_of(p)).collect();
+        assert_eq!(g["admins"]["keys"], Value::Array(listed));
+        let principal = spec_of(&dev_principal_key(&dir));
+        assert_eq!(principal["algorithm"], "ed25519");
+        assert_eq!(principal["public"].as_str().unwrap().len(), 64);
+        let policy = &g["policy"];
+        assert_eq!(policy["version"], 1);
+        assert_eq!(
+            policy["principals"],
+            json!([{"id": "dev", "roles": ["signer"], "keys": [principal]}])
+        );
+        let rules = policy["rules"].as_array().unwrap();
+        let names: Vec<&str> = rules.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "dev-create-keys",
+                "dev-transactions",
+                "dev-typed-data",
+                "dev-messages",
+                "dev-digests"
+            ]
+        );
+        assert_eq!(
+            rules[1],
+            json!({"name": "dev-transactions", "effect": "allow", "principals": ["dev"],
+                   "actions": ["sign_transaction"],
+                   "conditions": {"chain_ids": [1, 11155111], "max_value": "1 ether",
+                                  "velocity": [{"scope": "key", "window": "24h",
+                                                "max_value": "5 ether"}]}})
+        );
+        for rule in rules {
+            assert_eq!(rule["effect"], "allow");
+            assert_eq!(rule["principals"], json!(["dev"]));
+        }
+        // The policy is the one policy/examples/dev-genesis.json shows, up to the key.
+        let example: Value =
+            serde_json::from_str(include_str!("../../policy/examples/dev-genesis.json")).unwrap();
+        let mut ours = policy.clone();
+        ours["principals"][0]["keys"] = example["principals"][0]["keys"].clone();
+        assert_eq!(ours, example);
+        // And the policy engine accepts it, with our key as the principal's.
+        let parsed =
+            strongroom_policy::Policy::from_json(&serde_json::to_vec(policy).unwrap()).unwrap();
+        assert_eq!(parsed.principals().len(), 1);
+        assert_eq!(
+            parsed.principals()[0].keys[0],
+            load_key_file(&dev_principal_key(&dir), "k")
+                .unwrap()
+                .public()
+        );
+        for spec in g["admins"]["keys"].as_array().unwrap() {
+            let spec: strongroom_policy::KeySpec = serde_json::from_value(spec.clone()).unwrap();
+            spec.to_key().unwrap();
+        }
+
+        for path in admins.iter().chain([&dev_principal_key(&dir)]) {
+            assert!(
+                report.contains(&format!("wrote {}", path.display())),
+                "{report}"
+            );
+        }
+        assert!(report.contains("genesis.json"), "{report}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.join("dev")), 0o700);
+            for path in admins.iter().chain([&dev_principal_key(&dir)]) {
+                assert_eq!(mode(path), 0o600, "{}", path.display());
+            }
+        }
+        // Distinct keys.
+        let mut publics: Vec<String> = g["admins"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain([&principal])
+            .map(|k| k["public"].as_str().unwrap().to_string())
+            .collect();
+        publics.sort();
+        publics.dedup();
+        assert_eq!(publics.len(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn init_reuses_keys_refuses_partial_sets_and_force_replaces() {
+        let dir = temp_dir("devreuse");
+        init(&dir, false).unwrap();
+        let first = genesis(&dir);
+        // Run again: same keys, genesis kept.
+        let report = init(&dir, false).unwrap();
+        assert!(report.contains("kept"), "{report}");
+        assert!(!report.contains("wrote"), "{report}");
+        assert_eq!(genesis(&dir), first);
+        // A missing genesis is written again from the kept keys.
+        std::fs::remove_file(dir.join("dev/genesis.json")).unwrap();
+        init(&dir, false).unwrap();
+        assert_eq!(genesis(&dir), first);
+        // One key missing: refused, nothing changed.
+        std::fs::remove_file(dir.join("dev/admin-2.key")).unwrap();
+        let err = init(&dir, false).unwrap_err().to_string();
+        assert!(err.contains("--force"), "{err}");
+        assert!(!dir.join("dev/admin-2.key").exists());
+        assert_eq!(genesis(&dir), first);
+        // --force: all new.
+        init(&dir, true).unwrap();
+        let second = genesis(&dir);
+        assert_ne!(second["admins"], first["admins"]);
+        assert_ne!(
+            second["policy"]["principals"],
+            first["policy"]["principals"]
+        );
+        assert_eq!(
+            second["policy"]["principals"][0]["keys"][0],
+            spec_of(&dev_principal_key(&dir))
+        );
+        // An unreadable key: refused, pointing at --force.
+        std::fs::write(dev_principal_key(&dir), "garbage").unwrap();
+        let err = format!("{:#}", init(&dir, false).unwrap_err());
+        assert!(err.contains("--force"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn write_key_refuses_to_overwrite_unless_forced() {
+        let dir = temp_dir("writekey");
+        let path = dir.join("k.pem");
+        let a = SigningKey::generate(Algorithm::EcdsaP256).unwrap();
+        write_key(&path, &a, false).unwrap();
+        let b = SigningKey::generate(Algorithm::EcdsaP256).unwrap();
+        let err = format!("{:#}", write_key(&path, &b, false).unwrap_err());
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(load_key_file(&path, "k").unwrap().public(), a.public());
+        write_key(&path, &b, true).unwrap();
+        assert_eq!(load_key_file(&path, "k").unwrap().public(), b.public());
+        let described = describe_key(&b.public());
+        let mut lines = described.lines();
+        assert_eq!(lines.next().unwrap(), format!("id: {}", b.public().id()));
+        let spec: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(spec["algorithm"], "ecdsa-p256");
+        assert_eq!(spec["public"], b.public().public_hex());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

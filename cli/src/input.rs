@@ -255,12 +255,41 @@ mod tests {
     }
 
     #[test]
+    fn toml_converted_here_is_the_policy_the_engine_reads_from_toml() {
+        let toml_text = r#"
+            version = 1
+            [[principals]]
+            id = "payments"
+            keys = [{ algorithm = "ed25519", public = "d759793bbc13a2819a827c76adb6fba8a49aee007f49f2d0992d99b825ad2c48" }]
+            [[rules]]
+            name = "daily"
+            effect = "allow"
+            principals = ["payments"]
+            actions = ["sign_transaction"]
+            [rules.conditions]
+            chain_ids = [1]
+            max_value = "1 ether"
+            max_gas_limit = 300000
+            velocity = [{ scope = "key", window = 86400, max_count = 10 }]
+        "#;
+        let native = strongroom_policy::Policy::from_toml(toml_text).unwrap();
+        let table: toml::Table = toml::from_str(toml_text).unwrap();
+        let json = serde_json::to_vec(&toml_to_json(toml::Value::Table(table)).unwrap()).unwrap();
+        let converted = strongroom_policy::Policy::from_json(&json).unwrap();
+        assert_eq!(converted.digest(), native.digest());
+    }
+
+    #[test]
     fn document_bodies_wrap_the_document() {
         let dir = std::env::temp_dir().join(format!("strongroom-cli-doc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // JSON is embedded verbatim: an integer beyond u64 keeps its digits.
         let json_path = dir.join("p.json");
-        std::fs::write(&json_path, "{\"version\": 1, \"big\": 100000000000000000000000}\n").unwrap();
+        std::fs::write(
+            &json_path,
+            "{\"version\": 1, \"big\": 100000000000000000000000}\n",
+        )
+        .unwrap();
         let body = document_body(json_path.to_str().unwrap(), "policy").unwrap();
         assert_eq!(
             String::from_utf8(body).unwrap(),
@@ -270,7 +299,10 @@ mod tests {
         std::fs::write(&toml_path, "threshold = 2\nkeys = []\n").unwrap();
         let body = document_body(toml_path.to_str().unwrap(), "admins").unwrap();
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value, serde_json::json!({"admins": {"threshold": 2, "keys": []}}));
+        assert_eq!(
+            value,
+            serde_json::json!({"admins": {"threshold": 2, "keys": []}})
+        );
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "[1, 2]").unwrap();
         assert!(document_body(bad.to_str().unwrap(), "policy").is_err());

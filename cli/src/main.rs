@@ -2,12 +2,17 @@
 
 mod attestation_cmd;
 mod client;
+mod dev_cmd;
 mod health_cmd;
 mod input;
 mod keys_cmd;
 mod mock_cmd;
+mod policy_cmd;
+mod principal;
+mod requests_cmd;
 mod sign_cmd;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +20,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::client::Api;
+use crate::principal::PrincipalKeyChoice;
 
 /// Strongroom: an attested transaction signer for AWS Nitro Enclaves.
 #[derive(Parser)]
@@ -38,6 +44,19 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     timeout: u64,
+    /// The principal key that stamps requests (PEM or hex). Without it:
+    /// $STRONGROOM_PRINCIPAL_KEY (a file, or the key itself), then DIR/dev/principal.key.
+    #[arg(long, global = true, value_name = "FILE")]
+    principal_key: Option<PathBuf>,
+    /// The mock-mode data directory, where `dev init` puts development keys.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "STRONGROOM_DATA_DIR",
+        default_value = "data"
+    )]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,24 +71,38 @@ enum Command {
     /// Signatures.
     #[command(subcommand)]
     Sign(sign_cmd::SignCommand),
+    /// The policy and admin set, and proposals to change them.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+    /// Signing requests waiting for approvals or a time-lock.
+    #[command(subcommand)]
+    Requests(requests_cmd::RequestsCommand),
     /// Attestation documents.
     #[command(subcommand)]
     Attestation(attestation_cmd::AttestationCommand),
     /// Developer tools for mock mode.
     #[command(subcommand)]
     Mock(mock_cmd::MockCommand),
+    /// Development keys and genesis for mock mode; key tools for operators.
+    #[command(subcommand)]
+    Dev(dev_cmd::DevCommand),
 }
 
 fn run(cli: Cli) -> Result<()> {
     // Built only for the commands that talk to the server, so a bad STRONGROOM_URL does
     // not break offline commands.
     let api = || Api::new(&cli.url, Duration::from_secs(cli.timeout));
+    // Loaded only by the commands that stamp, so reads work without a key.
+    let principal = PrincipalKeyChoice::from_env(cli.principal_key, cli.data_dir.clone());
     match cli.command {
         Command::Health => health_cmd::run(&api()?),
-        Command::Keys(cmd) => keys_cmd::run(&api()?, cmd),
-        Command::Sign(cmd) => sign_cmd::run(&api()?, cmd),
+        Command::Keys(cmd) => keys_cmd::run(&api()?, &principal, cmd),
+        Command::Sign(cmd) => sign_cmd::run(&api()?, &principal, cmd),
+        Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
+        Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
         Command::Attestation(cmd) => attestation_cmd::run(cmd),
         Command::Mock(cmd) => mock_cmd::run(cmd),
+        Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Api, print_json};
 use crate::input::{Digest, digest_arg, document_body, id_arg};
-use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, load_key_file};
+use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, admin_key};
 
 /// Policy subcommands.
 #[derive(Subcommand)]
@@ -67,30 +67,20 @@ pub enum PolicyCommand {
     },
 }
 
-fn admin(path: &PathBuf) -> Result<PrincipalKeySource> {
-    Ok(PrincipalKeySource {
-        key: load_key_file(path, "admin key")?,
-        source: format!("--admin-key {}", path.display()),
-    })
-}
-
-fn proposer(principal: &PrincipalKeyChoice, admin_key: Option<PathBuf>) -> Result<PrincipalKeySource> {
-    match admin_key {
-        Some(path) => admin(&path),
-        None => principal.load(),
-    }
-}
-
 /// Runs a policy subcommand.
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Show => print_json(&api.get(&["v1", "policy"])?),
-        PolicyCommand::Propose { file, admin_key } => {
-            propose(api, document_body(&file, "policy")?, proposer(principal, admin_key)?)
-        }
-        PolicyCommand::ProposeAdmins { file, admin_key } => {
-            propose(api, document_body(&file, "admins")?, proposer(principal, admin_key)?)
-        }
+        PolicyCommand::Propose { file, admin_key } => propose(
+            api,
+            document_body(&file, "policy")?,
+            principal.load_or_admin(admin_key.as_deref())?,
+        ),
+        PolicyCommand::ProposeAdmins { file, admin_key } => propose(
+            api,
+            document_body(&file, "admins")?,
+            principal.load_or_admin(admin_key.as_deref())?,
+        ),
         PolicyCommand::Proposals { id: None } => {
             print_json(&api.get(&["v1", "policy", "proposals"])?)
         }
@@ -99,10 +89,10 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
         }
         PolicyCommand::Approve {
             id,
-            admin_key,
+            admin_key: admin_path,
             digest,
         } => {
-            let key = admin(&admin_key)?;
+            let key = admin_key(&admin_path)?;
             let shown = api.get(&["v1", "policy", "proposals", &id])?;
             let proposal = &shown["proposal"];
             let server_digest = proposal["digest"]
@@ -134,10 +124,26 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
                 &key,
             )?;
             print!("{}", approval_summary(&answer.body));
-            print_json(&answer.body)
+            print_json(&answer.body)?;
+            if let Some(discarded) = answer.body["discarded_proposals"].as_array()
+                && !discarded.is_empty()
+            {
+                eprintln!(
+                    "discarded the other open proposals, made against the rules just replaced: {}",
+                    discarded
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
         }
-        PolicyCommand::Cancel { id, admin_key } => {
-            let key = admin(&admin_key)?;
+        PolicyCommand::Cancel {
+            id,
+            admin_key: admin_path,
+        } => {
+            let key = admin_key(&admin_path)?;
             let answer = api.stamped(
                 Method::POST,
                 &["v1", "policy", "proposals", &id, "cancel"],
@@ -199,7 +205,10 @@ mod tests {
         let proposed = json!({"proposal": {"id": "ab12", "digest": "ff00"}});
         assert_eq!(proposal_summary(&proposed), "id: ab12\ndigest: ff00\n");
         let pending = json!({"approvals": 1, "threshold": 2, "applied": false});
-        assert_eq!(approval_summary(&pending), "applied: false\napprovals: 1/2\n");
+        assert_eq!(
+            approval_summary(&pending),
+            "applied: false\napprovals: 1/2\n"
+        );
         let applied =
             json!({"approvals": 2, "threshold": 2, "applied": true, "policy_digest": "cd"});
         assert_eq!(

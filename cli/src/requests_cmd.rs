@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Api, print_json};
 use crate::input::{Digest, digest_arg, id_arg};
-use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, load_key_file};
+use crate::principal::PrincipalKeyChoice;
 
 /// Request subcommands.
 #[derive(Subcommand)]
@@ -53,17 +53,6 @@ pub enum RequestsCommand {
     },
 }
 
-/// The principal key, or an admin key if one was given.
-fn signer(principal: &PrincipalKeyChoice, admin_key: Option<PathBuf>) -> Result<PrincipalKeySource> {
-    match admin_key {
-        Some(path) => Ok(PrincipalKeySource {
-            key: load_key_file(&path, "admin key")?,
-            source: format!("--admin-key {}", path.display()),
-        }),
-        None => principal.load(),
-    }
-}
-
 /// Runs a requests subcommand.
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> Result<()> {
     match cmd {
@@ -102,7 +91,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> R
             report_progress(&answer.body)
         }
         RequestsCommand::Cancel { id, admin_key } => {
-            let key = signer(principal, admin_key)?;
+            let key = principal.load_or_admin(admin_key.as_deref())?;
             let answer = api.stamped(
                 Method::POST,
                 &["v1", "requests", &id, "cancel"],
@@ -112,7 +101,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> R
             print_json(&answer.body)
         }
         RequestsCommand::Execute { id, admin_key } => {
-            let key = signer(principal, admin_key)?;
+            let key = principal.load_or_admin(admin_key.as_deref())?;
             let answer = api.stamped(
                 Method::POST,
                 &["v1", "requests", &id, "execute"],
@@ -222,7 +211,10 @@ mod tests {
             "threshold": 2, "approvers": ["alice", "bob"], "approved": ["bob"],
             "rule": "big", "reason": "2 of alice, bob"}});
         let note = pending_note(&approval);
-        assert!(note.contains("needs 2 approval(s) from [alice, bob], has [bob]"), "{note}");
+        assert!(
+            note.contains("needs 2 approval(s) from [alice, bob], has [bob]"),
+            "{note}"
+        );
         assert!(note.contains("strongroom requests approve r1"), "{note}");
         let locked = json!({"id": "r2", "decision": {"result": "time_locked",
             "until": 1_700_000_000u64, "rule": "slow", "reason": "wait"}});

@@ -192,27 +192,85 @@ impl EnclaveState {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::governance::{AdminSetDoc, proposal_digest};
+    use strongroom_policy::KeySpec;
+
+    fn state() -> EnclaveState {
+        let admin = strongroom_auth::SigningKey::ed25519_from_seed(&[3; 32]).public();
+        let principal = strongroom_auth::SigningKey::ed25519_from_seed(&[4; 32]).public();
+        let policy = Policy::from_json(
+            serde_json::json!({"version": 1,
+                "principals": [{"id": "p", "roles": [], "keys": [KeySpec::from_key(&principal)]}],
+                "rules": [{"name": "d", "effect": "allow", "actions": ["sign_digest"]}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let admins = AdminSet::from_doc(&AdminSetDoc {
+            threshold: 1,
+            keys: vec![KeySpec::from_key(&admin)],
+        })
+        .unwrap();
+        let change = Change::Policy(policy.clone());
+        let digest = proposal_digest("ab", &change, &admins.digest(), &policy.digest());
+        EnclaveState {
+            seq: 3,
+            destroyed: [[1; 16], [2; 16]].into_iter().collect(),
+            genesis: [9; 32],
+            admins,
+            engine: Engine::new(policy, Ledger::default()),
+            proposals: vec![Proposal {
+                id: "ab".into(),
+                change,
+                digest,
+                proposed_by: "k".into(),
+                proposed_at: 5,
+                approvals: BTreeSet::from(["x".to_string()]),
+            }],
+            requests: Requests::default(),
+        }
+    }
 
     #[test]
-    fn round_trip_and_bounds() {
-        let mut s = EnclaveState {
-            counter: 3,
-            ..Default::default()
+    fn round_trip_keeps_everything() {
+        let s = state();
+        let bytes = s.to_plaintext().unwrap();
+        let back = EnclaveState::from_plaintext(&bytes).unwrap();
+        assert_eq!(back.seq, 3);
+        assert_eq!(back.destroyed, s.destroyed);
+        assert_eq!(back.genesis, s.genesis);
+        assert_eq!(back.admins, s.admins);
+        assert_eq!(back.engine.policy().digest(), s.engine.policy().digest());
+        assert_eq!(back.proposals[0].digest, s.proposals[0].digest);
+        assert_eq!(back.proposals[0].approvals, s.proposals[0].approvals);
+        assert_eq!(*back.to_plaintext().unwrap(), *bytes, "deterministic");
+    }
+
+    #[test]
+    fn malformed_states_are_refused() {
+        let bytes = state().to_plaintext().unwrap();
+        assert!(EnclaveState::from_plaintext(&bytes[..bytes.len() - 1]).is_err());
+        assert!(EnclaveState::from_plaintext(b"").is_err());
+        // Re-encode with a broken invariant each time.
+        let value: ciborium::Value = ciborium::from_reader(bytes.as_slice()).unwrap();
+        let edit = |field: &str, v: ciborium::Value| {
+            let mut map = value.as_map().unwrap().clone();
+            for (k, slot) in map.iter_mut() {
+                if k.as_text() == Some(field) {
+                    *slot = v.clone();
+                }
+            }
+            let mut out = Vec::new();
+            ciborium::into_writer(&ciborium::Value::Map(map), &mut out).unwrap();
+            EnclaveState::from_plaintext(&out).map(|_| ())
         };
-        s.destroyed.insert([1; 16]);
-        s.destroyed.insert([2; 16]);
-        assert_eq!(EnclaveState::from_plaintext(&s.to_plaintext()).unwrap(), s);
-        let p = s.to_plaintext();
-        assert!(EnclaveState::from_plaintext(&p[..p.len() - 1]).is_err());
-        // A count that promises more than the bytes hold is refused before allocating.
-        let mut lying = p.to_vec();
-        lying[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(EnclaveState::from_plaintext(&lying).is_err());
-        // Duplicate ids are refused.
-        let mut dup = p.to_vec();
-        let second = dup[28..44].to_vec();
-        dup[12..28].copy_from_slice(&second);
-        assert!(EnclaveState::from_plaintext(&dup).is_err());
+        let id = ciborium::Value::Bytes(vec![1; 16]);
+        assert!(edit("destroyed", ciborium::Value::Array(vec![id.clone(), id])).is_err());
+        assert!(edit("genesis", ciborium::Value::Bytes(vec![0; 31])).is_err());
+        assert!(edit("policy", ciborium::Value::Bytes(b"{}".to_vec())).is_err());
+        assert!(edit("ledger", ciborium::Value::Bytes(b"junk".to_vec())).is_err());
     }
 }

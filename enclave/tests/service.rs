@@ -137,7 +137,7 @@ fn one_decryption_attempt_per_challenge() {
     let (Response::Error(a), Response::Error(b)) = (first, second) else {
         panic!()
     };
-    assert_eq!(a.message, b.message, "both failures read the same");
+    assert!(a.message.contains("could not be opened"), "{}", a.message);
     assert_eq!(code(attempt(b"not an envelope")), ErrorCode::UnsealFailed);
     assert!(b.message.contains("BeginUnseal"));
     // A new challenge works.
@@ -218,7 +218,7 @@ fn tampered_and_swapped_blobs_are_rejected() {
     let b = proxy.create_key(&keys.dev, "b")["id"].as_str().unwrap().to_string();
     let blob_a = proxy.blobs[&a].clone();
     let blob_b = proxy.blobs[&b].clone();
-    let mut try_blob = |proxy: &mut Proxy, filed_under: &str, blob: Vec<u8>| {
+    let try_blob = |proxy: &mut Proxy, filed_under: &str, blob: Vec<u8>| {
         proxy.blobs.insert(filed_under.to_string(), blob);
         let r = sign_digest(proxy, &keys, filed_under, [0; 32]);
         (r.status, r.error_code().to_string())
