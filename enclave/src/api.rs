@@ -511,10 +511,12 @@ fn create_key(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller)
     let (decision, state) = decide_now(host, gov, principal, None, &intent)?;
     only_allow(&decision)?;
     let (info, sealed) = host.create_key(body.label)?;
-    let mut answer = reply(
-        201,
-        json!({"key": info.to_json(), "decision": decision_json(&decision)}),
-    );
+    // The key object of `GET /v1/keys/{id}`, with the decision beside its fields.
+    let mut body = info.to_json();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("decision".into(), decision_json(&decision));
+    }
+    let mut answer = reply(201, body);
     answer.effects.state = state;
     answer.effects.key_created = Some(CreatedKey {
         info,
@@ -681,7 +683,8 @@ fn sign(
 }
 
 fn propose(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller) -> ApiResult {
-    let change = ProposalBody::parse(&call.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let change =
+        ProposalBody::parse(&call.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let id = random_id(host)?;
     let mut g = lock(gov)?;
     if g.state.proposals.len() >= MAX_PROPOSALS {
@@ -826,7 +829,9 @@ fn approve_request(
             .get_mut(id)
             .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
         if request.status != Status::Pending {
-            return Err(ApiError::conflict(format!("request {id} is no longer pending")));
+            return Err(ApiError::conflict(format!(
+                "request {id} is no longer pending"
+            )));
         }
         if !approvers_of(&request.decision).contains(&principal) {
             return Err(ApiError::forbidden(format!(
@@ -878,7 +883,9 @@ fn execute_request(
             ));
         }
         if request.status != Status::Pending {
-            return Err(ApiError::conflict(format!("request {id} is no longer pending")));
+            return Err(ApiError::conflict(format!(
+                "request {id} is no longer pending"
+            )));
         }
     }
     complete(host, gov, call, id)
@@ -909,13 +916,19 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
         .get_mut(id)
         .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
     if request.status != Status::Pending {
-        return Err(ApiError::conflict(format!("request {id} is no longer pending")));
+        return Err(ApiError::conflict(format!(
+            "request {id} is no longer pending"
+        )));
     }
-    if g.state.destroyed.iter().any(|d| hex::encode(d) == request.key_id) {
+    if g.state
+        .destroyed
+        .iter()
+        .any(|d| hex::encode(d) == request.key_id)
+    {
         request.status = Status::Denied;
         let state = commit_state(host, g)?;
-        let mut answer = ApiError::new(410, "key_destroyed", "the request's key was destroyed")
-            .into_answer();
+        let mut answer =
+            ApiError::new(410, "key_destroyed", "the request's key was destroyed").into_answer();
         answer.effects.state = Some(state);
         return Ok(answer);
     }
@@ -945,10 +958,9 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
             if intent != request.intent {
                 return Err(ApiError::internal("stored request decodes differently"));
             }
-            g.state
-                .engine
-                .commit(&ctx, &decision)
-                .map_err(|e| ApiError::conflict(format!("{e}; refusing to sign rather than forget")))?;
+            g.state.engine.commit(&ctx, &decision).map_err(|e| {
+                ApiError::conflict(format!("{e}; refusing to sign rather than forget"))
+            })?;
             let mut result = payload::sign(&job, record);
             if let Some(obj) = result.as_object_mut() {
                 obj.insert("decision".into(), decision_json(&decision));
@@ -985,7 +997,9 @@ fn cancel_request(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &str
         ));
     }
     if request.status != Status::Pending {
-        return Err(ApiError::conflict(format!("request {id} is no longer pending")));
+        return Err(ApiError::conflict(format!(
+            "request {id} is no longer pending"
+        )));
     }
     request.status = Status::Cancelled {
         by: caller.key_id.clone(),
@@ -1023,7 +1037,8 @@ fn request_json(r: &PendingRequest) -> Value {
         "approvals": r.approvals,
         "decision": decision_json(&r.decision),
     });
-    if let (Some(obj), Ok(Value::Object(status))) = (v.as_object_mut(), serde_json::to_value(&r.status))
+    if let (Some(obj), Ok(Value::Object(status))) =
+        (v.as_object_mut(), serde_json::to_value(&r.status))
     {
         obj.extend(status);
     }

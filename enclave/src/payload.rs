@@ -70,8 +70,8 @@ pub fn decode(
             let parsed: DigestBody = serde_json::from_slice(body)
                 .map_err(|e| PayloadError(format!("invalid JSON body: {e}")))?;
             let digits = parsed.digest.strip_prefix("0x").unwrap_or(&parsed.digest);
-            let bytes = hex::decode(digits)
-                .map_err(|_| PayloadError("digest is not hex".to_string()))?;
+            let bytes =
+                hex::decode(digits).map_err(|_| PayloadError("digest is not hex".to_string()))?;
             let digest: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                 PayloadError(format!("digest must be 32 bytes, got {}", bytes.len()))
             })?;

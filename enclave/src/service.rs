@@ -438,9 +438,11 @@ impl<N: Nsm> Host for CallHost<'_, N> {
     }
 
     fn open_key(&self, key_id: &str, call: &Call) -> Result<KeyRecord, ApiError> {
-        let sealed = call.key.as_ref().filter(|k| k.id == key_id).ok_or_else(|| {
-            ApiError::not_found(format!("no key {key_id:?}"))
-        })?;
+        let sealed = call
+            .key
+            .as_ref()
+            .filter(|k| k.id == key_id)
+            .ok_or_else(|| ApiError::not_found(format!("no key {key_id:?}")))?;
         Ok(open_key(self.ready, key_id, &sealed.sealed)?)
     }
 

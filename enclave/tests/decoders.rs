@@ -49,7 +49,10 @@ fn sample_state() -> EnclaveState {
     let approvals = Default::default();
     let _ = engine.decide_and_commit(&Context {
         principal: "p",
-        key: Some(KeyRef { id: "00112233445566778899aabbccddeeff", label: "k" }),
+        key: Some(KeyRef {
+            id: "00112233445566778899aabbccddeeff",
+            label: "k",
+        }),
         intent: &intent,
         now: 1_000,
         requested_at: 1_000,

@@ -208,7 +208,12 @@ fn policy_changes_need_a_quorum_of_distinct_admins_approving_the_exact_digest() 
     let ops_sign = |proxy: &mut Proxy| {
         let path = format!("/v1/keys/{id}/sign/digest");
         proxy
-            .call(&keys.ops, "POST", &path, &serde_json::from_slice(&digest_body()).unwrap())
+            .call(
+                &keys.ops,
+                "POST",
+                &path,
+                &serde_json::from_slice(&digest_body()).unwrap(),
+            )
             .status
     };
     assert_eq!(ops_sign(&mut proxy), 403);
@@ -216,7 +221,11 @@ fn policy_changes_need_a_quorum_of_distinct_admins_approving_the_exact_digest() 
     // A principal (not an admin) approving: refused.
     let r = approve(&mut proxy, &keys.dev, &pid, &digest);
     assert_eq!(r.status, 403, "{:?}", r.body);
-    assert!(r.message().contains("not in the admin set"), "{}", r.message());
+    assert!(
+        r.message().contains("not in the admin set"),
+        "{}",
+        r.message()
+    );
     // An admin approving another digest: refused.
     let r = approve(&mut proxy, &keys.admins[0], &pid, &"00".repeat(32));
     assert_eq!(r.status, 400, "{:?}", r.body);
@@ -227,7 +236,11 @@ fn policy_changes_need_a_quorum_of_distinct_admins_approving_the_exact_digest() 
     // The same admin again: refused, still not applied.
     let r = approve(&mut proxy, &keys.admins[0], &pid, &digest);
     assert_eq!(r.status, 409, "{:?}", r.body);
-    assert_eq!(ops_sign(&mut proxy), 403, "one admin cannot loosen the policy");
+    assert_eq!(
+        ops_sign(&mut proxy),
+        403,
+        "one admin cannot loosen the policy"
+    );
     let mid = proxy.raw("GET", "/v1/policy", b"", None).body;
     assert_eq!(mid["policy_digest"], before["policy_digest"]);
     // A forged approval: the stamp of admin 2 on admin 1's request body is refused.
@@ -266,13 +279,22 @@ fn the_admin_set_changes_only_by_its_own_quorum() {
     let pid = r.body["proposal"]["id"].as_str().unwrap().to_string();
     let digest = r.body["proposal"]["digest"].as_str().unwrap().to_string();
     // The future admin cannot approve its own admission.
-    assert_eq!(approve(&mut proxy, &keys.stranger, &pid, &digest).status, 401);
-    assert_eq!(approve(&mut proxy, &keys.admins[1], &pid, &digest).status, 200);
+    assert_eq!(
+        approve(&mut proxy, &keys.stranger, &pid, &digest).status,
+        401
+    );
+    assert_eq!(
+        approve(&mut proxy, &keys.admins[1], &pid, &digest).status,
+        200
+    );
     let r = approve(&mut proxy, &keys.admins[2], &pid, &digest);
     assert_eq!(r.body["applied"], true, "{:?}", r.body);
     // Now the old admins are not admins, and the new one alone is a quorum.
     let (pid, digest) = propose(&mut proxy, &keys, policy(&keys, dev_rules()));
-    assert_eq!(approve(&mut proxy, &keys.admins[0], &pid, &digest).status, 401);
+    assert_eq!(
+        approve(&mut proxy, &keys.admins[0], &pid, &digest).status,
+        401
+    );
     let r = approve(&mut proxy, &keys.stranger, &pid, &digest);
     assert_eq!(r.body["applied"], true, "{:?}", r.body);
 }
@@ -294,7 +316,12 @@ fn big_transfers_wait_for_an_approver_who_signs_the_decoded_intent() {
     let approve_path = format!("/v1/requests/{rid}/approve");
 
     // The requester cannot approve its own request.
-    let r = proxy.call(&keys.dev, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        &approve_path,
+        &json!({"intent_digest": intent_digest}),
+    );
     assert_eq!(r.status, 403, "{:?}", r.body);
     // An admin is not an approver of signing requests unless the rule says so.
     let r = proxy.call(
@@ -305,18 +332,41 @@ fn big_transfers_wait_for_an_approver_who_signs_the_decoded_intent() {
     );
     assert_eq!(r.status, 403, "{:?}", r.body);
     // The approver approving something else: refused.
-    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": "00".repeat(32)}));
+    let r = proxy.call(
+        &keys.ops,
+        "POST",
+        &approve_path,
+        &json!({"intent_digest": "00".repeat(32)}),
+    );
     assert_eq!(r.status, 400, "{:?}", r.body);
     // The approver approving the intent: signed.
-    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    let r = proxy.call(
+        &keys.ops,
+        "POST",
+        &approve_path,
+        &json!({"intent_digest": intent_digest}),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["request"]["status"], "signed");
-    assert!(r.body["result"]["raw"].as_str().unwrap().starts_with("0x02"));
+    assert!(
+        r.body["result"]["raw"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x02")
+    );
     // The requester collects it.
     let got = proxy.raw("GET", &format!("/v1/requests/{rid}"), b"", None);
-    assert_eq!(got.body["request"]["result"]["raw"], r.body["result"]["raw"]);
+    assert_eq!(
+        got.body["request"]["result"]["raw"],
+        r.body["result"]["raw"]
+    );
     // Approving again: the request is no longer pending.
-    let r = proxy.call(&keys.ops, "POST", &approve_path, &json!({"intent_digest": intent_digest}));
+    let r = proxy.call(
+        &keys.ops,
+        "POST",
+        &approve_path,
+        &json!({"intent_digest": intent_digest}),
+    );
     assert_eq!(r.status, 409, "{:?}", r.body);
 }
 
@@ -326,8 +376,16 @@ fn a_pending_request_can_be_cancelled_and_then_never_signs() {
     let path = format!("/v1/keys/{id}/sign/transaction");
     let r = proxy.call(&keys.dev, "POST", &path, &tx(11155111, 0, 10 * ETH));
     let rid = r.body["request"]["id"].as_str().unwrap().to_string();
-    let digest = r.body["request"]["intent_digest"].as_str().unwrap().to_string();
-    let r = proxy.call(&keys.dev, "POST", &format!("/v1/requests/{rid}/cancel"), &json!({}));
+    let digest = r.body["request"]["intent_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/requests/{rid}/cancel"),
+        &json!({}),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["request"]["status"], "cancelled");
     let r = proxy.call(

@@ -51,7 +51,10 @@ fn unseal_create_sign_and_restart() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["decision"]["rule"], "dev-digests");
     let public = hex::decode(key["public_key"].as_str().unwrap().trim_start_matches("0x")).unwrap();
-    assert_eq!(recover(r.body["signature"].as_str().unwrap(), digest), public);
+    assert_eq!(
+        recover(r.body["signature"].as_str().unwrap(), digest),
+        public
+    );
 
     // A restart: a new enclave process (new NSM CA even), same KMS root and stored values.
     proxy.restart(&root);
@@ -79,10 +82,10 @@ fn a_first_boot_needs_a_valid_genesis() {
         ErrorCode::BadRequest
     );
     // A genesis whose admin threshold exceeds the admins: refused.
-    let mut bad: serde_json::Value =
-        serde_json::from_slice(&genesis(&keys, dev_rules())).unwrap();
+    let mut bad: serde_json::Value = serde_json::from_slice(&genesis(&keys, dev_rules())).unwrap();
     bad["admins"]["threshold"] = json!(4);
-    let Response::Error(e) = booted.unseal(&[1u8; 32], None, Some(&serde_json::to_vec(&bad).unwrap()))
+    let Response::Error(e) =
+        booted.unseal(&[1u8; 32], None, Some(&serde_json::to_vec(&bad).unwrap()))
     else {
         panic!()
     };
@@ -99,13 +102,15 @@ fn a_first_boot_needs_a_valid_genesis() {
         Response::Status(Phase::AwaitingRootKey)
     );
     // Calls before unsealing: 503.
-    let r = booted.enclave.handle(Request::Call(strongroom_protocol::messages::Call {
-        method: "GET".into(),
-        path: "/v1/policy".into(),
-        body: ByteBuf::new(),
-        stamp: None,
-        key: None,
-    }));
+    let r = booted
+        .enclave
+        .handle(Request::Call(strongroom_protocol::messages::Call {
+            method: "GET".into(),
+            path: "/v1/policy".into(),
+            body: ByteBuf::new(),
+            stamp: None,
+            key: None,
+        }));
     let Response::Answer(a) = r else { panic!() };
     assert_eq!(a.status, 503);
 }
@@ -214,8 +219,14 @@ fn a_wrong_root_key_is_detected_not_used() {
 fn tampered_and_swapped_blobs_are_rejected() {
     let keys = Keys::new();
     let mut proxy = Proxy::first_boot(&[3u8; 32], &genesis(&keys, dev_rules()));
-    let a = proxy.create_key(&keys.dev, "a")["id"].as_str().unwrap().to_string();
-    let b = proxy.create_key(&keys.dev, "b")["id"].as_str().unwrap().to_string();
+    let a = proxy.create_key(&keys.dev, "a")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = proxy.create_key(&keys.dev, "b")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let blob_a = proxy.blobs[&a].clone();
     let blob_b = proxy.blobs[&b].clone();
     let try_blob = |proxy: &mut Proxy, filed_under: &str, blob: Vec<u8>| {
@@ -246,7 +257,10 @@ fn tampered_and_swapped_blobs_are_rejected() {
     );
     // A blob sealed under another root: refused.
     let mut other = Proxy::first_boot(&[4u8; 32], &genesis(&keys, dev_rules()));
-    let f = other.create_key(&keys.dev, "foreign")["id"].as_str().unwrap().to_string();
+    let f = other.create_key(&keys.dev, "foreign")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let foreign = other.blobs[&f].clone();
     assert_eq!(
         try_blob(&mut proxy, &f, foreign),
@@ -271,12 +285,26 @@ fn a_destroyed_key_stays_refused_across_restarts() {
     let root = [5u8; 32];
     let keys = Keys::new();
     let mut proxy = Proxy::first_boot(&root, &genesis(&keys, dev_rules()));
-    let doomed = proxy.create_key(&keys.dev, "doomed")["id"].as_str().unwrap().to_string();
-    let kept = proxy.create_key(&keys.dev, "kept")["id"].as_str().unwrap().to_string();
+    let doomed = proxy.create_key(&keys.dev, "doomed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = proxy.create_key(&keys.dev, "kept")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let doomed_blob = proxy.blobs[&doomed].clone();
-    let r = proxy.call(&keys.dev, "DELETE", &format!("/v1/keys/{doomed}"), &json!(null));
+    let r = proxy.call(
+        &keys.dev,
+        "DELETE",
+        &format!("/v1/keys/{doomed}"),
+        &json!(null),
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.answer.effects.key_destroyed.as_deref(), Some(doomed.as_str()));
+    assert_eq!(
+        r.answer.effects.key_destroyed.as_deref(),
+        Some(doomed.as_str())
+    );
     // The parent puts the blob back: refused.
     proxy.blobs.insert(doomed.clone(), doomed_blob.clone());
     let again = sign_digest(&mut proxy, &keys, &doomed, [0; 32]);
@@ -299,21 +327,25 @@ fn a_destroyed_key_stays_refused_across_restarts() {
     );
     // Half of the stored pair is a malformed request, not a first boot.
     let env = challenge(&third.enclave, &third.trusted, &root);
-    let half = third.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-        ciphertext_for_recipient: env.into(),
-        key_check: Some(proxy.stored.key_check.clone().into()),
-        state: None,
-        genesis: None,
-    }));
+    let half = third
+        .enclave
+        .handle(Request::CompleteUnseal(CompleteUnseal {
+            ciphertext_for_recipient: env.into(),
+            key_check: Some(proxy.stored.key_check.clone().into()),
+            state: None,
+            genesis: None,
+        }));
     assert_eq!(code(half), ErrorCode::BadRequest);
     // A later boot cannot be passed off with a genesis beside the stored state either.
     let env = challenge(&third.enclave, &third.trusted, &root);
-    let both = third.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-        ciphertext_for_recipient: env.into(),
-        key_check: Some(proxy.stored.key_check.clone().into()),
-        state: Some(proxy.stored.state.clone().into()),
-        genesis: Some(genesis(&keys, dev_rules()).into()),
-    }));
+    let both = third
+        .enclave
+        .handle(Request::CompleteUnseal(CompleteUnseal {
+            ciphertext_for_recipient: env.into(),
+            key_check: Some(proxy.stored.key_check.clone().into()),
+            state: Some(proxy.stored.state.clone().into()),
+            genesis: Some(genesis(&keys, dev_rules()).into()),
+        }));
     assert_eq!(code(both), ErrorCode::BadRequest);
     let _ = Stored::clone(&proxy.stored);
 }
@@ -334,7 +366,10 @@ fn attestation_requests_are_bounded() {
     )
     .unwrap();
     assert_eq!(v.document.nonce, Some(vec![9; 32]));
-    assert_eq!(v.document.user_data, None, "nothing to publish before unsealing");
+    assert_eq!(
+        v.document.user_data, None,
+        "nothing to publish before unsealing"
+    );
     assert_eq!(
         code(booted.enclave.handle(Request::GetAttestation {
             nonce: Some(vec![0; 513].into())
@@ -348,8 +383,9 @@ fn unsealed_attestations_publish_key_check_genesis_and_policy() {
     let keys = Keys::new();
     let g = genesis(&keys, dev_rules());
     let mut proxy = Proxy::first_boot(&[6u8; 32], &g);
-    let Response::Attestation { document } =
-        proxy.enclave().handle(Request::GetAttestation { nonce: None })
+    let Response::Attestation { document } = proxy
+        .enclave()
+        .handle(Request::GetAttestation { nonce: None })
     else {
         panic!()
     };
@@ -367,7 +403,11 @@ fn unsealed_attestations_publish_key_check_genesis_and_policy() {
     // The digests are the ones the enclave reports for its policy.
     let p = proxy.raw("GET", "/v1/policy", b"", None);
     assert_eq!(p.status, 200);
-    for (i, field) in [(1, "genesis_digest"), (2, "admins_digest"), (3, "policy_digest")] {
+    for (i, field) in [
+        (1, "genesis_digest"),
+        (2, "admins_digest"),
+        (3, "policy_digest"),
+    ] {
         assert_eq!(
             hex::encode(entries[i].1.as_bytes().unwrap()),
             p.body[field].as_str().unwrap(),

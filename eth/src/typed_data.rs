@@ -217,10 +217,7 @@ fn check_types(types: Option<&Value>) -> Result<Types<'_>, DecodeError> {
 /// `types.EIP712Domain` must list exactly the domain's fields, in the standard order. alloy
 /// hashes the domain from its fields in that order whatever the declaration says; a
 /// wallet that follows the declaration would sign a different separator.
-fn check_domain_type(
-    types: &Types<'_>,
-    domain: &Map<String, Value>,
-) -> Result<(), DecodeError> {
+fn check_domain_type(types: &Types<'_>, domain: &Map<String, Value>) -> Result<(), DecodeError> {
     let declared = types
         .get("EIP712Domain")
         .ok_or_else(|| err("types.EIP712Domain is missing"))?;
@@ -252,10 +249,7 @@ fn split_array(ty: &str) -> (&str, usize) {
 
 /// Refuses a primary type whose expanded tree is too deep or too large (or recursive:
 /// a cycle never ends, so it hits the depth limit).
-fn check_expansion(
-    types: &Types<'_>,
-    primary: &str,
-) -> Result<(), DecodeError> {
+fn check_expansion(types: &Types<'_>, primary: &str) -> Result<(), DecodeError> {
     fn visit<'a>(
         types: &Types<'a>,
         name: &'a str,

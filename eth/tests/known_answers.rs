@@ -56,24 +56,40 @@ fn transactions_match_eth_account() {
         let body = serde_json::to_vec(&json!({ "transaction": case["transaction"] })).unwrap();
         let (tx, from) = UnsignedTransaction::from_request_body(&body).expect(name);
         assert_eq!(from, Some(sender), "{name}");
-        assert_eq!(tx.signing_hash(), b256(&case["signing_hash"]), "{name}: signing hash");
+        assert_eq!(
+            tx.signing_hash(),
+            b256(&case["signing_hash"]),
+            "{name}: signing hash"
+        );
 
         // The unsigned encoding is the hash's preimage; it must decode back, alone and
         // together with the JSON.
         let unsigned = tx.unsigned_encoding();
-        assert_eq!(UnsignedTransaction::from_unsigned_rlp(&unsigned).unwrap(), tx, "{name}");
+        assert_eq!(
+            UnsignedTransaction::from_unsigned_rlp(&unsigned).unwrap(),
+            tx,
+            "{name}"
+        );
         let both = serde_json::to_vec(&json!({
             "transaction": case["transaction"],
             "unsigned": format!("0x{}", hex::encode(&unsigned)),
         }))
         .unwrap();
-        assert_eq!(UnsignedTransaction::from_request_body(&both).unwrap().0, tx, "{name}");
+        assert_eq!(
+            UnsignedTransaction::from_request_body(&both).unwrap().0,
+            tx,
+            "{name}"
+        );
 
         let (r, s, y_parity) = sign(&key, tx.signing_hash());
         assert_eq!(r.to_vec(), bytes(&case["r"]), "{name}: r");
         assert_eq!(s.to_vec(), bytes(&case["s"]), "{name}: s");
         let signed = tx.encode_signed(r, s, y_parity);
-        assert_eq!(hex::encode(&signed.raw), hex::encode(bytes(&case["raw"])), "{name}: raw");
+        assert_eq!(
+            hex::encode(&signed.raw),
+            hex::encode(bytes(&case["raw"])),
+            "{name}: raw"
+        );
         assert_eq!(signed.hash, b256(&case["hash"]), "{name}: hash");
 
         // eth-account's v: 27/28 + EIP-155 for legacy, the bare parity for typed envelopes.
@@ -96,7 +112,9 @@ fn intents_of_vector_transactions() {
             .iter()
             .find(|c| c["name"].as_str().unwrap().contains(name))
             .unwrap();
-        UnsignedTransaction::from_json(&case["transaction"]).unwrap().intent()
+        UnsignedTransaction::from_json(&case["transaction"])
+            .unwrap()
+            .intent()
     };
     let transfer = find("ERC-20 transfer");
     let erc20 = transfer.erc20.expect("decoded ERC-20 transfer");
@@ -119,9 +137,17 @@ fn typed_data_matches_eth_account() {
         let name = case["name"].as_str().unwrap();
         let doc = serde_json::to_vec(&case["document"]).unwrap();
         let typed = TypedData::from_json(&doc).expect(name);
-        assert_eq!(typed.signing_hash(), b256(&case["signing_hash"]), "{name}: signing hash");
+        assert_eq!(
+            typed.signing_hash(),
+            b256(&case["signing_hash"]),
+            "{name}: signing hash"
+        );
         let (r, s, y_parity) = sign(&key, typed.signing_hash());
-        assert_eq!(signature_hex(r, s, y_parity), case["signature"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            signature_hex(r, s, y_parity),
+            case["signature"].as_str().unwrap(),
+            "{name}"
+        );
         let intent = typed.intent();
         assert_eq!(intent.signing_hash, typed.signing_hash());
         let scheme = intent.permit.as_ref().map(|p| p.scheme);
@@ -145,8 +171,16 @@ fn messages_match_eth_account() {
         let body = serde_json::to_vec(&json!({ "message": case["message"] })).unwrap();
         let (message, intent) = message_from_request_body(&body).expect(name);
         assert_eq!(message, bytes(&case["message"]), "{name}");
-        assert_eq!(intent.signing_hash, b256(&case["signing_hash"]), "{name}: signing hash");
+        assert_eq!(
+            intent.signing_hash,
+            b256(&case["signing_hash"]),
+            "{name}: signing hash"
+        );
         let (r, s, y_parity) = sign(&key, intent.signing_hash);
-        assert_eq!(signature_hex(r, s, y_parity), case["signature"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            signature_hex(r, s, y_parity),
+            case["signature"].as_str().unwrap(),
+            "{name}"
+        );
     }
 }

@@ -69,18 +69,35 @@ fn the_three_types_parse() {
 
 #[test]
 fn type_is_inferred_from_fee_fields_and_access_list() {
-    assert_eq!(parse(&without(eip1559(), "type")).unwrap().tx_type(), TxType::Eip1559);
-    assert_eq!(parse(&without(eip2930(), "type")).unwrap().tx_type(), TxType::Eip2930);
-    assert_eq!(parse(&without(legacy(), "type")).unwrap().tx_type(), TxType::Legacy);
+    assert_eq!(
+        parse(&without(eip1559(), "type")).unwrap().tx_type(),
+        TxType::Eip1559
+    );
+    assert_eq!(
+        parse(&without(eip2930(), "type")).unwrap().tx_type(),
+        TxType::Eip2930
+    );
+    assert_eq!(
+        parse(&without(legacy(), "type")).unwrap().tx_type(),
+        TxType::Legacy
+    );
     let legacy_typed = with(legacy(), "type", json!("0x0"));
     assert_eq!(parse(&legacy_typed).unwrap(), parse(&legacy()).unwrap());
 }
 
 #[test]
 fn defaults_and_aliases() {
-    let intent = parse(&without(without(eip1559(), "value"), "data")).unwrap().intent();
+    let intent = parse(&without(without(eip1559(), "value"), "data"))
+        .unwrap()
+        .intent();
     assert_eq!((intent.value, intent.data_len), (U256::ZERO, 0));
-    assert_eq!(parse(&with(eip1559(), "to", Value::Null)).unwrap().intent().to, None);
+    assert_eq!(
+        parse(&with(eip1559(), "to", Value::Null))
+            .unwrap()
+            .intent()
+            .to,
+        None
+    );
     assert_eq!(parse(&without(eip1559(), "to")).unwrap().intent().to, None);
     let input = with(without(eip1559(), "data"), "input", json!("0xabcdef01"));
     assert_eq!(parse(&input).unwrap().intent().data_len, 4);
@@ -89,11 +106,23 @@ fn defaults_and_aliases() {
     let gas_limit = with(without(eip1559(), "gas"), "gasLimit", json!("0x5208"));
     assert_eq!(parse(&gas_limit).unwrap(), parse(&eip1559()).unwrap());
     // Small JSON integers for the 64-bit fields, as some clients send them.
-    let numbers = with(with(with(eip1559(), "chainId", json!(1)), "nonce", json!(42)), "type", json!(2));
+    let numbers = with(
+        with(with(eip1559(), "chainId", json!(1)), "nonce", json!(42)),
+        "type",
+        json!(2),
+    );
     assert_eq!(parse(&numbers).unwrap(), parse(&eip1559()).unwrap());
     // Checksummed, lower-case and upper-case addresses.
-    let checksummed = with(eip1559(), "to", json!("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"));
-    let lower = with(eip1559(), "to", json!("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"));
+    let checksummed = with(
+        eip1559(),
+        "to",
+        json!("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"),
+    );
+    let lower = with(
+        eip1559(),
+        "to",
+        json!("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"),
+    );
     assert_eq!(parse(&checksummed).unwrap(), parse(&lower).unwrap());
 }
 
@@ -113,16 +142,26 @@ fn request_body_returns_from() {
 fn intent_fields() {
     let intent = parse(&eip1559()).unwrap().intent();
     assert_eq!(intent.tx_type, TxType::Eip1559);
-    assert_eq!((intent.chain_id, intent.nonce, intent.gas_limit), (1, 42, 21000));
+    assert_eq!(
+        (intent.chain_id, intent.nonce, intent.gas_limit),
+        (1, 42, 21000)
+    );
     assert_eq!(intent.max_fee_per_gas, 40_000_000_000);
     assert_eq!(intent.max_priority_fee_per_gas, Some(2_000_000_000));
     assert_eq!(intent.to, Some(TO.parse().unwrap()));
     let intent = parse(&legacy()).unwrap().intent();
-    assert_eq!((intent.max_fee_per_gas, intent.max_priority_fee_per_gas), (20_000_000_000, None));
+    assert_eq!(
+        (intent.max_fee_per_gas, intent.max_priority_fee_per_gas),
+        (20_000_000_000, None)
+    );
 }
 
 fn erc20_tx(data: &str) -> Value {
-    with(with(eip1559(), "to", json!(USDC.to_string())), "data", json!(data))
+    with(
+        with(eip1559(), "to", json!(USDC.to_string())),
+        "data",
+        json!(data),
+    )
 }
 
 #[test]
@@ -142,7 +181,10 @@ fn erc20_calls_in_intents() {
     );
     // Truncated: the selector is kept, the call is unknown.
     let intent = parse(&erc20_tx(&data[..data.len() - 2])).unwrap().intent();
-    assert_eq!((intent.selector, intent.erc20), (Some([0xa9, 0x05, 0x9c, 0xbb]), None));
+    assert_eq!(
+        (intent.selector, intent.erc20),
+        (Some([0xa9, 0x05, 0x9c, 0xbb]), None)
+    );
     // Padded wrong: dirty high bytes in the address word.
     let dirty = format!("0xa9059cbbff{}{amount}", &format!("{to:0>64}")[2..]);
     assert_eq!(parse(&erc20_tx(&dirty)).unwrap().intent().erc20, None);
@@ -175,10 +217,18 @@ fn bad_hex_is_refused() {
         ("to", json!("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
         ("from", json!("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
     ] {
-        assert_eq!(invalid_field(parse(&with(eip1559(), key, bad.clone()))), key, "{key}: {bad}");
+        assert_eq!(
+            invalid_field(parse(&with(eip1559(), key, bad.clone()))),
+            key,
+            "{key}: {bad}"
+        );
     }
     assert_eq!(
-        invalid_field(parse(&with(eip1559(), "accessList", json!([{"address": "0x12", "storageKeys": []}])))),
+        invalid_field(parse(&with(
+            eip1559(),
+            "accessList",
+            json!([{"address": "0x12", "storageKeys": []}])
+        ))),
         "accessList[0].address"
     );
     assert_eq!(
@@ -190,7 +240,11 @@ fn bad_hex_is_refused() {
         "accessList[0].storageKeys[0]"
     );
     assert_eq!(
-        invalid_field(parse(&with(eip1559(), "accessList", json!([{"address": TO}])))),
+        invalid_field(parse(&with(
+            eip1559(),
+            "accessList",
+            json!([{"address": TO}])
+        ))),
         "accessList[0]"
     );
     assert!(matches!(
@@ -198,7 +252,11 @@ fn bad_hex_is_refused() {
         Err(DecodeError::WrongShape { .. })
     ));
     assert!(matches!(
-        parse(&with(eip1559(), "accessList", json!([{"address": TO, "storageKeys": [], "x": 1}]))),
+        parse(&with(
+            eip1559(),
+            "accessList",
+            json!([{"address": TO, "storageKeys": [], "x": 1}])
+        )),
         Err(DecodeError::UnknownField { .. })
     ));
 }
@@ -216,19 +274,34 @@ fn overflow_is_refused() {
     for key in ["maxFeePerGas", "maxPriorityFeePerGas"] {
         assert_eq!(
             parse(&with(eip1559(), key, over(128))),
-            Err(DecodeError::Overflow { field: key, bits: 128 })
+            Err(DecodeError::Overflow {
+                field: key,
+                bits: 128
+            })
         );
     }
     assert_eq!(
         parse(&with(legacy(), "gasPrice", over(128))),
-        Err(DecodeError::Overflow { field: "gasPrice", bits: 128 })
+        Err(DecodeError::Overflow {
+            field: "gasPrice",
+            bits: 128
+        })
     );
     assert_eq!(
         parse(&with(eip1559(), "value", over(256))),
-        Err(DecodeError::Overflow { field: "value", bits: 256 })
+        Err(DecodeError::Overflow {
+            field: "value",
+            bits: 256
+        })
     );
     let max = format!("0x{}", "f".repeat(64));
-    assert_eq!(parse(&with(eip1559(), "value", json!(max))).unwrap().intent().value, U256::MAX);
+    assert_eq!(
+        parse(&with(eip1559(), "value", json!(max)))
+            .unwrap()
+            .intent()
+            .value,
+        U256::MAX
+    );
     // JSON numbers: not for fees or value, and not beyond 2^53 for the others.
     assert!(parse(&with(eip1559(), "value", json!(1))).is_err());
     assert!(parse(&with(eip1559(), "maxFeePerGas", json!(1))).is_err());
@@ -238,12 +311,24 @@ fn overflow_is_refused() {
 
 #[test]
 fn missing_fields_are_named() {
-    for key in ["chainId", "nonce", "gas", "maxFeePerGas", "maxPriorityFeePerGas"] {
+    for key in [
+        "chainId",
+        "nonce",
+        "gas",
+        "maxFeePerGas",
+        "maxPriorityFeePerGas",
+    ] {
         let tx = without(eip1559(), key);
         assert_eq!(parse(&tx), Err(DecodeError::MissingField(key)), "{key}");
     }
-    assert_eq!(parse(&without(legacy(), "gasPrice")), Err(DecodeError::MissingField("gasPrice")));
-    assert_eq!(parse(&without(eip2930(), "gasPrice")), Err(DecodeError::MissingField("gasPrice")));
+    assert_eq!(
+        parse(&without(legacy(), "gasPrice")),
+        Err(DecodeError::MissingField("gasPrice"))
+    );
+    assert_eq!(
+        parse(&without(eip2930(), "gasPrice")),
+        Err(DecodeError::MissingField("gasPrice"))
+    );
     assert_eq!(
         parse(&with(eip1559(), "chainId", Value::Null)),
         Err(DecodeError::MissingField("chainId"))
@@ -257,27 +342,56 @@ fn missing_fields_are_named() {
 #[test]
 fn fee_field_conflicts_are_refused() {
     let both = with(eip1559(), "gasPrice", json!("0x1"));
-    assert!(matches!(parse(&both), Err(DecodeError::Conflict("gasPrice", "maxFeePerGas", _))));
+    assert!(matches!(
+        parse(&both),
+        Err(DecodeError::Conflict("gasPrice", "maxFeePerGas", _))
+    ));
     let untyped_both = without(both, "type");
-    assert!(matches!(parse(&untyped_both), Err(DecodeError::Conflict("gasPrice", ..))));
-    let max_on_legacy = with(with(legacy(), "type", json!("0x0")), "maxFeePerGas", json!("0x1"));
-    assert!(matches!(parse(&max_on_legacy), Err(DecodeError::Conflict("maxFeePerGas", "type", _))));
+    assert!(matches!(
+        parse(&untyped_both),
+        Err(DecodeError::Conflict("gasPrice", ..))
+    ));
+    let max_on_legacy = with(
+        with(legacy(), "type", json!("0x0")),
+        "maxFeePerGas",
+        json!("0x1"),
+    );
+    assert!(matches!(
+        parse(&max_on_legacy),
+        Err(DecodeError::Conflict("maxFeePerGas", "type", _))
+    ));
     let prio_on_2930 = with(eip2930(), "maxPriorityFeePerGas", json!("0x1"));
     assert!(matches!(
         parse(&prio_on_2930),
         Err(DecodeError::Conflict("maxPriorityFeePerGas", "type", _))
     ));
-    let list_on_legacy = with(with(legacy(), "type", json!("0x0")), "accessList", json!([]));
-    assert!(matches!(parse(&list_on_legacy), Err(DecodeError::Conflict("accessList", "type", _))));
+    let list_on_legacy = with(
+        with(legacy(), "type", json!("0x0")),
+        "accessList",
+        json!([]),
+    );
+    assert!(matches!(
+        parse(&list_on_legacy),
+        Err(DecodeError::Conflict("accessList", "type", _))
+    ));
     let priority_above = with(eip1559(), "maxPriorityFeePerGas", json!("0x9502f9001"));
     assert_eq!(
         parse(&priority_above),
-        Err(DecodeError::PriorityFeeAboveMax { priority: 40_000_000_001, max: 40_000_000_000 })
+        Err(DecodeError::PriorityFeeAboveMax {
+            priority: 40_000_000_001,
+            max: 40_000_000_000
+        })
     );
     let data_input = with(eip1559(), "input", json!("0x01"));
-    assert!(matches!(parse(&data_input), Err(DecodeError::Conflict("data", "input", _))));
+    assert!(matches!(
+        parse(&data_input),
+        Err(DecodeError::Conflict("data", "input", _))
+    ));
     let gas_limit = with(eip1559(), "gasLimit", json!("0x5209"));
-    assert!(matches!(parse(&gas_limit), Err(DecodeError::Conflict("gas", "gasLimit", _))));
+    assert!(matches!(
+        parse(&gas_limit),
+        Err(DecodeError::Conflict("gas", "gasLimit", _))
+    ));
 }
 
 #[test]
@@ -292,7 +406,10 @@ fn unsupported_types_are_refused() {
         );
     }
     let blob = with(eip1559(), "maxFeePerBlobGas", json!("0x1"));
-    assert!(matches!(parse(&blob), Err(DecodeError::UnknownField { .. })));
+    assert!(matches!(
+        parse(&blob),
+        Err(DecodeError::UnknownField { .. })
+    ));
     for first in [0x03u8, 0x04, 0x00, 0x05, 0x7f] {
         let bytes = [first, 0xc0];
         assert!(
@@ -307,44 +424,79 @@ fn unsupported_types_are_refused() {
 
 #[test]
 fn zero_chain_id_is_refused() {
-    assert_eq!(parse(&with(eip1559(), "chainId", json!("0x0"))), Err(DecodeError::ZeroChainId));
-    assert_eq!(parse(&with(legacy(), "chainId", json!(0))), Err(DecodeError::ZeroChainId));
+    assert_eq!(
+        parse(&with(eip1559(), "chainId", json!("0x0"))),
+        Err(DecodeError::ZeroChainId)
+    );
+    assert_eq!(
+        parse(&with(legacy(), "chainId", json!(0))),
+        Err(DecodeError::ZeroChainId)
+    );
 }
 
 #[test]
 fn unknown_fields_are_refused() {
     assert!(matches!(
         parse(&with(eip1559(), "v", json!("0x1"))),
-        Err(DecodeError::UnknownField { context: "transaction", .. })
+        Err(DecodeError::UnknownField {
+            context: "transaction",
+            ..
+        })
     ));
     let body = serde_json::to_vec(&json!({"transaction": eip1559(), "key": "x"})).unwrap();
     assert!(matches!(
         UnsignedTransaction::from_request_body(&body),
-        Err(DecodeError::UnknownField { context: "request body", .. })
+        Err(DecodeError::UnknownField {
+            context: "request body",
+            ..
+        })
     ));
     for bad in [&b"[]"[..], b"\"x\"", b"", b"{", br#"{"transaction": 5}"#] {
         assert!(UnsignedTransaction::from_request_body(bad).is_err());
     }
     let dup = br#"{"transaction": {"chainId":"0x1","chainId":"0x2"}}"#;
-    assert!(matches!(UnsignedTransaction::from_request_body(dup), Err(DecodeError::Json(_))));
+    assert!(matches!(
+        UnsignedTransaction::from_request_body(dup),
+        Err(DecodeError::Json(_))
+    ));
 }
 
 #[test]
 fn oversize_is_refused() {
-    let big = with(eip1559(), "data", json!(format!("0x{}", "00".repeat(MAX_CALLDATA_LEN + 1))));
-    assert!(matches!(parse(&big), Err(DecodeError::TooLarge { what: "calldata", .. })));
+    let big = with(
+        eip1559(),
+        "data",
+        json!(format!("0x{}", "00".repeat(MAX_CALLDATA_LEN + 1))),
+    );
+    assert!(matches!(
+        parse(&big),
+        Err(DecodeError::TooLarge {
+            what: "calldata",
+            ..
+        })
+    ));
     let body = vec![b' '; MAX_TRANSACTION_BODY_LEN + 1];
     assert!(matches!(
         UnsignedTransaction::from_request_body(&body),
-        Err(DecodeError::TooLarge { what: "request body", .. })
+        Err(DecodeError::TooLarge {
+            what: "request body",
+            ..
+        })
     ));
     let raw = vec![0u8; MAX_UNSIGNED_TRANSACTION_LEN + 1];
     assert!(matches!(
         UnsignedTransaction::from_unsigned_rlp(&raw),
-        Err(DecodeError::TooLarge { what: "unsigned transaction", .. })
+        Err(DecodeError::TooLarge {
+            what: "unsigned transaction",
+            ..
+        })
     ));
     // Calldata within the limit is fine.
-    let ok = with(eip1559(), "data", json!(format!("0x{}", "00".repeat(MAX_CALLDATA_LEN))));
+    let ok = with(
+        eip1559(),
+        "data",
+        json!(format!("0x{}", "00".repeat(MAX_CALLDATA_LEN))),
+    );
     assert_eq!(parse(&ok).unwrap().intent().data_len, MAX_CALLDATA_LEN);
 }
 
@@ -358,7 +510,10 @@ fn unsigned(tx: &Value) -> Vec<u8> {
 fn unsigned_rlp_round_trips_for_each_type() {
     for tx in [eip1559(), eip2930(), legacy()] {
         let bytes = unsigned(&tx);
-        assert_eq!(UnsignedTransaction::from_unsigned_rlp(&bytes).unwrap(), parse(&tx).unwrap());
+        assert_eq!(
+            UnsignedTransaction::from_unsigned_rlp(&bytes).unwrap(),
+            parse(&tx).unwrap()
+        );
     }
     // The EIP-155 example's signing payload, from the EIP.
     let eip155 = hex::decode(
@@ -375,8 +530,14 @@ fn pre_eip155_legacy_is_refused() {
         "e9098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a764000080",
     )
     .unwrap();
-    assert_eq!(UnsignedTransaction::from_unsigned_rlp(&pre155), Err(DecodeError::PreEip155));
-    assert_eq!(parse(&without(legacy(), "chainId")), Err(DecodeError::MissingField("chainId")));
+    assert_eq!(
+        UnsignedTransaction::from_unsigned_rlp(&pre155),
+        Err(DecodeError::PreEip155)
+    );
+    assert_eq!(
+        parse(&without(legacy(), "chainId")),
+        Err(DecodeError::MissingField("chainId"))
+    );
 }
 
 #[test]
@@ -385,18 +546,30 @@ fn malformed_rlp_is_refused() {
     // Trailing bytes after the list.
     let mut trailing = ok.clone();
     trailing.push(0x80);
-    assert_eq!(UnsignedTransaction::from_unsigned_rlp(&trailing), Err(DecodeError::TrailingBytes(1)));
+    assert_eq!(
+        UnsignedTransaction::from_unsigned_rlp(&trailing),
+        Err(DecodeError::TrailingBytes(1))
+    );
     let mut trailing = unsigned(&legacy());
     trailing.extend_from_slice(&[0, 0]);
-    assert_eq!(UnsignedTransaction::from_unsigned_rlp(&trailing), Err(DecodeError::TrailingBytes(2)));
+    assert_eq!(
+        UnsignedTransaction::from_unsigned_rlp(&trailing),
+        Err(DecodeError::TrailingBytes(2))
+    );
     // Truncated.
     assert!(matches!(
         UnsignedTransaction::from_unsigned_rlp(&ok[..ok.len() - 1]),
         Err(DecodeError::Rlp { .. })
     ));
     // Empty; type byte alone; an RLP string.
-    assert!(matches!(UnsignedTransaction::from_unsigned_rlp(&[]), Err(DecodeError::Rlp { .. })));
-    assert!(matches!(UnsignedTransaction::from_unsigned_rlp(&[2]), Err(DecodeError::Rlp { .. })));
+    assert!(matches!(
+        UnsignedTransaction::from_unsigned_rlp(&[]),
+        Err(DecodeError::Rlp { .. })
+    ));
+    assert!(matches!(
+        UnsignedTransaction::from_unsigned_rlp(&[2]),
+        Err(DecodeError::Rlp { .. })
+    ));
     assert!(matches!(
         UnsignedTransaction::from_unsigned_rlp(&[0x82, 1, 2]),
         Err(DecodeError::Rlp { .. })
@@ -404,12 +577,18 @@ fn malformed_rlp_is_refused() {
     // An extra field inside the list (as in a signed transaction).
     let mut fields = ok[1..].to_vec();
     let extra = 0x80u8;
-    assert!(fields[0] >= 0xc0 && fields[0] < 0xf7, "short list in this fixture");
+    assert!(
+        fields[0] >= 0xc0 && fields[0] < 0xf7,
+        "short list in this fixture"
+    );
     fields[0] += 1;
     fields.push(extra);
     let mut bytes = vec![2];
     bytes.extend(fields);
-    assert!(matches!(UnsignedTransaction::from_unsigned_rlp(&bytes), Err(DecodeError::Rlp { .. })));
+    assert!(matches!(
+        UnsignedTransaction::from_unsigned_rlp(&bytes),
+        Err(DecodeError::Rlp { .. })
+    ));
     // Non-canonical integer: nonce 0x2a written as a one-byte string with a leading zero.
     let legacy_bytes = unsigned(&legacy());
     let mut noncanonical = legacy_bytes.clone();
@@ -431,7 +610,10 @@ fn malformed_rlp_is_refused() {
     // Legacy with chain id 0.
     let mut zero_chain = legacy_bytes;
     zero_chain[n - 3] = 0x80;
-    assert_eq!(UnsignedTransaction::from_unsigned_rlp(&zero_chain), Err(DecodeError::ZeroChainId));
+    assert_eq!(
+        UnsignedTransaction::from_unsigned_rlp(&zero_chain),
+        Err(DecodeError::ZeroChainId)
+    );
 }
 
 #[test]
@@ -439,12 +621,18 @@ fn rlp_priority_fee_above_max_is_refused() {
     let tx = with(eip1559(), "maxPriorityFeePerGas", json!("0x1"));
     let mut bytes = unsigned(&tx);
     // Swap in a max fee of 0: field order is chainId, nonce, maxPriority, maxFee.
-    let pos = bytes.windows(6).position(|w| w == [0x85, 0x09, 0x50, 0x2f, 0x90, 0x00]).unwrap();
+    let pos = bytes
+        .windows(6)
+        .position(|w| w == [0x85, 0x09, 0x50, 0x2f, 0x90, 0x00])
+        .unwrap();
     bytes.splice(pos..pos + 6, [0x80]);
     bytes[1] -= 5;
     assert!(matches!(
         UnsignedTransaction::from_unsigned_rlp(&bytes),
-        Err(DecodeError::PriorityFeeAboveMax { priority: 1, max: 0 })
+        Err(DecodeError::PriorityFeeAboveMax {
+            priority: 1,
+            max: 0
+        })
     ));
 }
 
@@ -461,8 +649,14 @@ fn both(tx: &Value, rlp_of: &Value) -> Result<UnsignedTransaction, DecodeError> 
 
 #[test]
 fn json_and_unsigned_must_agree() {
-    assert_eq!(both(&eip1559(), &eip1559()).unwrap(), parse(&eip1559()).unwrap());
-    assert_eq!(both(&legacy(), &legacy()).unwrap(), parse(&legacy()).unwrap());
+    assert_eq!(
+        both(&eip1559(), &eip1559()).unwrap(),
+        parse(&eip1559()).unwrap()
+    );
+    assert_eq!(
+        both(&legacy(), &legacy()).unwrap(),
+        parse(&legacy()).unwrap()
+    );
     let mismatch = |tx: Value, rlp_of: Value| match both(&tx, &rlp_of) {
         Err(DecodeError::Mismatch { field }) => field,
         other => panic!("expected a mismatch, got {other:?}"),
@@ -470,25 +664,61 @@ fn json_and_unsigned_must_agree() {
     let storage = json!([{"address": TO, "storageKeys": []}]);
     // eip2930()'s fields as a type 2 transaction.
     let as_1559 = with(
-        with(with(without(eip2930(), "gasPrice"), "type", json!("0x2")), "maxFeePerGas", json!("0x6fc23ac00")),
+        with(
+            with(without(eip2930(), "gasPrice"), "type", json!("0x2")),
+            "maxFeePerGas",
+            json!("0x6fc23ac00"),
+        ),
         "maxPriorityFeePerGas",
         json!("0x1"),
     );
     let cases = [
         ("type", eip2930(), as_1559),
-        ("chainId", eip1559(), with(eip1559(), "chainId", json!("0x5"))),
+        (
+            "chainId",
+            eip1559(),
+            with(eip1559(), "chainId", json!("0x5")),
+        ),
         ("nonce", eip1559(), with(eip1559(), "nonce", json!("0x2b"))),
-        ("gasPrice", legacy(), with(legacy(), "gasPrice", json!("0x1"))),
-        ("maxFeePerGas", eip1559(), with(eip1559(), "maxFeePerGas", json!("0x9502f9001"))),
-        ("maxPriorityFeePerGas", eip1559(), with(eip1559(), "maxPriorityFeePerGas", json!("0x1"))),
+        (
+            "gasPrice",
+            legacy(),
+            with(legacy(), "gasPrice", json!("0x1")),
+        ),
+        (
+            "maxFeePerGas",
+            eip1559(),
+            with(eip1559(), "maxFeePerGas", json!("0x9502f9001")),
+        ),
+        (
+            "maxPriorityFeePerGas",
+            eip1559(),
+            with(eip1559(), "maxPriorityFeePerGas", json!("0x1")),
+        ),
         ("gas", eip1559(), with(eip1559(), "gas", json!("0x5209"))),
-        ("to", eip1559(), with(eip1559(), "to", json!("0x3535353535353535353535353535353535353536"))),
+        (
+            "to",
+            eip1559(),
+            with(
+                eip1559(),
+                "to",
+                json!("0x3535353535353535353535353535353535353536"),
+            ),
+        ),
         ("to", eip1559(), without(eip1559(), "to")),
         ("value", eip1559(), with(eip1559(), "value", json!("0x1"))),
         ("data", eip1559(), with(eip1559(), "data", json!("0x00"))),
         ("data", legacy(), with(legacy(), "data", json!("0x00"))),
-        ("accessList", eip1559(), with(eip1559(), "accessList", storage)),
-        ("accessList", eip2930(), with(eip2930(), "accessList", json!([]))),
+        (
+            "accessList",
+            eip1559(),
+            with(eip1559(), "accessList", storage),
+        ),
+        (
+            "accessList",
+            eip2930(),
+            with(eip2930(), "accessList", json!([])),
+        ),
     ];
     for (field, tx, other) in cases {
         assert_eq!(mismatch(tx, other), field, "{field}");
@@ -497,13 +727,18 @@ fn json_and_unsigned_must_agree() {
 
 #[test]
 fn unsigned_alone_has_no_from() {
-    let body = serde_json::to_vec(&json!({"unsigned": format!("0x{}", hex::encode(unsigned(&eip2930())))}))
-        .unwrap();
+    let body = serde_json::to_vec(
+        &json!({"unsigned": format!("0x{}", hex::encode(unsigned(&eip2930())))}),
+    )
+    .unwrap();
     let (tx, from) = UnsignedTransaction::from_request_body(&body).unwrap();
     assert_eq!((tx, from), (parse(&eip2930()).unwrap(), None));
     for bad in [json!("0x"), json!("02c0"), json!(5), json!("0x02c")] {
         let body = serde_json::to_vec(&json!({ "unsigned": bad })).unwrap();
-        assert!(UnsignedTransaction::from_request_body(&body).is_err(), "{bad}");
+        assert!(
+            UnsignedTransaction::from_request_body(&body).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -515,6 +750,8 @@ fn encode_signed_uses_eip155_v_for_legacy() {
     let r_pos = signed.raw.len() - 66;
     assert_eq!(&signed.raw[r_pos - 3..r_pos], &[0x82, 0x01, 0x36]);
     assert_eq!(signed.hash, alloy_primitives::keccak256(&signed.raw));
-    let typed = parse(&eip1559()).unwrap().encode_signed([1; 32], [2; 32], false);
+    let typed = parse(&eip1559())
+        .unwrap()
+        .encode_signed([1; 32], [2; 32], false);
     assert_eq!(typed.raw[0], 0x02);
 }

@@ -217,13 +217,17 @@ pub const STAMP_HEADER: &str = "x-strongroom-stamp";
 
 /// Which sealed key blob a relayed call needs: the path's key, or a pending request's.
 fn call_key(state: &AppState, path: &str) -> Result<Option<SealedKey>, ApiError> {
-    let parts: Vec<&str> = path.split('?').next().unwrap_or_default().split('/').collect();
+    let parts: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .collect();
     let key_id = match parts.as_slice() {
         ["", "v1", "keys", id, ..] => Some(id.to_string()),
-        ["", "v1", "requests", id, "approve" | "execute"] => state
-            .store
-            .request_key(id)
-            .map_err(store_err)?,
+        ["", "v1", "requests", id, "approve" | "execute"] => {
+            state.store.request_key(id).map_err(store_err)?
+        }
         _ => None,
     };
     match key_id {

@@ -109,9 +109,9 @@ async fn main() -> Result<()> {
         SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
     );
     let genesis = match &args.genesis {
-        Some(path) => Some(
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
         None => None,
     };
     let first_boot = store

@@ -232,13 +232,12 @@ impl Store for SqliteStore {
 
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            Ok(c
-                .query_row(
-                    "SELECT key_id FROM requests WHERE id = ?1",
-                    [request_id],
-                    |r| r.get(0),
-                )
-                .optional()?)
+            Ok(c.query_row(
+                "SELECT key_id FROM requests WHERE id = ?1",
+                [request_id],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 }

@@ -132,14 +132,37 @@ impl Stack {
         }
     }
 
-    /// Runs the `strongroom` CLI against this system.
+    /// Runs the `strongroom` CLI against this system, as the development principal (the
+    /// CLI's default in mock mode: `DATA/dev/principal.key`).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin_dir().join("strongroom"))
+        self.cli_with_input(args, None)
+    }
+
+    /// Runs the CLI with `input` on its standard input.
+    pub fn cli_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin_dir().join("strongroom"))
             .arg("--url")
             .arg(&self.url)
             .args(args)
-            .output()
-            .unwrap()
+            .env("STRONGROOM_DATA_DIR", &self.data)
+            .env_remove("STRONGROOM_PRINCIPAL_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(bytes) = input {
+            stdin.write_all(bytes).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// A development key file under the data directory (`admin-1.key`, `principal.key`…).
+    pub fn dev_key(&self, name: &str) -> String {
+        self.data.join("dev").join(name).display().to_string()
     }
 
     /// Runs the CLI, expecting success, and parses its JSON.

@@ -105,6 +105,47 @@ fn put_blob(db: &Connection, id: &str, sealed: &[u8]) {
     .unwrap();
 }
 
+/// Adds `destroy_key` to the development principal's key rule, through a proposal that two
+/// development admins approve with the CLI.
+fn grant_destroy(stack: &Stack) {
+    let mut policy = stack.cli_json(&["policy", "show"])["policy"].clone();
+    let rules = policy["rules"].as_array_mut().unwrap();
+    let rule = rules
+        .iter_mut()
+        .find(|r| r["name"] == "dev-create-keys")
+        .unwrap();
+    rule["actions"] = serde_json::json!(["create_key", "destroy_key"]);
+    let file = stack.data.join("grant-destroy.json");
+    std::fs::write(&file, serde_json::to_vec(&policy).unwrap()).unwrap();
+    let out = stack.cli(&["policy", "propose", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    for admin in ["admin-1.key", "admin-2.key"] {
+        let out = stack.cli(&[
+            "policy",
+            "approve",
+            &id,
+            "--admin-key",
+            &stack.dev_key(admin),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn tampered_swapped_and_destroyed_blobs_are_refused() {
     let data = temp_data("blobs");
@@ -137,6 +178,11 @@ fn tampered_swapped_and_destroyed_blobs_are_refused() {
     put_blob(&db, &a, &blob_a);
     assert!(sign(&stack, &a, &d)["signature"].is_string());
 
+    // The development policy lets "dev" create keys, not destroy them: two of the three
+    // development admins grant it first.
+    let err = stack.cli_err(&["keys", "destroy", &a]);
+    assert!(err.contains("default deny"), "{err}");
+    grant_destroy(&stack);
     let destroyed = stack.cli_json(&["keys", "destroy", &a]);
     assert_eq!(destroyed["destroyed"], true);
     let err = stack.cli_err(&["keys", "show", &a]);

@@ -109,17 +109,7 @@ pub fn stamp_at(key: &SigningKey, method: &str, path: &str, body: &[u8], expires
             .to_be_bytes(),
     );
     nonce[8..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
-    Stamp::sign(
-        key,
-        StampedRequest {
-            method,
-            path,
-            body,
-        },
-        nonce,
-        expires,
-    )
-    .to_header()
+    Stamp::sign(key, StampedRequest { method, path, body }, nonce, expires).to_header()
 }
 
 pub fn nsm() -> MockNsm {
@@ -174,20 +164,14 @@ pub fn boot() -> Booted {
 }
 
 impl Booted {
-    pub fn unseal(
-        &self,
-        root: &[u8],
-        stored: Option<&Stored>,
-        genesis: Option<&[u8]>,
-    ) -> Response {
+    pub fn unseal(&self, root: &[u8], stored: Option<&Stored>, genesis: Option<&[u8]>) -> Response {
         let envelope = challenge(&self.enclave, &self.trusted, root);
-        self.enclave
-            .handle(Request::CompleteUnseal(CompleteUnseal {
-                ciphertext_for_recipient: envelope.into(),
-                key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
-                state: stored.map(|s| ByteBuf::from(s.state.clone())),
-                genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
-            }))
+        self.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
+            ciphertext_for_recipient: envelope.into(),
+            key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
+            state: stored.map(|s| ByteBuf::from(s.state.clone())),
+            genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
+        }))
     }
 }
 
@@ -239,8 +223,7 @@ impl Proxy {
     /// A new enclave process unsealed with what was stored.
     pub fn restart(&mut self, root: &[u8]) {
         let booted = boot();
-        let Response::Unsealed { key_check, state } =
-            booted.unseal(root, Some(&self.stored), None)
+        let Response::Unsealed { key_check, state } = booted.unseal(root, Some(&self.stored), None)
         else {
             panic!("restart failed")
         };
@@ -305,8 +288,7 @@ impl Proxy {
             self.blobs.remove(id);
         }
         if let Some(p) = &e.pending_request {
-            self.requests
-                .insert(p.request_id.clone(), p.key_id.clone());
+            self.requests.insert(p.request_id.clone(), p.key_id.clone());
         }
         let body = serde_json::from_slice(&answer.body).expect("JSON answer");
         Reply {
@@ -331,6 +313,6 @@ impl Proxy {
     pub fn create_key(&mut self, key: &SigningKey, label: &str) -> Value {
         let r = self.call(key, "POST", "/v1/keys", &json!({ "label": label }));
         assert_eq!(r.status, 201, "{:?}", r.body);
-        r.body["key"].clone()
+        r.body.clone()
     }
 }
