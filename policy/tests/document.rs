@@ -569,7 +569,8 @@ fn accessors() {
 
 #[test]
 fn readme_examples_are_valid() {
-    let readme = include_str!("../README.md");
+    // The schema is documented in the project README.
+    let readme = include_str!("../../README.md");
     let start = readme
         .find("Examples (each a `conditions` object):")
         .unwrap();
