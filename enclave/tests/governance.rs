@@ -407,3 +407,28 @@ fn a_running_enclave_never_takes_state_back_from_the_parent() {
         ErrorCode::WrongPhase
     );
 }
+
+#[test]
+fn a_transaction_whose_json_and_rlp_disagree_is_refused() {
+    let (keys, mut proxy, id) = setup();
+    let path = format!("/v1/keys/{id}/sign/transaction");
+    // The unsigned encoding of the same transaction, as the enclave would sign it.
+    let json_tx = tx(1, 7, ETH / 10);
+    let decoded = strongroom_eth::UnsignedTransaction::from_json(&json_tx["transaction"]).unwrap();
+    let unsigned = format!("0x{}", hex::encode(decoded.unsigned_encoding()));
+    // Both forms agreeing: signed.
+    let mut both = json_tx.clone();
+    both["unsigned"] = json!(unsigned);
+    let r = proxy.call(&keys.dev, "POST", &path, &both);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The JSON says 0.1 ETH to the usual recipient; the RLP (what would be signed) differs
+    // in the value: refused, nothing signed.
+    let other =
+        strongroom_eth::UnsignedTransaction::from_json(&tx(1, 7, ETH)["transaction"]).unwrap();
+    let mut lying = json_tx.clone();
+    lying["unsigned"] = json!(format!("0x{}", hex::encode(other.unsigned_encoding())));
+    let r = proxy.call(&keys.dev, "POST", &path, &lying);
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body.get("raw").is_none());
+    assert!(r.message().contains("value"), "{}", r.message());
+}
