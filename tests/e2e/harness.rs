@@ -254,3 +254,28 @@ pub fn recover_with_eth_keys(digest_hex: &str, signature_hex: &str) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Runs `tests/interop/check_eth_signatures.py` (eth-account) on `request`; returns what it
+/// computed: recovered signers, its own signing hashes, decoded transaction fields.
+pub fn check_with_eth_account(request: &Value) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(repo().join("tests/interop/check_eth_signatures.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(serde_json::to_vec(request).unwrap().as_slice())
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "check_eth_signatures.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
