@@ -432,3 +432,53 @@ fn a_transaction_whose_json_and_rlp_disagree_is_refused() {
     assert!(r.body.get("raw").is_none());
     assert!(r.message().contains("value"), "{}", r.message());
 }
+
+#[test]
+fn a_time_locked_request_signs_only_after_its_delay_and_can_be_cancelled_before() {
+    let keys = Keys::new();
+    let mut rules = dev_rules();
+    rules.as_array_mut().unwrap().push(json!(
+        {"name": "slow-messages", "effect": "allow", "principals": ["dev"],
+         "actions": ["sign_message"], "conditions": {"time_lock": 2}}));
+    // Only the time-locked rule grants messages.
+    rules
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["name"] != "dev-messages");
+    let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, rules));
+    let id = proxy.create_key(&keys.dev, "k")["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/keys/{id}/sign/message");
+    let message = |text: &str| json!({"message": format!("0x{}", hex::encode(text))});
+
+    let r = proxy.call(&keys.dev, "POST", &path, &message("later"));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["request"]["decision"]["result"], "time_locked");
+    let rid = r.body["request"]["id"].as_str().unwrap().to_string();
+    let execute = format!("/v1/requests/{rid}/execute");
+    // Too early: still pending, nothing signed.
+    let r = proxy.call(&keys.dev, "POST", &execute, &json!({}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["request"]["status"], "pending");
+    assert!(r.body["result"].is_null());
+    // A stranger to the request cannot execute it.
+    let r = proxy.call(&keys.ops, "POST", &execute, &json!({}));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+
+    // A second one, cancelled during its delay, never signs.
+    let r = proxy.call(&keys.dev, "POST", &path, &message("never"));
+    let cancelled = r.body["request"]["id"].as_str().unwrap().to_string();
+    let r = proxy.call(&keys.dev, "POST", &format!("/v1/requests/{cancelled}/cancel"), &json!({}));
+    assert_eq!(r.body["request"]["status"], "cancelled", "{:?}", r.body);
+
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let r = proxy.call(&keys.dev, "POST", &execute, &json!({}));
+    assert_eq!(r.body["request"]["status"], "signed", "{:?}", r.body);
+    assert!(r.body["result"]["signature"].as_str().unwrap().starts_with("0x"));
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/requests/{cancelled}/execute"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{:?}", r.body);
+}
