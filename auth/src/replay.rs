@@ -2,13 +2,27 @@
 //! for at most [`crate::MAX_VALIDITY_SECS`], so the cache never holds more than that
 //! window's requests, and a full cache refuses rather than forgets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
+
+use sha2::{Digest, Sha256};
+
+/// A (key id, nonce) pair, hashed: 32 bytes per entry whatever the nonce length, so the
+/// cache's memory is fixed by its capacity.
+type Entry = [u8; 32];
+
+fn entry(key_id: &str, nonce: &[u8]) -> Entry {
+    let mut h = Sha256::new();
+    h.update((key_id.len() as u64).to_be_bytes());
+    h.update(key_id.as_bytes());
+    h.update(nonce);
+    h.finalize().into()
+}
 
 /// Seen nonces, each kept until its stamp's expiry.
 #[derive(Debug)]
 pub struct ReplayCache {
-    seen: HashMap<(String, Vec<u8>), u64>,
-    by_expiry: BTreeMap<(u64, String, Vec<u8>), ()>,
+    seen: HashMap<Entry, u64>,
+    by_expiry: BTreeSet<(u64, Entry)>,
     capacity: usize,
 }
 
@@ -22,11 +36,11 @@ pub enum ReplayRefusal {
 }
 
 impl ReplayCache {
-    /// A cache holding at most `capacity` unexpired nonces.
+    /// A cache holding at most `capacity` unexpired nonces (about 100 bytes each).
     pub fn new(capacity: usize) -> Self {
         Self {
             seen: HashMap::new(),
-            by_expiry: BTreeMap::new(),
+            by_expiry: BTreeSet::new(),
             capacity,
         }
     }
@@ -42,14 +56,12 @@ impl ReplayCache {
     }
 
     fn evict_expired(&mut self, now: u64) {
-        while let Some(((expires, key, nonce), ())) = self.by_expiry.first_key_value() {
-            if *expires >= now {
+        while let Some(&(expires, e)) = self.by_expiry.first() {
+            if expires >= now {
                 break;
             }
-            let entry = (key.clone(), nonce.clone());
-            let first = (*expires, key.clone(), nonce.clone());
-            self.by_expiry.remove(&first);
-            self.seen.remove(&entry);
+            self.by_expiry.pop_first();
+            self.seen.remove(&e);
         }
     }
 
@@ -62,16 +74,15 @@ impl ReplayCache {
         now: u64,
     ) -> Result<(), ReplayRefusal> {
         self.evict_expired(now);
-        let entry = (key_id.to_string(), nonce.to_vec());
-        if self.seen.contains_key(&entry) {
+        let e = entry(key_id, nonce);
+        if self.seen.contains_key(&e) {
             return Err(ReplayRefusal::Replayed);
         }
         if self.seen.len() >= self.capacity {
             return Err(ReplayRefusal::Full);
         }
-        self.seen.insert(entry, expires_at);
-        self.by_expiry
-            .insert((expires_at, key_id.to_string(), nonce.to_vec()), ());
+        self.seen.insert(e, expires_at);
+        self.by_expiry.insert((expires_at, e));
         Ok(())
     }
 }
