@@ -670,7 +670,15 @@ fn sign(
                 .requests
                 .insert(request)
                 .map_err(|e| ApiError::conflict(e.to_string()))?;
-            let state = commit_state(host, &mut g)?;
+            let state = match commit_state(host, &mut g) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Not stored, so not kept: a request the parent never got to store
+                    // must not linger in memory only.
+                    g.state.requests.remove(&request_id);
+                    return Err(e);
+                }
+            };
             let mut answer = reply(202, json!({ "request": view }));
             answer.effects.state = Some(state);
             answer.effects.pending_request = Some(PendingRef {
@@ -708,7 +716,13 @@ fn propose(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller) ->
     };
     let view = proposal_json(&proposal);
     g.state.proposals.push(proposal);
-    let state = commit_state(host, &mut g)?;
+    let state = match commit_state(host, &mut g) {
+        Ok(s) => s,
+        Err(e) => {
+            g.state.proposals.pop();
+            return Err(e);
+        }
+    };
     let mut answer = reply(201, json!({ "proposal": view }));
     answer.effects.state = Some(state);
     Ok(answer)

@@ -113,6 +113,11 @@ impl Requests {
         Ok(())
     }
 
+    /// Removes a request.
+    pub fn remove(&mut self, id: &str) {
+        self.items.retain(|r| r.id != id);
+    }
+
     /// Drops the oldest finished requests beyond [`MAX_FINISHED`].
     pub fn prune(&mut self) {
         let finished = self

@@ -48,7 +48,7 @@ enum PhaseState {
     AwaitingRootKey {
         pending: Option<RecipientKey>,
     },
-    Ready(Ready),
+    Ready(Box<Ready>),
 }
 
 /// The enclave: its NSM and its phase.
@@ -250,12 +250,12 @@ impl<N: Nsm> Enclave<N> {
             Err(e) => return Response::Error(e),
         };
         let seq = state.seq;
-        *phase = PhaseState::Ready(Ready {
+        *phase = PhaseState::Ready(Box::new(Ready {
             sealer,
             key_check: keys.key_check,
             boot_time: unix_now(),
             gov: std::sync::Mutex::new(Governed::new(state, REPLAY_CAPACITY)),
-        });
+        }));
         tracing::info!(first_boot, "unsealed");
         Response::Unsealed {
             key_check: keys.key_check.to_vec().into(),

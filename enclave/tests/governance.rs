@@ -446,7 +446,10 @@ fn a_time_locked_request_signs_only_after_its_delay_and_can_be_cancelled_before(
         .unwrap()
         .retain(|r| r["name"] != "dev-messages");
     let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, rules));
-    let id = proxy.create_key(&keys.dev, "k")["id"].as_str().unwrap().to_string();
+    let id = proxy.create_key(&keys.dev, "k")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = format!("/v1/keys/{id}/sign/message");
     let message = |text: &str| json!({"message": format!("0x{}", hex::encode(text))});
 
@@ -467,13 +470,23 @@ fn a_time_locked_request_signs_only_after_its_delay_and_can_be_cancelled_before(
     // A second one, cancelled during its delay, never signs.
     let r = proxy.call(&keys.dev, "POST", &path, &message("never"));
     let cancelled = r.body["request"]["id"].as_str().unwrap().to_string();
-    let r = proxy.call(&keys.dev, "POST", &format!("/v1/requests/{cancelled}/cancel"), &json!({}));
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/requests/{cancelled}/cancel"),
+        &json!({}),
+    );
     assert_eq!(r.body["request"]["status"], "cancelled", "{:?}", r.body);
 
     std::thread::sleep(std::time::Duration::from_millis(3100));
     let r = proxy.call(&keys.dev, "POST", &execute, &json!({}));
     assert_eq!(r.body["request"]["status"], "signed", "{:?}", r.body);
-    assert!(r.body["result"]["signature"].as_str().unwrap().starts_with("0x"));
+    assert!(
+        r.body["result"]["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x")
+    );
     let r = proxy.call(
         &keys.dev,
         "POST",
