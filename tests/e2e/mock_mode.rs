@@ -202,3 +202,23 @@ fn tampered_swapped_and_destroyed_blobs_are_refused() {
     stack.stop();
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+#[test]
+fn a_first_boot_without_a_genesis_refuses_to_start() {
+    let data = temp_data("no-genesis");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = std::process::Command::new(strongroom_e2e::bin_dir().join("strongroom-proxy"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--enclave")
+        .arg(format!("unix:{}", data.join("none.sock").display()))
+        .arg("--db")
+        .arg(data.join("db.sqlite"))
+        .env_remove("STRONGROOM_GENESIS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("first boot") && err.contains("--genesis"), "{err}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
