@@ -78,6 +78,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> R
                     hex::encode(given)
                 );
             }
+            check_intent_digest(request, &server_digest.0)?;
             eprintln!("{}", describe_request(request));
             let key = principal.load()?;
             let body =
@@ -200,6 +201,23 @@ fn format_time(secs: u64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// The proxy relays the request's intent and its digest; recomputing the digest from the
+/// intent shown makes sure what the approver reads is what the approval covers.
+fn check_intent_digest(request: &Value, digest: &[u8; 32]) -> Result<()> {
+    let intent: strongroom_policy::Intent = serde_json::from_value(request["intent"].clone())
+        .context("the request's intent does not decode")?;
+    let key_id = request["key_id"]
+        .as_str()
+        .context("the request has no key_id")?;
+    if &intent.digest(key_id) != digest {
+        bail!(
+            "the intent shown does not hash to the request's intent digest: the server's \
+             answer was altered; not approving"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -221,5 +239,27 @@ mod tests {
         let note = pending_note(&locked);
         assert!(note.contains("until 2023-11-14T22:13:20Z"), "{note}");
         assert!(note.contains("strongroom requests execute r2"), "{note}");
+    }
+
+    #[test]
+    fn an_intent_altered_on_the_way_is_not_approved() {
+        use strongroom_policy::{Intent, MessageIntent};
+        let intent = Intent::Message(MessageIntent {
+            len: 5,
+            text: Some("hello".into()),
+            signing_hash: [7; 32].into(),
+        });
+        let digest = intent.digest("k1");
+        let request = json!({"key_id": "k1", "intent": intent});
+        assert!(check_intent_digest(&request, &digest).is_ok());
+        // The proxy shows another message under the same digest: refused.
+        let mut altered = request.clone();
+        altered["intent"]["text"] = json!("HELLO");
+        let err = check_intent_digest(&altered, &digest).unwrap_err();
+        assert!(err.to_string().contains("altered"), "{err}");
+        // Or files it under another key.
+        let mut moved = request;
+        moved["key_id"] = json!("k2");
+        assert!(check_intent_digest(&moved, &digest).is_err());
     }
 }

@@ -41,7 +41,28 @@ const S: &str = "0x2e1f0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201
 const PROPOSAL_ID: &str = "0123456789abcdef";
 const PROPOSAL_DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const REQUEST_ID: &str = "fedcba9876543210";
-const INTENT_DIGEST: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+/// The pending request's decoded intent: 2 ETH on mainnet to ADDRESS.
+fn intent() -> strongroom_policy::Intent {
+    use strongroom_policy::{Intent, TransactionIntent, TxType};
+    Intent::Transaction(TransactionIntent {
+        tx_type: TxType::Eip1559,
+        chain_id: 1,
+        nonce: 0,
+        to: Some(ADDRESS.parse().unwrap()),
+        value: alloy_primitives::U256::from(2_000_000_000_000_000_000u128),
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: Some(1_000_000_000),
+        selector: None,
+        data_len: 0,
+        erc20: None,
+    })
+}
+
+/// What the enclave would give as its intent digest.
+fn intent_digest() -> String {
+    hex::encode(intent().digest(PENDING_ID))
+}
 
 /// One request as the stand-in server received it.
 #[derive(Debug, Clone)]
@@ -253,8 +274,8 @@ fn pending_request(status: &str) -> Value {
         "key_id": PENDING_ID,
         "key_label": "treasury",
         "action": "sign_transaction",
-        "intent": {"kind": "transaction", "chain_id": 1, "to": ADDRESS, "value": "2 ether"},
-        "intent_digest": INTENT_DIGEST,
+        "intent": intent(),
+        "intent_digest": intent_digest(),
         "requested_at": 1_800_000_000u64,
         "approvals": [],
         "decision": {"result": "needs_approval", "threshold": 1, "approvers": ["alice"],
@@ -380,7 +401,7 @@ async fn request_verb(
         return error(StatusCode::NOT_FOUND, "not_found", "no request".into());
     }
     match verb.as_str() {
-        "approve" if body["intent_digest"] == INTENT_DIGEST => {
+        "approve" if body["intent_digest"] == intent_digest().as_str() => {
             let mut request = pending_request("signed");
             request["result"] = json!({"signature": "0x00"});
             axum::Json(json!({ "request": request, "result": {"signature": "0x00"} }))
@@ -864,7 +885,7 @@ fn request_commands() {
     let url = server.url.as_str();
 
     let shown = json_out(&strongroom(url, &["requests", "show", REQUEST_ID]));
-    assert_eq!(shown["request"]["intent_digest"], INTENT_DIGEST);
+    assert_eq!(shown["request"]["intent_digest"], intent_digest().as_str());
 
     // Approve: the intent is shown, then its digest approved with the principal key.
     let out = strongroom(url, &["requests", "approve", REQUEST_ID]);
@@ -872,14 +893,14 @@ fn request_commands() {
     assert_eq!(answer["request"]["status"], "signed");
     let note = stderr(&out);
     assert!(
-        note.contains("\"value\": \"2 ether\""),
+        note.contains("\"value\": \"0x1bc16d674ec80000\""),
         "the intent: {note}"
     );
-    assert!(note.contains(INTENT_DIGEST), "{note}");
+    assert!(note.contains(&intent_digest()), "{note}");
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
     assert_eq!(seen[2].path, format!("/v1/requests/{REQUEST_ID}/approve"));
-    assert_eq!(seen[2].body, json!({ "intent_digest": INTENT_DIGEST }));
+    assert_eq!(seen[2].body, json!({ "intent_digest": intent_digest() }));
     assert_eq!(seen[2].stamped_by, Some(principal_id()));
 
     let err = failure(&strongroom(

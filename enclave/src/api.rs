@@ -18,7 +18,7 @@ use strongroom_protocol::messages::{
 use crate::governance::{AdminSet, Change, MAX_PROPOSALS, Proposal, ProposalBody, proposal_digest};
 use crate::keys::KeyRecord;
 use crate::payload;
-use crate::requests::{PendingRequest, Status, intent_digest};
+use crate::requests::{PendingRequest, Status};
 use crate::state::EnclaveState;
 
 /// A refusal, answered as `{"error": {"code", "message", "decision"?}}`.
@@ -657,7 +657,7 @@ fn sign(
                 key_label: record.label.clone(),
                 action,
                 body: call.body.to_vec(),
-                intent_digest: intent_digest(id, &intent).to_vec(),
+                intent_digest: intent.digest(id).to_vec(),
                 intent,
                 requested_at: now,
                 approvals: BTreeSet::new(),

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use strongroom_policy::{Action, Decision, Intent};
 
 /// Most requests kept (waiting and recently finished).
@@ -50,7 +49,7 @@ pub struct PendingRequest {
     pub body: Vec<u8>,
     /// The decoded intent.
     pub intent: Intent,
-    /// What approvers sign: see [`intent_digest`].
+    /// What approvers sign: [`Intent::digest`].
     #[serde(with = "serde_bytes")]
     pub intent_digest: Vec<u8>,
     /// When it was requested (enclave clock): time-locks count from here.
@@ -61,19 +60,6 @@ pub struct PendingRequest {
     pub decision: Decision,
     /// Where it is.
     pub status: Status,
-}
-
-/// The digest approvers sign: a domain tag, the key id and the canonical JSON of the
-/// decoded intent. Approvers see and approve what the request does, not opaque bytes.
-pub fn intent_digest(key_id: &str, intent: &Intent) -> [u8; 32] {
-    let json = serde_json::to_vec(intent).unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(b"strongroom/v1/intent");
-    h.update((key_id.len() as u32).to_be_bytes());
-    h.update(key_id.as_bytes());
-    h.update((json.len() as u64).to_be_bytes());
-    h.update(&json);
-    h.finalize().into()
 }
 
 /// The requests book: bounded, oldest finished requests dropped first.

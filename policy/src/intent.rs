@@ -73,6 +73,23 @@ impl Intent {
         }
     }
 
+    /// The digest approvers sign: SHA-256 over a domain tag, the key id and the compact
+    /// JSON of the intent (serde's field order). Approvers approve what a request does, not
+    /// opaque bytes, and anyone holding the intent's JSON can recompute it.
+    pub fn digest(&self, key_id: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        // Serialising plain data cannot fail; an empty encoding would still be bound to
+        // the key id and could only ever match itself.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(b"strongroom/v1/intent");
+        h.update((key_id.len() as u32).to_be_bytes());
+        h.update(key_id.as_bytes());
+        h.update((json.len() as u64).to_be_bytes());
+        h.update(&json);
+        h.finalize().into()
+    }
+
     /// Native value moved (wei); zero for anything but a transaction.
     pub fn native_value(&self) -> U256 {
         match self {
@@ -110,8 +127,10 @@ pub struct TransactionIntent {
     /// Gas limit.
     pub gas_limit: u64,
     /// Most the sender pays per gas: `gasPrice` (types 0, 1) or `maxFeePerGas` (type 2).
+    #[serde(with = "quantity")]
     pub max_fee_per_gas: u128,
     /// `maxPriorityFeePerGas` (type 2 only).
+    #[serde(with = "optional_quantity")]
     pub max_priority_fee_per_gas: Option<u128>,
     /// The first four bytes of calldata, when there are at least four.
     pub selector: Option<[u8; 4]>,
@@ -237,4 +256,77 @@ pub struct MessageIntent {
     pub text: Option<String>,
     /// The EIP-191 signing hash the enclave computed.
     pub signing_hash: B256,
+}
+
+/// u128 as an Ethereum hex quantity (`"0x…"`): JSON numbers beyond 2^64 do not survive
+/// `serde_json::Value` or JavaScript clients.
+mod quantity {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(text: &str) -> Result<u128, String> {
+        let digits = text
+            .strip_prefix("0x")
+            .ok_or_else(|| format!("{text:?} is not a 0x quantity"))?;
+        u128::from_str_radix(digits, 16).map_err(|e| format!("{text:?}: {e}"))
+    }
+}
+
+/// `Option<u128>` as an Ethereum hex quantity or null.
+mod optional_quantity {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u128>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::quantity::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u128>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| super::quantity::parse(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_round_trip_through_json_values_with_fees_beyond_u64() {
+        let intent = Intent::Transaction(TransactionIntent {
+            tx_type: TxType::Eip1559,
+            chain_id: 1,
+            nonce: 0,
+            to: None,
+            value: U256::MAX,
+            gas_limit: u64::MAX,
+            max_fee_per_gas: u128::MAX,
+            max_priority_fee_per_gas: Some(u128::MAX - 1),
+            selector: Some([1, 2, 3, 4]),
+            data_len: 4,
+            erc20: None,
+        });
+        let value = serde_json::to_value(&intent).unwrap();
+        assert_eq!(
+            value["max_fee_per_gas"],
+            "0xffffffffffffffffffffffffffffffff"
+        );
+        let back: Intent = serde_json::from_value(value).unwrap();
+        assert_eq!(back, intent);
+        // The digest depends on every field and on the key.
+        assert_ne!(intent.digest("a"), intent.digest("b"));
+        assert_eq!(intent.digest("a"), back.digest("a"));
+    }
 }
