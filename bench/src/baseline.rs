@@ -1,13 +1,15 @@
 //! The crypto floors, in process and single-threaded: what a signature costs with no HTTP,
-//! no proxy and no enclave hop.
+//! no proxy and no enclave hop. A request's floor is the crypto the enclave cannot skip:
+//! verifying the principal's request stamp, opening the sealed key blob, and signing.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use k256::ecdsa::SigningKey;
 use serde::Serialize;
+use strongroom_auth::{Algorithm, PrincipalKey, Request, Stamp, request_digest};
 
 /// Operations between clock reads, so reading the clock costs nothing measurable.
 const BATCH: u64 = 16;
@@ -18,6 +20,12 @@ const HEADER_LEN: usize = 26;
 /// The sealed key's plaintext as the enclave lays it out: secret (32) ‖ created_at (8) ‖
 /// label; a 6-byte label makes the whole blob (header, nonce, plaintext, tag) 100 bytes.
 const LABEL: &[u8] = b"bench1";
+/// A signing request's body as the benchmark sends it (`{"digest":"0x…"}`, 78 bytes).
+const BODY_LEN: usize = 78;
+/// A request path as long as the benchmark's (`/v1/keys/<32 hex>/sign/digest`).
+const PATH: &str = "/v1/keys/0123456789abcdef0123456789abcdef/sign/digest";
+/// A stamp expiry in the range real ones have.
+const EXPIRES_AT: u64 = 1_800_000_000;
 
 /// One measured operation.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +92,74 @@ fn random_digests() -> Result<Vec<[u8; 32]>> {
     Ok(digests)
 }
 
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow!("OS random source failed"))?;
+    Ok(bytes)
+}
+
+/// Stamps to verify: a fresh principal key of `algorithm` (never the benchmark's own, so
+/// nothing valid against the server is made), and one valid signature per distinct
+/// request digest, each digest over a request like the benchmark's with a fresh nonce.
+struct Stamps {
+    key: PrincipalKey,
+    signed: Vec<([u8; 32], Vec<u8>)>,
+}
+
+impl Stamps {
+    fn new(algorithm: Algorithm) -> Result<Self> {
+        let signer = strongroom_auth::SigningKey::generate(algorithm)?;
+        let key = signer.public();
+        let mut signed = Vec::with_capacity(DIGESTS);
+        for _ in 0..DIGESTS {
+            let body = random_bytes::<BODY_LEN>()?;
+            let nonce = random_bytes::<16>()?;
+            let digest = request_digest("POST", PATH, &body, key.id(), &nonce, EXPIRES_AT);
+            let signature = signer.sign(&digest);
+            // Checked here so the timed loop can treat failure as impossible.
+            if !key.verify(&digest, &signature) {
+                bail!("a fresh {algorithm} stamp signature does not verify");
+            }
+            signed.push((digest, signature));
+        }
+        Ok(Self { key, signed })
+    }
+
+    /// Verifies the `i`-th stamp as the enclave does.
+    fn verify(&self, i: u64) -> bool {
+        let (digest, signature) = &self.signed[i as usize % DIGESTS];
+        self.key.verify(black_box(digest), black_box(signature))
+    }
+}
+
+/// The enclave's stamp check alone: `PrincipalKey::verify` of a valid signature over a
+/// request digest (for Ed25519, decoding the public key and a strict verification).
+pub fn stamp_verify(warmup: Duration, duration: Duration, algorithm: Algorithm) -> Result<Rate> {
+    let stamps = Stamps::new(algorithm)?;
+    Ok(measure(warmup, duration, |i| {
+        black_box(stamps.verify(i));
+    }))
+}
+
+/// The client's side of a stamp, per request: the request digest, the signature and the
+/// header text, for a body and path like the benchmark's.
+pub fn stamp_sign(warmup: Duration, duration: Duration, algorithm: Algorithm) -> Result<Rate> {
+    let signer = strongroom_auth::SigningKey::generate(algorithm)?;
+    let bodies = (0..DIGESTS)
+        .map(|_| random_bytes::<BODY_LEN>())
+        .collect::<Result<Vec<_>>>()?;
+    let nonce = random_bytes::<16>()?;
+    Ok(measure(warmup, duration, |i| {
+        let request = Request {
+            method: "POST",
+            path: PATH,
+            body: black_box(&bodies[i as usize % DIGESTS]),
+        };
+        let stamp = Stamp::sign(&signer, request, nonce.to_vec(), EXPIRES_AT);
+        black_box(stamp.to_header());
+    }))
+}
+
 /// Raw k256 `sign_prehash_recoverable` of 32-byte digests.
 pub fn raw_sign(warmup: Duration, duration: Duration) -> Result<Rate> {
     let key = random_key()?;
@@ -94,11 +170,18 @@ pub fn raw_sign(warmup: Duration, duration: Duration) -> Result<Rate> {
     }))
 }
 
-/// The crypto a signing request cannot avoid: AES-256-GCM open of a 100-byte sealed key
-/// blob and the signature. With `rebuild`, the key is also taken from the plaintext per
-/// request as the enclave does (`SecretKey::from_slice`, then RFC 6979 signing on the bare
-/// scalar, with no public-key derivation), so the report shows the enclave's own path.
-pub fn sealed_sign(warmup: Duration, duration: Duration, rebuild: bool) -> Result<Rate> {
+/// The crypto a signing request cannot avoid: verifying its stamp (a principal key of
+/// `algorithm`), AES-256-GCM open of a 100-byte sealed key blob and the signature. With
+/// `rebuild`, the key is also taken from the plaintext per request as the enclave does
+/// (`SecretKey::from_slice`, then RFC 6979 signing on the bare scalar, with no public-key
+/// derivation), so the report shows the enclave's own path.
+pub fn sealed_sign(
+    warmup: Duration,
+    duration: Duration,
+    rebuild: bool,
+    algorithm: Algorithm,
+) -> Result<Rate> {
+    let stamps = Stamps::new(algorithm)?;
     let mut seal_key = [0u8; 32];
     aws_lc_rs::rand::fill(&mut seal_key).map_err(|_| anyhow!("OS random source failed"))?;
     let key = LessSafeKey::new(
@@ -131,6 +214,9 @@ pub fn sealed_sign(warmup: Duration, duration: Duration, rebuild: bool) -> Resul
 
     let mut buffer = Vec::with_capacity(sealed.len());
     Ok(measure(warmup, duration, |i| {
+        if !stamps.verify(i) {
+            return;
+        }
         // The enclave copies the blob out of the request before opening it in place.
         buffer.clear();
         buffer.extend_from_slice(black_box(&sealed));
@@ -169,12 +255,26 @@ mod tests {
         let short = Duration::from_millis(20);
         for rate in [
             raw_sign(short, short).unwrap(),
-            sealed_sign(short, short, false).unwrap(),
-            sealed_sign(short, short, true).unwrap(),
+            stamp_verify(short, short, Algorithm::Ed25519).unwrap(),
+            stamp_verify(short, short, Algorithm::EcdsaP256).unwrap(),
+            stamp_sign(short, short, Algorithm::Ed25519).unwrap(),
+            sealed_sign(short, short, false, Algorithm::Ed25519).unwrap(),
+            sealed_sign(short, short, true, Algorithm::EcdsaP256).unwrap(),
         ] {
             assert!(rate.ops >= BATCH);
             assert!(rate.seconds >= short.as_secs_f64());
             assert!((rate.ops_per_sec * rate.mean_us / 1e6 - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn floor_stamps_verify_and_only_for_their_digest() {
+        for algorithm in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
+            let stamps = Stamps::new(algorithm).unwrap();
+            assert!((0..DIGESTS as u64).all(|i| stamps.verify(i)));
+            let (digest, _) = &stamps.signed[0];
+            let (_, other_signature) = &stamps.signed[1];
+            assert!(!stamps.key.verify(digest, other_signature));
         }
     }
 }

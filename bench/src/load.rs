@@ -1,29 +1,58 @@
-//! The full stack under load: concurrent keep-alive clients, each signing random digests
-//! in a loop through the HTTP API, every request timed.
+//! The full stack under load: concurrent keep-alive clients, each sending stamped signing
+//! requests (random digests, or 1-wei transfers) in a loop through the HTTP API, every
+//! request timed. Stamping runs here, in the clients, on the same cores as the server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Client, Method, StatusCode, Url};
 use serde::Serialize;
 use serde_json::{Value, json};
+use strongroom_auth::{MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
 
-use crate::cpu;
+use crate::{cpu, tx};
 
+/// The request stamp's header.
+pub const STAMP_HEADER: &str = "X-Strongroom-Stamp";
 /// Per-request timeout: long enough that only a stuck server trips it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a transport failure, so a dead server does not turn the loop into a spin.
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// Longest stretch of an error body kept.
 const MAX_QUOTED_BODY: usize = 200;
+/// Share of a request budget the warm-up may use: one in this many.
+const WARMUP_SHARE: u64 = 8;
 
-/// The server under test.
+/// What each request asks to sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Payload {
+    /// A random 32-byte digest (`/sign/digest`).
+    Digest,
+    /// An EIP-1559 transfer of 1 wei on Sepolia, one nonce per request
+    /// (`/sign/transaction`); each is recorded in the enclave's velocity ledger.
+    Transaction,
+}
+
+impl Payload {
+    pub fn segment(self) -> &'static str {
+        match self {
+            Self::Digest => "digest",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
+/// The server under test, and the principal key that stamps every request to it.
 pub struct Target {
     base: Url,
     http: Client,
+    principal: SigningKey,
 }
 
 /// The key the benchmark signs with.
@@ -44,11 +73,23 @@ pub struct Plan {
     pub duration: Duration,
     /// Keep one successful response in this many for the signature check.
     pub verify_every: u64,
+    /// What to sign.
+    pub payload: Payload,
+    /// Most requests sent in all, warm-up included (which may use one in
+    /// [`WARMUP_SHARE`] of them); None for no limit.
+    pub max_requests: Option<u64>,
+}
+
+/// What a kept response was an answer to.
+#[derive(Clone, Copy)]
+enum Sent {
+    Digest([u8; 32]),
+    Transaction { nonce: u64 },
 }
 
 /// A response kept for the signature check.
 pub struct Sample {
-    digest: [u8; 32],
+    sent: Sent,
     body: Vec<u8>,
 }
 
@@ -60,12 +101,18 @@ pub struct Outcome {
     pub errors: BTreeMap<String, u64>,
     /// Failed requests during the warm-up, by kind.
     pub warmup_errors: BTreeMap<String, u64>,
-    /// A description of the first failure of each kind.
+    /// Expected policy refusals (a full velocity ledger) in the measured window, by kind.
+    pub refused: BTreeMap<String, u64>,
+    /// Expected policy refusals during the warm-up.
+    pub warmup_refused: u64,
+    /// A description of the first failure or refusal of each kind.
     pub examples: BTreeMap<String, String>,
     /// Responses kept for the signature check.
     pub samples: Vec<Sample>,
     /// From the end of the warm-up to the last measured request's completion.
     pub window: Duration,
+    /// True when the request budget ran out before the measured time did.
+    pub budget_exhausted: bool,
     /// CPU used over the window, where measurable.
     pub cpu: Option<cpu::Usage>,
 }
@@ -86,9 +133,12 @@ struct ClientTally {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
     warmup_errors: BTreeMap<String, u64>,
+    refused: BTreeMap<String, u64>,
+    warmup_refused: u64,
     examples: BTreeMap<String, String>,
     samples: Vec<Sample>,
     last_done: Option<Instant>,
+    budget_exhausted: bool,
 }
 
 #[derive(Serialize)]
@@ -96,15 +146,44 @@ struct SignBody<'a> {
     digest: &'a str,
 }
 
-/// A failed request: a kind to count under, and a description.
+/// A failed request: a kind to count under, a description, and whether the policy was
+/// expected to refuse it.
 struct Failure {
     kind: String,
     detail: String,
+    expected: bool,
+}
+
+impl Failure {
+    fn new(kind: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            detail: detail.into(),
+            expected: false,
+        }
+    }
+}
+
+/// The path and query of `url` exactly as the request line carries them: what the stamp
+/// covers (a base-path prefix of --url included).
+pub fn wire_path(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+fn unix_now() -> Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs())
 }
 
 impl Target {
-    /// A client for the server at `base`, with a keep-alive connection per client.
-    pub fn new(base: &str, clients: usize) -> Result<Self> {
+    /// A client for the server at `base`, with a keep-alive connection per client, stamping
+    /// with `principal`.
+    pub fn new(base: &str, clients: usize, principal: SigningKey) -> Result<Self> {
         let url = Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             bail!("--url {base:?}: expected an http:// or https:// URL");
@@ -115,60 +194,124 @@ impl Target {
             .tcp_nodelay(true)
             .build()
             .context("starting the HTTP client")?;
-        Ok(Self { base: url, http })
+        Ok(Self {
+            base: url,
+            http,
+            principal,
+        })
     }
 
     /// The URL of the API path made of `segments`, each percent-encoded as one segment.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
+            // The base may carry a path prefix (a proxy mount point); keep it.
             path.pop_if_empty().extend(segments);
         }
         url
     }
 
-    /// Sends a request and returns the answer if its status is `expect`.
-    async fn call(
+    /// A stamp for `method url` with exactly `body`: a fresh 16-byte nonce, expiring
+    /// `MAX_VALIDITY_SECS` from now — the longest the enclave accepts, so a stamp made
+    /// just after an enclave boot is still past its boot horizon (the enclave runs on this
+    /// machine's clock in mock mode).
+    fn stamp(&self, method: &Method, url: &Url, body: &[u8]) -> Result<String> {
+        let mut nonce = vec![0u8; MIN_NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow!("OS random source failed"))?;
+        let path = wire_path(url);
+        let request = strongroom_auth::Request {
+            method: method.as_str(),
+            path: &path,
+            body,
+        };
+        let expires_at = unix_now()? + MAX_VALIDITY_SECS;
+        Ok(Stamp::sign(&self.principal, request, nonce, expires_at).to_header())
+    }
+
+    /// Sends `body` (exact JSON bytes) to `url`, stamped; the status and the answer.
+    async fn send_stamped(
         &self,
-        request: reqwest::RequestBuilder,
+        method: Method,
         url: &Url,
-        expect: StatusCode,
-    ) -> Result<Value> {
-        let response = request
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), Failure> {
+        let stamp = self
+            .stamp(&method, url, &body)
+            .map_err(|e| Failure::new("stamping", format!("{e:#}")))?;
+        let sent = self
+            .http
+            .request(method, url.clone())
+            .header(STAMP_HEADER, stamp)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
-            .await
-            .map_err(|e| anyhow!("{url}: {}", root_cause(&e)))?;
+            .await;
+        let response = sent.map_err(|e| transport_failure(&e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("{url}: {}", root_cause(&e)))?;
-        if status != expect {
-            bail!("{url}: {status}: {}", quote(&body));
-        }
-        serde_json::from_slice(&body).with_context(|| format!("{url}: the answer is not JSON"))
+        let answer = response.bytes().await.map_err(|e| transport_failure(&e))?;
+        Ok((status, answer.to_vec()))
     }
 
     /// Fails unless the server says it is ready.
     pub async fn check_health(&self) -> Result<()> {
         let url = self.url(&["v1", "health"]);
-        self.call(self.http.get(url.clone()), &url, StatusCode::OK)
-            .await
-            .context("the server is not ready")?;
+        let answer = async {
+            let response = self.http.get(url.clone()).send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await
+        .map_err(|e| anyhow!("{url}: {}", root_cause(&e)))
+        .context("the server is not ready")?;
+        if answer.0 != StatusCode::OK {
+            return Err(anyhow!("{url}: {}: {}", answer.0, quote(&answer.1)))
+                .context("the server is not ready");
+        }
         Ok(())
     }
 
-    /// Creates the benchmark's key (label `bench`).
+    /// Creates the benchmark's key (label `bench`). Right after an enclave boot, stamps
+    /// expiring less than `MAX_VALIDITY_SECS` after the boot are refused with
+    /// `stamp_before_boot` and a `retry_after`; that is waited out once.
     pub async fn create_key(&self) -> Result<Key> {
         let url = self.url(&["v1", "keys"]);
-        let request = self
-            .http
-            .post(url.clone())
-            .json(&json!({ "label": "bench" }));
-        let key = self
-            .call(request, &url, StatusCode::CREATED)
-            .await
-            .context("creating the benchmark key")?;
+        let body = serde_json::to_vec(&json!({ "label": "bench" }))?;
+        let mut retried = false;
+        let answer = loop {
+            let (status, answer) = self
+                .send_stamped(Method::POST, &url, body.clone())
+                .await
+                .map_err(|f| anyhow!("{url}: {}", f.detail))
+                .context("creating the benchmark key")?;
+            if status == StatusCode::CREATED {
+                break answer;
+            }
+            let error: Value = serde_json::from_slice(&answer).unwrap_or_default();
+            let error = &error["error"];
+            if let (false, StatusCode::UNAUTHORIZED, Some("stamp_before_boot"), Some(wait)) = (
+                retried,
+                status,
+                error["code"].as_str(),
+                error["retry_after"].as_u64(),
+            ) && wait <= MAX_VALIDITY_SECS
+            {
+                eprintln!(
+                    "the enclave booted moments ago; stamping again in {} s",
+                    wait + 1
+                );
+                tokio::time::sleep(Duration::from_secs(wait + 1)).await;
+                retried = true;
+                continue;
+            }
+            return Err(anyhow!("{url}: {status}: {}", quote(&answer))).with_context(|| {
+                format!(
+                    "creating the benchmark key (stamped with principal key {})",
+                    self.principal.public().id()
+                )
+            });
+        };
+        let key: Value = serde_json::from_slice(&answer)
+            .with_context(|| format!("{url}: the answer is not JSON"))?;
         let id = key["id"]
             .as_str()
             .context("the new key has no id")?
@@ -185,36 +328,26 @@ impl Target {
         Ok(Key { id, verifying_key })
     }
 
-    /// Destroys a key.
-    pub async fn destroy_key(&self, id: &str) -> Result<()> {
-        let url = self.url(&["v1", "keys", id]);
-        self.call(self.http.delete(url.clone()), &url, StatusCode::OK)
-            .await
-            .with_context(|| format!("destroying key {id}"))?;
-        Ok(())
-    }
-
-    /// One signing request; the body on 200.
-    async fn sign(&self, url: &Url, digest: &[u8; 32]) -> Result<Vec<u8>, Failure> {
-        let hex_digest = format!("0x{}", hex::encode(digest));
-        let sent = self
-            .http
-            .post(url.clone())
-            .json(&SignBody {
-                digest: &hex_digest,
-            })
-            .send()
-            .await;
-        let response = sent.map_err(|e| transport_failure(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| transport_failure(&e))?;
+    /// One stamped signing request with `body`; the answer on 200.
+    async fn sign(&self, url: &Url, body: Vec<u8>, payload: Payload) -> Result<Vec<u8>, Failure> {
+        let (status, answer) = self.send_stamped(Method::POST, url, body).await?;
         if status != StatusCode::OK {
+            // Each transfer is recorded in the velocity ledger (4096 entries per window);
+            // once it is full the policy refuses to sign, as it should.
+            let ledger_full = payload == Payload::Transaction
+                && status == StatusCode::FORBIDDEN
+                && String::from_utf8_lossy(&answer).contains("ledger is full");
             return Err(Failure {
-                kind: format!("HTTP {}", status.as_u16()),
-                detail: quote(&body),
+                kind: if ledger_full {
+                    "HTTP 403 velocity ledger full".to_string()
+                } else {
+                    format!("HTTP {}", status.as_u16())
+                },
+                detail: quote(&answer),
+                expected: ledger_full,
             });
         }
-        Ok(body.to_vec())
+        Ok(answer)
     }
 }
 
@@ -226,10 +359,7 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     } else {
         "transport"
     };
-    Failure {
-        kind: kind.to_string(),
-        detail: root_cause(e),
-    }
+    Failure::new(kind, root_cause(e))
 }
 
 /// The innermost error: reqwest's own message only says "error sending request".
@@ -249,7 +379,7 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// Decodes `0x`-prefixed (or bare) hex.
-fn hex_field(s: &str) -> Result<Vec<u8>> {
+pub fn hex_field(s: &str) -> Result<Vec<u8>> {
     hex::decode(s.strip_prefix("0x").unwrap_or(s)).with_context(|| format!("{s:?} is not hex"))
 }
 
@@ -259,37 +389,97 @@ fn random_digest() -> Option<[u8; 32]> {
     Some(digest)
 }
 
-async fn client(
+/// Takes one from `left` unless it is zero.
+fn take(left: &AtomicU64) -> bool {
+    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// What the clients share: the request budget and the next transaction nonce.
+struct Shared {
+    /// Requests left in all; None for no limit.
+    left: Option<AtomicU64>,
+    /// Requests the warm-up may still use (counted in `left` too).
+    warmup_left: AtomicU64,
+    next_nonce: AtomicU64,
+}
+
+/// What one client needs to know.
+struct Job {
     target: Arc<Target>,
+    shared: Arc<Shared>,
     url: Url,
+    payload: Payload,
     warmup_end: Instant,
     end: Instant,
     verify_every: u64,
-) -> ClientTally {
+}
+
+/// The next request: what is sent, and its body serialized once (stamped and sent as is).
+fn next_request(job: &Job) -> Option<(Sent, Vec<u8>)> {
+    match job.payload {
+        Payload::Digest => {
+            let digest = random_digest()?;
+            let hex_digest = format!("0x{}", hex::encode(digest));
+            let body = serde_json::to_vec(&SignBody {
+                digest: &hex_digest,
+            })
+            .ok()?;
+            Some((Sent::Digest(digest), body))
+        }
+        Payload::Transaction => {
+            let nonce = job.shared.next_nonce.fetch_add(1, Ordering::Relaxed);
+            Some((Sent::Transaction { nonce }, tx::body(nonce)))
+        }
+    }
+}
+
+async fn client(job: Job) -> ClientTally {
     let mut tally = ClientTally::default();
     let mut measured_ok = 0u64;
     loop {
         let started = Instant::now();
-        if started >= end {
+        if started >= job.end {
             break;
         }
-        let Some(digest) = random_digest() else {
+        let measured = started >= job.warmup_end;
+        if let Some(left) = &job.shared.left {
+            if !measured {
+                if !take(&job.shared.warmup_left) {
+                    // The warm-up's share is spent; the rest is for the measured window.
+                    tokio::time::sleep_until(job.warmup_end.into()).await;
+                    continue;
+                }
+                take(left);
+            } else if !take(left) {
+                tally.budget_exhausted = true;
+                break;
+            }
+        }
+        let Some((sent, body)) = next_request(&job) else {
             *tally.errors.entry("random source".into()).or_default() += 1;
             break;
         };
-        let result = target.sign(&url, &digest).await;
+        let result = job.target.sign(&job.url, body, job.payload).await;
         let done = Instant::now();
-        let measured = started >= warmup_end;
         match result {
             Ok(body) if measured => {
                 tally.latencies.push(done - started);
                 // The first of each client's and then one in `verify_every`.
-                if measured_ok.is_multiple_of(verify_every) {
-                    tally.samples.push(Sample { digest, body });
+                if measured_ok.is_multiple_of(job.verify_every) {
+                    tally.samples.push(Sample { sent, body });
                 }
                 measured_ok += 1;
             }
             Ok(_) => {}
+            Err(failure) if failure.expected => {
+                if measured {
+                    *tally.refused.entry(failure.kind.clone()).or_default() += 1;
+                } else {
+                    tally.warmup_refused += 1;
+                }
+                tally.examples.entry(failure.kind).or_insert(failure.detail);
+            }
             Err(failure) => {
                 let counts = if measured {
                     &mut tally.errors
@@ -313,18 +503,25 @@ async fn client(
 
 /// Runs the plan against `key`: warm-up, then the measured window, all clients at once.
 pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome> {
-    let url = target.url(&["v1", "keys", &key.id, "sign", "digest"]);
+    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
     let warmup_end = Instant::now() + plan.warmup;
     let end = warmup_end + plan.duration;
+    let shared = Arc::new(Shared {
+        left: plan.max_requests.map(AtomicU64::new),
+        warmup_left: AtomicU64::new(plan.max_requests.unwrap_or(0) / WARMUP_SHARE),
+        next_nonce: AtomicU64::new(0),
+    });
     let tasks: Vec<_> = (0..plan.clients)
         .map(|_| {
-            tokio::spawn(client(
-                target.clone(),
-                url.clone(),
+            tokio::spawn(client(Job {
+                target: target.clone(),
+                shared: shared.clone(),
+                url: url.clone(),
+                payload: plan.payload,
                 warmup_end,
                 end,
-                plan.verify_every.max(1),
-            ))
+                verify_every: plan.verify_every.max(1),
+            }))
         })
         .collect();
 
@@ -334,9 +531,12 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
         latencies: Vec::new(),
         errors: BTreeMap::new(),
         warmup_errors: BTreeMap::new(),
+        refused: BTreeMap::new(),
+        warmup_refused: 0,
         examples: BTreeMap::new(),
         samples: Vec::new(),
         window: plan.duration,
+        budget_exhausted: false,
         cpu: None,
     };
     let mut last_done = None;
@@ -349,10 +549,15 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
         for (kind, n) in tally.warmup_errors {
             *outcome.warmup_errors.entry(kind).or_default() += n;
         }
+        for (kind, n) in tally.refused {
+            *outcome.refused.entry(kind).or_default() += n;
+        }
+        outcome.warmup_refused += tally.warmup_refused;
         for (kind, detail) in tally.examples {
             outcome.examples.entry(kind).or_insert(detail);
         }
         outcome.samples.extend(tally.samples);
+        outcome.budget_exhausted |= tally.budget_exhausted;
         last_done = last_done.max(tally.last_done);
     }
     let cpu_end = cpu::snapshot();
@@ -365,24 +570,31 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
     Ok(outcome)
 }
 
-/// Checks every kept response: well formed, r‖s‖v consistent, low s, and recovering to
-/// the key's public key.
+/// Checks every kept response. Digests: well formed, r‖s‖v consistent, low s, and
+/// recovering to the key's public key. Transactions: see [`tx::check`].
 pub fn check_samples(samples: &[Sample], key: &VerifyingKey) -> Checked {
     let mut tally = Checked::default();
     for sample in samples {
         tally.checked += 1;
-        if let Err(why) = check_one(sample, key) {
+        let checked = match sample.sent {
+            Sent::Digest(digest) => check_digest(&digest, &sample.body, key),
+            Sent::Transaction { nonce } => serde_json::from_slice(&sample.body)
+                .context("the answer is not JSON")
+                .and_then(|answer| tx::check(&answer, nonce, key)),
+        };
+        if let Err(why) = checked {
             tally.mismatches += 1;
-            tally
-                .first_mismatch
-                .get_or_insert(format!("digest 0x{}: {why}", hex::encode(sample.digest)));
+            tally.first_mismatch.get_or_insert(match sample.sent {
+                Sent::Digest(digest) => format!("digest 0x{}: {why:#}", hex::encode(digest)),
+                Sent::Transaction { nonce } => format!("transaction nonce {nonce}: {why:#}"),
+            });
         }
     }
     tally
 }
 
-fn check_one(sample: &Sample, key: &VerifyingKey) -> Result<()> {
-    let answer: Value = serde_json::from_slice(&sample.body).context("the answer is not JSON")?;
+fn check_digest(digest: &[u8; 32], body: &[u8], key: &VerifyingKey) -> Result<()> {
+    let answer: Value = serde_json::from_slice(body).context("the answer is not JSON")?;
     let field = |name: &str| -> Result<Vec<u8>> {
         let text = answer[name]
             .as_str()
@@ -407,7 +619,7 @@ fn check_one(sample: &Sample, key: &VerifyingKey) -> Result<()> {
     if sig.normalize_s() != sig {
         bail!("s is high");
     }
-    let recovered = VerifyingKey::recover_from_prehash(&sample.digest, &sig, recovery_id)
+    let recovered = VerifyingKey::recover_from_prehash(digest, &sig, recovery_id)
         .context("no public key recovers from the signature")?;
     if recovered != *key {
         bail!("the signature recovers to another public key");
@@ -442,11 +654,11 @@ mod tests {
         let mut full = bytes.to_vec();
         full.push(v);
         let good = Sample {
-            digest,
+            sent: Sent::Digest(digest),
             body: answer(&full, &bytes[..32], &bytes[32..], u64::from(v)),
         };
         let wrong_v = Sample {
-            digest,
+            sent: Sent::Digest(digest),
             body: answer(
                 &[&bytes[..], &[v ^ 1]].concat(),
                 &bytes[..32],
@@ -455,15 +667,15 @@ mod tests {
             ),
         };
         let inconsistent = Sample {
-            digest,
+            sent: Sent::Digest(digest),
             body: answer(&full, &bytes[..32], &bytes[32..], u64::from(v ^ 1)),
         };
         let other_digest = Sample {
-            digest: [0x43; 32],
+            sent: Sent::Digest([0x43; 32]),
             body: good.body.clone(),
         };
         let garbage = Sample {
-            digest,
+            sent: Sent::Digest(digest),
             body: b"{\"signature\":\"0x00\"}".to_vec(),
         };
         let vk = *key.verifying_key();

@@ -1,12 +1,14 @@
 //! `strongroom-bench`: the full stack's signing throughput and latency, reported against
-//! the raw secp256k1 signing floor and the enclave's crypto floor measured in the same run
-//! on the same machine.
+//! the raw secp256k1 signing floor and the enclave's crypto floor (stamp verification,
+//! sealed-key open, signing) measured in the same run on the same machine. Every request
+//! carries a request stamp made here with the principal key given.
 
 mod baseline;
 mod cpu;
 mod load;
 mod report;
 mod stats;
+mod tx;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,12 +18,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::load::{Plan, Target};
+use crate::load::{Payload, Plan, Target};
 use crate::report::{Baseline, CpuPerRequest, FullStack, Ratios, Report, Setup};
 use crate::stats::Latency;
 
 /// Warm-up before each baseline.
 const BASELINE_WARMUP: Duration = Duration::from_millis(500);
+/// Default request budget of a transaction run: each transfer takes a velocity-ledger
+/// entry, the ledger holds 4096 per 24 h window and, once full, refuses all signing; this
+/// leaves room for a few other transactions on the same server.
+const TRANSACTION_BUDGET: u64 = 4000;
 
 /// Benchmarks a running Strongroom server against the crypto floor of the same machine.
 #[derive(Parser)]
@@ -78,9 +84,23 @@ struct Args {
     /// Also write every figure as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Keep the benchmark key afterwards (by default it is destroyed).
-    #[arg(long)]
-    keep_key: bool,
+    /// The principal key file that stamps every request (PEM, or hex seed), e.g. the
+    /// development principal `strongroom dev init` writes to DATA/dev/principal.key.
+    #[arg(long, value_name = "FILE", env = "STRONGROOM_PRINCIPAL_KEY")]
+    principal_key: PathBuf,
+    /// What each request signs: a random digest, or an EIP-1559 transfer of 1 wei on
+    /// Sepolia (recorded in the enclave's velocity ledger).
+    #[arg(long, value_enum, default_value_t = Payload::Digest)]
+    payload: Payload,
+    /// Stop after N requests in all, warm-up included (at most N/8 of them). Default: no
+    /// limit for digests, 4000 for transactions (the velocity ledger holds 4096 per 24 h;
+    /// refusals once it is full are counted as expected, not as errors).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_requests: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -102,7 +122,18 @@ fn run(args: Args) -> Result<bool> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let target = Arc::new(Target::new(&args.url, clients)?);
+    let principal_text = std::fs::read_to_string(&args.principal_key)
+        .with_context(|| format!("reading the principal key {}", args.principal_key.display()))?;
+    let principal = strongroom_auth::SigningKey::from_text(&principal_text)
+        .with_context(|| format!("the principal key {}", args.principal_key.display()))?;
+    drop(principal_text);
+    let principal_id = principal.public().id().to_string();
+    let algorithm = principal.algorithm();
+    let max_requests = args.max_requests.or(match args.payload {
+        Payload::Digest => None,
+        Payload::Transaction => Some(TRANSACTION_BUDGET),
+    });
+    let target = Arc::new(Target::new(&args.url, clients, principal)?);
 
     // Fail fast, before the baselines, if there is nothing to benchmark.
     runtime.block_on(target.check_health())?;
@@ -114,35 +145,38 @@ fn run(args: Args) -> Result<bool> {
     let duration = Duration::from_secs(args.baseline);
     let baseline = Baseline {
         raw_sign: baseline::raw_sign(BASELINE_WARMUP, duration)?,
-        crypto_floor: baseline::sealed_sign(BASELINE_WARMUP, duration, false)?,
-        enclave_path: baseline::sealed_sign(BASELINE_WARMUP, duration, true)?,
+        stamp_sign: baseline::stamp_sign(BASELINE_WARMUP, duration, algorithm)?,
+        stamp_verify: baseline::stamp_verify(BASELINE_WARMUP, duration, algorithm)?,
+        crypto_floor: baseline::sealed_sign(BASELINE_WARMUP, duration, false, algorithm)?,
+        enclave_path: baseline::sealed_sign(BASELINE_WARMUP, duration, true, algorithm)?,
     };
 
     let key = runtime.block_on(target.create_key())?;
     eprintln!(
-        "full stack: {clients} clients, {} s warm-up, {} s measured, key {}...",
-        args.warmup, args.duration, key.id
+        "full stack: {clients} clients, {} s warm-up, {} s measured, {} payload, key {}...",
+        args.warmup,
+        args.duration,
+        args.payload.segment(),
+        key.id
     );
     let plan = Plan {
         clients,
         warmup: Duration::from_secs(args.warmup),
         duration: Duration::from_secs(args.duration),
         verify_every: args.verify_every,
+        payload: args.payload,
+        max_requests,
     };
-    let outcome = runtime.block_on(load::run(target.clone(), &key, &plan));
-    // The key goes whatever happened, so failed runs do not pile keys up either.
-    if !args.keep_key
-        && let Err(e) = runtime.block_on(target.destroy_key(&key.id))
-    {
-        eprintln!("warning: {e:#}");
-    }
-    let mut outcome = outcome?;
+    // The key stays: destroying one takes an admin quorum, which a principal does not
+    // have. Benchmark on a scratch data directory (scripts/bench.sh deletes its own).
+    let mut outcome = runtime.block_on(load::run(target.clone(), &key, &plan))?;
     let signatures = load::check_samples(&outcome.samples, &key.verifying_key);
 
     let requests_ok = outcome.latencies.len() as u64;
     let failed: u64 = outcome.errors.values().sum();
+    let refused: u64 = outcome.refused.values().sum();
     let errors = failed + signatures.mismatches;
-    let attempted = requests_ok + failed;
+    let attempted = requests_ok + failed + refused;
     let seconds = outcome.window.as_secs_f64();
     let cpu_per_request = outcome.cpu.as_ref().filter(|_| attempted > 0).map(|u| {
         let per = |cpu_seconds: f64| cpu_seconds * 1e6 / attempted as f64;
@@ -164,6 +198,10 @@ fn run(args: Args) -> Result<bool> {
         },
         errors_by_kind: outcome.errors.clone(),
         warmup_errors,
+        refused,
+        refused_by_kind: outcome.refused.clone(),
+        warmup_refused: outcome.warmup_refused,
+        budget_exhausted: outcome.budget_exhausted,
         error_examples: outcome.examples.clone(),
         seconds,
         throughput_rps: requests_ok as f64 / seconds.max(f64::EPSILON),
@@ -183,6 +221,10 @@ fn run(args: Args) -> Result<bool> {
             duration_seconds: args.duration,
             baseline_seconds: args.baseline,
             verify_every: args.verify_every,
+            payload: args.payload,
+            max_requests,
+            principal_key_id: principal_id,
+            principal_key_algorithm: algorithm.name().to_string(),
         },
         baseline,
         full_stack,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::baseline::Rate;
 use crate::cpu::Usage;
-use crate::load::Checked;
+use crate::load::{Checked, Payload};
 use crate::stats::Latency;
 
 /// Everything one run measured.
@@ -43,6 +43,14 @@ pub struct Setup {
     pub baseline_seconds: u64,
     /// One successful response in this many has its signature checked.
     pub verify_every: u64,
+    /// What each request signs.
+    pub payload: Payload,
+    /// Most requests sent in all (warm-up included); None for no limit.
+    pub max_requests: Option<u64>,
+    /// The principal key that stamps the requests.
+    pub principal_key_id: String,
+    /// Its algorithm (`ed25519` or `ecdsa-p256`).
+    pub principal_key_algorithm: String,
 }
 
 /// The in-process floors, single thread.
@@ -50,7 +58,13 @@ pub struct Setup {
 pub struct Baseline {
     /// k256 `sign_prehash_recoverable` alone.
     pub raw_sign: Rate,
-    /// The crypto floor of a request: AES-256-GCM open of the sealed key and the signature.
+    /// The client's stamp per request: request digest, signature, header (run by the
+    /// benchmark's clients, on the same cores as the server).
+    pub stamp_sign: Rate,
+    /// The enclave's stamp check alone: `PrincipalKey::verify` over a request digest.
+    pub stamp_verify: Rate,
+    /// The crypto floor of a request: stamp verification, AES-256-GCM open of the sealed
+    /// key and the signature.
     pub crypto_floor: Rate,
     /// The floor as the enclave runs it: the key taken from the plaintext per request.
     pub enclave_path: Rate,
@@ -71,6 +85,15 @@ pub struct FullStack {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Failed requests during the warm-up (not in the window, but still failures).
     pub warmup_errors: u64,
+    /// Requests the policy refused as expected (transactions once the velocity ledger is
+    /// full) in the window; neither errors nor successes.
+    pub refused: u64,
+    /// Those refusals by kind.
+    pub refused_by_kind: BTreeMap<String, u64>,
+    /// Expected refusals during the warm-up.
+    pub warmup_refused: u64,
+    /// True when the request budget (--max-requests) ended the run before its duration.
+    pub budget_exhausted: bool,
     /// The first failure of each kind, described.
     pub error_examples: BTreeMap<String, String>,
     /// Length of the measured window, in seconds.
@@ -103,7 +126,7 @@ pub struct CpuPerRequest {
 pub struct Ratios {
     /// Full-stack throughput / raw-sign throughput.
     pub throughput_vs_raw_sign: f64,
-    /// Full-stack throughput / crypto-floor throughput.
+    /// Full-stack throughput / crypto-floor (stamp verify + open + sign) throughput.
     pub throughput_vs_crypto_floor: f64,
     /// Full-stack p50 latency / raw-sign mean latency.
     pub p50_latency_vs_raw_sign: Option<f64>,
@@ -154,29 +177,55 @@ impl fmt::Display for Report {
         writeln!(out, "strongroom-bench: {} cores, server {}", s.cores, s.url)?;
         writeln!(
             out,
+            "requests stamped with {} principal key {}",
+            s.principal_key_algorithm, s.principal_key_id
+        )?;
+        writeln!(
+            out,
             "\nBaseline: in process, 1 thread, {} s each after a warm-up",
             s.baseline_seconds
         )?;
-        writeln!(out, "  {:<46} {:>12} {:>12}", "", "ops/s", "µs/op (mean)")?;
+        writeln!(out, "  {:<56} {:>10} {:>12}", "", "ops/s", "µs/op (mean)")?;
+        let alg = &s.principal_key_algorithm;
         for (name, rate) in [
-            ("raw k256 sign_prehash_recoverable", &b.raw_sign),
-            ("crypto floor: AES-GCM open + sign", &b.crypto_floor),
+            ("raw k256 sign_prehash_recoverable".to_string(), &b.raw_sign),
+            (format!("stamp sign ({alg}, client side)"), &b.stamp_sign),
+            (format!("stamp verify ({alg})"), &b.stamp_verify),
             (
-                "enclave path: open + key from plaintext + sign",
+                "crypto floor: stamp verify + AES-GCM open + sign".to_string(),
+                &b.crypto_floor,
+            ),
+            (
+                "enclave path: verify + open + key from plaintext + sign".to_string(),
                 &b.enclave_path,
             ),
         ] {
             writeln!(
                 out,
-                "  {name:<46} {:>12.0} {:>12.1}",
+                "  {name:<56} {:>10.0} {:>12.1}",
                 rate.ops_per_sec, rate.mean_us
             )?;
         }
         writeln!(
             out,
-            "\nFull stack: {} clients over HTTP keep-alive, {:.1} s measured after {} s warm-up, key {}",
-            s.clients, f.seconds, s.warmup_seconds, f.key_id
+            "\nFull stack: {} clients over HTTP keep-alive, {} payload, {:.1} s measured after {} s warm-up, key {}",
+            s.clients,
+            s.payload.segment(),
+            f.seconds,
+            s.warmup_seconds,
+            f.key_id
         )?;
+        if let Some(max) = s.max_requests {
+            writeln!(
+                out,
+                "  request budget         {max} in all{}",
+                if f.budget_exhausted {
+                    " (spent: the run stopped before its duration)"
+                } else {
+                    ""
+                }
+            )?;
+        }
         writeln!(out, "  requests ok            {}", f.requests_ok)?;
         writeln!(
             out,
@@ -190,6 +239,17 @@ impl fmt::Display for Report {
         }
         if f.warmup_errors > 0 {
             writeln!(out, "  errors in warm-up      {}", f.warmup_errors)?;
+        }
+        if f.refused + f.warmup_refused > 0 {
+            writeln!(
+                out,
+                "  expected refusals      {} (+{} in warm-up), not errors",
+                f.refused, f.warmup_refused
+            )?;
+            for (kind, n) in &f.refused_by_kind {
+                let example = f.error_examples.get(kind).map_or("", String::as_str);
+                writeln!(out, "    {kind}: {n}  {example}")?;
+            }
         }
         writeln!(
             out,
@@ -265,8 +325,10 @@ impl fmt::Display for Report {
         writeln!(
             out,
             "\nThe baselines use one thread; the full stack uses every core, and its clients share \
-             the {} cores with the proxy and the enclave, so its throughput is bounded by both.",
-            s.cores
+             the {} cores with the proxy and the enclave, so its throughput is bounded by both. \
+             The clients stamp every request ({} signature, ~{:.0} µs, counted in \"bench \
+             clients\" CPU, not in server CPU) on those same cores.",
+            s.cores, s.principal_key_algorithm, b.stamp_sign.mean_us
         )?;
         writeln!(
             out,

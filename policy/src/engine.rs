@@ -610,7 +610,12 @@ impl Engine {
 
     /// An Allow for a signing action needs room in the ledger; refuse rather than forget.
     fn check_capacity(&self, decision: Decision, ctx: &Context<'_>) -> Decision {
-        if !is_signing(ctx.intent.action()) || self.ledger.len() < self.ledger.capacity() {
+        if !is_signing(ctx.intent.action())
+            || self.ledger.len() < self.ledger.capacity()
+            || !self
+                .policy
+                .could_count(decision.rule.as_deref(), ctx.intent.native_value())
+        {
             return decision;
         }
         let live = self.ledger.live_len(ctx.now, self.policy.longest_window());

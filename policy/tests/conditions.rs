@@ -759,3 +759,31 @@ fn mutex_engine_is_shareable() {
     assert!(e.lock().unwrap().decide_and_commit(&r.ctx()).is_allow());
     assert!(!e.lock().unwrap().decide_and_commit(&r.ctx()).is_allow());
 }
+
+#[test]
+fn a_full_ledger_refuses_only_what_it_would_have_to_record() {
+    // A value-only limit on transfers: a zero-value transfer adds nothing to it, so it is
+    // not recorded and a full ledger does not stop it; a transfer moving value is refused.
+    let p = policy(json!([
+        {"name": "t", "effect": "allow", "actions": ["sign_transaction"],
+         "conditions": {"velocity": [{"scope": "rule", "window": "1h", "max_value": "10 ether"}]}},
+        {"name": "m", "effect": "allow", "actions": ["sign_message"]}
+    ]));
+    let mut e = Engine::new(p, Ledger::with_capacity(1));
+    assert!(
+        e.decide_and_commit(&Req::new(transfer(eth(1))).ctx())
+            .is_allow()
+    );
+    assert_eq!(e.ledger().len(), 1);
+    assert_eq!(
+        e.decide_and_commit(&Req::new(transfer(eth(1))).ctx())
+            .outcome,
+        Outcome::Deny
+    );
+    assert!(
+        e.decide_and_commit(&Req::new(transfer(U256::ZERO)).ctx())
+            .is_allow()
+    );
+    assert!(e.decide_and_commit(&Req::new(message(1)).ctx()).is_allow());
+    assert_eq!(e.ledger().len(), 1);
+}

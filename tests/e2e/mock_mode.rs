@@ -219,6 +219,9 @@ fn a_first_boot_without_a_genesis_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("first boot") && err.contains("--genesis"), "{err}");
+    assert!(
+        err.contains("first boot") && err.contains("--genesis"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&data).unwrap();
 }
