@@ -80,7 +80,7 @@ pub fn run(cmd: AttestationCommand) -> Result<()> {
             }
             let verified = verify(&bytes, &exp).context("attestation document refused")?;
             let out = report(&verified, &root);
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::client::print_json(&out)?;
             Ok(())
         }
     }

@@ -211,8 +211,18 @@ impl Api {
 
 /// Prints an answer on stdout as pretty JSON.
 pub fn print_json(value: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    print_text(&format!("{}\n", serde_json::to_string_pretty(value)?))
+}
+
+/// Writes to stdout. A reader that went away (`strongroom … | head`) is not an error:
+/// what it wanted, it has.
+pub fn print_text(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// The innermost error: reqwest's own message only says "error sending request".

@@ -75,7 +75,7 @@ pub fn run(data_dir: &Path, cmd: DevCommand) -> Result<()> {
     match cmd {
         DevCommand::Init { dir, force } => {
             let dir = dir.unwrap_or_else(|| data_dir.to_path_buf());
-            print!("{}", init(&dir, force)?);
+            crate::client::print_text(&init(&dir, force)?)?;
             Ok(())
         }
         DevCommand::Key {
@@ -86,12 +86,12 @@ pub fn run(data_dir: &Path, cmd: DevCommand) -> Result<()> {
             let key = SigningKey::generate(algorithm.into())?;
             write_key(&out, &key, force)?;
             eprintln!("wrote {}", out.display());
-            print!("{}", describe_key(&key.public()));
+            crate::client::print_text(&describe_key(&key.public()))?;
             Ok(())
         }
         DevCommand::Pubkey { key } => {
             let key = load_key_file(&key, "key")?;
-            print!("{}", describe_key(&key.public()));
+            crate::client::print_text(&describe_key(&key.public()))?;
             Ok(())
         }
     }

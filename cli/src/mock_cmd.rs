@@ -63,7 +63,10 @@ pub fn run(cmd: MockCommand) -> Result<()> {
                 public_key: public_key.map(|p| der_or_pem_file(&p)).transpose()?,
             };
             let doc = nsm.attestation(&request)?;
-            println!("{}", base64::engine::general_purpose::STANDARD.encode(doc));
+            crate::client::print_text(&format!(
+                "{}\n",
+                base64::engine::general_purpose::STANDARD.encode(doc)
+            ))?;
             Ok(())
         }
     }

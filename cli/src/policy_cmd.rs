@@ -123,7 +123,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
                 Some(&body),
                 &key,
             )?;
-            print!("{}", approval_summary(&answer.body));
+            crate::client::print_text(&approval_summary(&answer.body))?;
             print_json(&answer.body)?;
             if let Some(discarded) = answer.body["discarded_proposals"].as_array()
                 && !discarded.is_empty()
@@ -165,7 +165,7 @@ fn propose(api: &Api, body: Vec<u8>, key: PrincipalKeySource) -> Result<()> {
     if answer.status != StatusCode::CREATED {
         bail!("unexpected status {} (expected 201 Created)", answer.status);
     }
-    print!("{}", proposal_summary(&answer.body));
+    crate::client::print_text(&proposal_summary(&answer.body))?;
     print_json(&answer.body)
 }
 
