@@ -108,6 +108,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
                     hex::encode(given)
                 );
             }
+            check_proposal_digest(&id, proposal, &server_digest.0)?;
             eprintln!(
                 "approving proposal {id}: new {} (content digest {}), proposed by key {}; \
                  digest {}",
@@ -194,6 +195,48 @@ fn approval_summary(answer: &Value) -> String {
         ));
     }
     out
+}
+
+/// Recomputes a proposal's digest from the document shown (and the rules it was proposed
+/// against), so what the admin reads through the untrusted proxy is what the approval
+/// covers.
+fn check_proposal_digest(id: &str, proposal: &Value, digest: &[u8; 32]) -> Result<()> {
+    let kind = proposal["kind"].as_str().unwrap_or_default();
+    let document = serde_json::to_vec(&proposal["document"])?;
+    let content = match kind {
+        "policy" => strongroom_policy::Policy::from_json(&document)
+            .context("the proposed policy does not validate")?
+            .digest(),
+        "admins" => {
+            let doc: strongroom_policy::AdminSetDoc = serde_json::from_slice(&document)
+                .context("the proposed admin set does not parse")?;
+            strongroom_policy::AdminSet::from_doc(&doc)
+                .context("the proposed admin set does not validate")?
+                .digest()
+        }
+        other => bail!("proposal {id} has an unknown kind {other:?}"),
+    };
+    let base = |field: &str| {
+        proposal[field]
+            .as_str()
+            .and_then(|d| digest_arg(d).ok())
+            .map(|d| d.0)
+            .with_context(|| format!("proposal {id} has no valid {field}"))
+    };
+    let expected = strongroom_policy::proposal_digest(
+        id,
+        kind,
+        &content,
+        &base("base_admins_digest")?,
+        &base("base_policy_digest")?,
+    );
+    if &expected != digest {
+        bail!(
+            "proposal {id}: the document shown does not hash to the proposal's digest: the \
+             server's answer was altered; not approving"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

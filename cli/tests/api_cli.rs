@@ -39,7 +39,28 @@ const R: &str = "0x1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100f
 const S: &str = "0x2e1f0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
 /// The open proposal and pending request the stand-in server knows.
 const PROPOSAL_ID: &str = "0123456789abcdef";
-const PROPOSAL_DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+/// A proposal the stand-in shows with a document that does not match its digest.
+const ALTERED_PROPOSAL_ID: &str = "a17e4ed000000000";
+
+/// The policy document of the stand-in's open proposal: the mock-mode development policy.
+fn shown_policy() -> Value {
+    serde_json::from_str(include_str!("../../policy/examples/dev-genesis.json")).unwrap()
+}
+
+/// The proposal digest the enclave would give for [`shown_policy`] against the stand-in's
+/// base digests.
+fn proposal_digest() -> String {
+    let policy =
+        strongroom_policy::Policy::from_json(&serde_json::to_vec(&shown_policy()).unwrap())
+            .unwrap();
+    hex::encode(strongroom_policy::proposal_digest(
+        PROPOSAL_ID,
+        "policy",
+        &policy.digest(),
+        &[0x11; 32],
+        &[0x12; 32],
+    ))
+}
 const REQUEST_ID: &str = "fedcba9876543210";
 /// The pending request's decoded intent: 2 ETH on mainnet to ADDRESS.
 fn intent() -> strongroom_policy::Intent {
@@ -326,8 +347,9 @@ async fn policy() -> Response {
 
 fn proposal(document: Value) -> Value {
     json!({
-        "id": PROPOSAL_ID, "kind": "policy", "digest": PROPOSAL_DIGEST, "document": document,
-        "content_digest": "33".repeat(32), "proposed_by": "k", "proposed_at": 1_800_000_000u64,
+        "id": PROPOSAL_ID, "kind": "policy", "digest": proposal_digest(), "document": document,
+        "content_digest": "33".repeat(32), "base_admins_digest": "11".repeat(32),
+        "base_policy_digest": "12".repeat(32), "proposed_by": "k", "proposed_at": 1_800_000_000u64,
         "approvals": [],
     })
 }
@@ -343,12 +365,22 @@ async fn propose(axum::Json(body): axum::Json<Value>) -> Response {
 }
 
 async fn proposals() -> Response {
-    axum::Json(json!({ "proposals": [proposal(json!({}))] })).into_response()
+    axum::Json(json!({ "proposals": [proposal(shown_policy())] })).into_response()
 }
 
 async fn show_proposal(UrlPath(id): UrlPath<String>) -> Response {
     if id == PROPOSAL_ID {
-        axum::Json(json!({ "proposal": proposal(json!({})) })).into_response()
+        axum::Json(json!({ "proposal": proposal(shown_policy()) })).into_response()
+    } else if id == ALTERED_PROPOSAL_ID {
+        // The real proposal's digest over a document with one more action granted.
+        let mut document = shown_policy();
+        document["rules"][0]["actions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("destroy_key"));
+        let mut p = proposal(document);
+        p["id"] = json!(ALTERED_PROPOSAL_ID);
+        axum::Json(json!({ "proposal": p })).into_response()
     } else {
         error(
             StatusCode::NOT_FOUND,
@@ -366,8 +398,8 @@ async fn proposal_verb(
         return error(StatusCode::NOT_FOUND, "not_found", "no proposal".into());
     }
     match verb.as_str() {
-        "approve" if body["digest"] == PROPOSAL_DIGEST => axum::Json(json!({
-            "proposal": proposal(json!({})), "approvals": 2, "threshold": 2, "applied": true,
+        "approve" if body["digest"] == proposal_digest().as_str() => axum::Json(json!({
+            "proposal": proposal(shown_policy()), "approvals": 2, "threshold": 2, "applied": true,
             "discarded_proposals": [], "policy_digest": "44".repeat(32),
         }))
         .into_response(),
@@ -768,7 +800,7 @@ fn governance_commands() {
         lines,
         [
             format!("id: {PROPOSAL_ID}"),
-            format!("digest: {PROPOSAL_DIGEST}")
+            format!("digest: {}", proposal_digest())
         ]
     );
     assert_eq!(answer["proposal"]["kind"], "policy");
@@ -825,7 +857,7 @@ fn governance_commands() {
         seen[6].path,
         format!("/v1/policy/proposals/{PROPOSAL_ID}/approve")
     );
-    assert_eq!(seen[6].body, json!({ "digest": PROPOSAL_DIGEST }));
+    assert_eq!(seen[6].body, json!({ "digest": proposal_digest() }));
     assert_eq!(seen[6].stamped_by, Some(admin_id.clone()));
 
     // With the digest reviewed out of band: a different one on the server is refused.
@@ -852,10 +884,25 @@ fn governance_commands() {
             "--admin-key",
             admin,
             "--digest",
-            PROPOSAL_DIGEST,
+            &proposal_digest(),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // A document altered on the way (the proxy shows more than what was proposed, under
+    // the real digest): refused before anything is sent.
+    let before = server.seen().len();
+    let err = failure(&strongroom(
+        url,
+        &[
+            "policy",
+            "approve",
+            ALTERED_PROPOSAL_ID,
+            "--admin-key",
+            admin,
+        ],
+    ));
+    assert!(err.contains("altered"), "{err}");
+    assert_eq!(server.seen().len(), before + 1, "only the GET");
 
     // --admin-key is required.
     assert_eq!(

@@ -700,16 +700,21 @@ fn propose(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller) ->
             "{MAX_PROPOSALS} proposals are open; approve or cancel some first"
         )));
     }
+    let base_admins = g.state.admins.digest();
+    let base_policy = g.state.engine.policy().digest();
     let digest = proposal_digest(
         &id,
-        &change,
-        &g.state.admins.digest(),
-        &g.state.engine.policy().digest(),
+        change.kind(),
+        &change.content_digest(),
+        &base_admins,
+        &base_policy,
     );
     let proposal = Proposal {
         id,
         change,
         digest,
+        base_admins,
+        base_policy,
         proposed_by: caller.key_id.clone(),
         proposed_at: host.now(),
         approvals: BTreeSet::new(),
@@ -1032,6 +1037,8 @@ fn proposal_json(p: &Proposal) -> Value {
         "digest": hex::encode(p.digest),
         "document": p.change.document(),
         "content_digest": hex::encode(p.change.content_digest()),
+        "base_admins_digest": hex::encode(p.base_admins),
+        "base_policy_digest": hex::encode(p.base_policy),
         "proposed_by": p.proposed_by,
         "proposed_at": p.proposed_at,
         "approvals": p.approvals,

@@ -8,13 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use strongroom_auth::PrincipalKey;
-use strongroom_policy::{KeySpec, Policy};
+use strongroom_policy::Policy;
+pub use strongroom_policy::{AdminSet, AdminSetDoc, proposal_digest};
 
-/// Most admins in a set.
-pub const MAX_ADMINS: usize = 32;
 /// Most open proposals at once.
 pub const MAX_PROPOSALS: usize = 32;
 /// Largest genesis document.
@@ -30,98 +28,6 @@ pub enum GovernanceError {
     /// The policy inside does not validate.
     #[error("policy: {0}")]
     Policy(String),
-}
-
-/// The admin set: M of N admin keys must approve every change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminSet {
-    threshold: u32,
-    keys: Vec<PrincipalKey>,
-}
-
-/// The JSON form of an admin set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminSetDoc {
-    /// Approvals needed (M).
-    pub threshold: u32,
-    /// The admins' public keys (N).
-    pub keys: Vec<KeySpec>,
-}
-
-impl AdminSet {
-    /// Validates an admin set: 1 ≤ M ≤ N ≤ 32, distinct valid keys.
-    pub fn from_doc(doc: &AdminSetDoc) -> Result<Self, GovernanceError> {
-        if doc.keys.is_empty() || doc.keys.len() > MAX_ADMINS {
-            return Err(GovernanceError::Invalid(format!(
-                "an admin set needs 1 to {MAX_ADMINS} keys, got {}",
-                doc.keys.len()
-            )));
-        }
-        if doc.threshold == 0 || doc.threshold as usize > doc.keys.len() {
-            return Err(GovernanceError::Invalid(format!(
-                "admin threshold must be between 1 and the number of admins ({}), got {}",
-                doc.keys.len(),
-                doc.threshold
-            )));
-        }
-        let mut keys = Vec::with_capacity(doc.keys.len());
-        let mut seen = BTreeSet::new();
-        for spec in &doc.keys {
-            let key = spec
-                .to_key()
-                .map_err(|e| GovernanceError::Invalid(format!("admin key: {e}")))?;
-            if !seen.insert(key.id().to_string()) {
-                return Err(GovernanceError::Invalid(format!(
-                    "admin key {} is listed twice",
-                    key.id()
-                )));
-            }
-            keys.push(key);
-        }
-        keys.sort_by(|a, b| a.id().cmp(b.id()));
-        Ok(Self {
-            threshold: doc.threshold,
-            keys,
-        })
-    }
-
-    /// The document form (keys in id order).
-    pub fn to_doc(&self) -> AdminSetDoc {
-        AdminSetDoc {
-            threshold: self.threshold,
-            keys: self.keys.iter().map(KeySpec::from_key).collect(),
-        }
-    }
-
-    /// Approvals needed.
-    pub fn threshold(&self) -> u32 {
-        self.threshold
-    }
-
-    /// The admin keys, in id order.
-    pub fn keys(&self) -> &[PrincipalKey] {
-        &self.keys
-    }
-
-    /// The admin key with this id.
-    pub fn key(&self, id: &str) -> Option<&PrincipalKey> {
-        self.keys.iter().find(|k| k.id() == id)
-    }
-
-    /// SHA-256 over a domain tag, the threshold and the keys in id order.
-    pub fn digest(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"strongroom/v1/admin-set");
-        h.update(self.threshold.to_be_bytes());
-        h.update((self.keys.len() as u32).to_be_bytes());
-        for key in &self.keys {
-            h.update([key.algorithm() as u8]);
-            h.update((key.public_bytes().len() as u32).to_be_bytes());
-            h.update(key.public_bytes());
-        }
-        h.finalize().into()
-    }
 }
 
 /// The first boot's document: the admin set and the first policy.
@@ -157,7 +63,8 @@ impl Genesis {
                 doc.version
             )));
         }
-        let admins = AdminSet::from_doc(&doc.admins)?;
+        let admins =
+            AdminSet::from_doc(&doc.admins).map_err(|e| GovernanceError::Invalid(e.to_string()))?;
         let policy_bytes = serde_json::to_vec(&doc.policy)
             .map_err(|e| GovernanceError::Invalid(format!("genesis policy: {e}")))?;
         let policy =
@@ -236,7 +143,9 @@ impl ProposalBody {
                     .map(Change::Policy)
                     .map_err(|e| GovernanceError::Policy(e.to_string()))
             }
-            (None, Some(admins)) => AdminSet::from_doc(&admins).map(Change::Admins),
+            (None, Some(admins)) => AdminSet::from_doc(&admins)
+                .map(Change::Admins)
+                .map_err(|e| GovernanceError::Invalid(e.to_string())),
             _ => Err(GovernanceError::Invalid(
                 "a proposal body holds exactly one of \"policy\" and \"admins\"".into(),
             )),
@@ -253,31 +162,16 @@ pub struct Proposal {
     pub change: Change,
     /// What admins approve: see [`proposal_digest`].
     pub digest: [u8; 32],
+    /// The admin-set digest it was proposed against.
+    pub base_admins: [u8; 32],
+    /// The policy digest it was proposed against.
+    pub base_policy: [u8; 32],
     /// Key id of whoever proposed it.
     pub proposed_by: String,
     /// When, enclave clock.
     pub proposed_at: u64,
     /// Admin key ids that approved.
     pub approvals: BTreeSet<String>,
-}
-
-/// The digest admins approve: the change, and the admin set and policy it was proposed
-/// against, so an approval cannot be carried over to a proposal made against other rules.
-pub fn proposal_digest(
-    id: &str,
-    change: &Change,
-    base_admins: &[u8; 32],
-    base_policy: &[u8; 32],
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"strongroom/v1/proposal");
-    h.update((id.len() as u32).to_be_bytes());
-    h.update(id.as_bytes());
-    h.update(change.kind().as_bytes());
-    h.update(change.content_digest());
-    h.update(base_admins);
-    h.update(base_policy);
-    h.finalize().into()
 }
 
 /// Why an approval was refused.

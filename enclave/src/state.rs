@@ -75,6 +75,8 @@ struct ProposalDoc {
     kind: String,
     document: ByteBuf,
     digest: ByteBuf,
+    base_admins: ByteBuf,
+    base_policy: ByteBuf,
     proposed_by: String,
     proposed_at: u64,
     approvals: BTreeSet<String>,
@@ -102,6 +104,8 @@ impl EnclaveState {
                     kind: p.change.kind().to_string(),
                     document: document.into(),
                     digest: p.digest.to_vec().into(),
+                    base_admins: p.base_admins.to_vec().into(),
+                    base_policy: p.base_policy.to_vec().into(),
                     proposed_by: p.proposed_by.clone(),
                     proposed_at: p.proposed_at,
                     approvals: p.approvals.clone(),
@@ -169,6 +173,16 @@ impl EnclaveState {
                     .as_slice()
                     .try_into()
                     .map_err(|_| malformed("proposal digest"))?,
+                base_admins: p
+                    .base_admins
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| malformed("proposal base"))?,
+                base_policy: p
+                    .base_policy
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| malformed("proposal base"))?,
                 proposed_by: p.proposed_by,
                 proposed_at: p.proposed_at,
                 approvals: p.approvals,
@@ -215,7 +229,14 @@ mod tests {
         })
         .unwrap();
         let change = Change::Policy(policy.clone());
-        let digest = proposal_digest("ab", &change, &admins.digest(), &policy.digest());
+        let (base_admins, base_policy) = (admins.digest(), policy.digest());
+        let digest = proposal_digest(
+            "ab",
+            change.kind(),
+            &change.content_digest(),
+            &admins.digest(),
+            &policy.digest(),
+        );
         EnclaveState {
             seq: 3,
             destroyed: [[1; 16], [2; 16]].into_iter().collect(),
@@ -226,6 +247,8 @@ mod tests {
                 id: "ab".into(),
                 change,
                 digest,
+                base_admins,
+                base_policy,
                 proposed_by: "k".into(),
                 proposed_at: 5,
                 approvals: BTreeSet::from(["x".to_string()]),

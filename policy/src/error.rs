@@ -6,6 +6,9 @@
 /// document without guessing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// An admin set breaks a rule (threshold, count, duplicate or invalid key).
+    #[error("admin set: {0}")]
+    AdminSet(String),
     /// The document is larger than [`crate::MAX_POLICY_LEN`]; refused before parsing.
     #[error("policy document is {len} bytes, more than the {max}-byte limit")]
     TooLarge {

@@ -8,6 +8,7 @@
 mod document;
 mod engine;
 mod error;
+mod governance;
 pub mod intent;
 mod ledger;
 mod policy;
@@ -15,6 +16,7 @@ mod units;
 
 pub use engine::{Context, Decision, Engine, KeyRef, Outcome};
 pub use error::PolicyError;
+pub use governance::{AdminSet, AdminSetDoc, MAX_ADMINS, proposal_digest};
 pub use intent::{
     Action, Erc20Call, Intent, MessageIntent, Permit, PermitScheme, TransactionIntent, TxType,
     TypedDataIntent,
