@@ -5,7 +5,16 @@
 //! timing attack — and the parent can time every decryption) and an attestation document
 //! carrying it; the proxy gets KMS to wrap the root key for that document; `CompleteUnseal`
 //! opens KMS's CMS envelope (once per key), checks the root key against the deployment's
-//! check value, derives working keys with HKDF-SHA256 and opens the sealed state.
+//! check value, derives working keys with HKDF-SHA256 and opens the sealed state — or, on
+//! the first boot, seals the genesis document (admin set and first policy).
+//!
+//! Calls (`api`): every principal request arrives as the client sent it (method, path,
+//! body, stamp); the enclave checks the stamp against the keys in its sealed policy,
+//! decodes the body itself (`payload`, with `strongroom-eth`), asks the policy engine,
+//! signs, and answers with the status and JSON the proxy returns unchanged. Policy and
+//! admin changes take a quorum of admins (`governance`); signing requests can wait for
+//! approvers or a time-lock (`requests`). Everything that must outlive a boot is in the
+//! sealed state (`state`).
 //!
 //! Keys: secp256k1 secrets made from NSM randomness mixed with the OS RNG, sealed with
 //! AES-256-GCM with their identity in the associated data, unsealed only to sign.
