@@ -2,11 +2,14 @@
 //! time; concurrency comes from several connections. A connection that fails in any way is
 //! dropped (its framing state is unknown) and a new one is made on demand.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use strongroom_protocol::messages::{Request, Response};
 use strongroom_protocol::{Address, AnyStream, Connection, ProtocolError};
 use tokio::sync::{Mutex, Semaphore};
+
+use crate::metrics::Metrics;
 
 /// How long one exchange may take before the connection is abandoned.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +38,7 @@ pub struct EnclaveClient {
     address: Address,
     idle: Mutex<Vec<Connection<AnyStream>>>,
     permits: Semaphore,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for EnclaveClient {
@@ -50,11 +54,30 @@ impl EnclaveClient {
             address,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(max_connections.max(1)),
+            metrics: None,
         }
+    }
+
+    /// Records round trips and transport failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Sends one request and waits for its answer.
     pub async fn call(&self, request: &Request) -> Result<Response, EnclaveCallError> {
+        let start = Instant::now();
+        let outcome = self.exchange(request).await;
+        if let Some(m) = &self.metrics {
+            match &outcome {
+                Ok(_) => m.observe_enclave(request, start.elapsed()),
+                Err(e) => m.enclave_error(e),
+            }
+        }
+        outcome
+    }
+
+    async fn exchange(&self, request: &Request) -> Result<Response, EnclaveCallError> {
         // The semaphore is never closed, so acquire only fails if it were; treat as timeout.
         let _permit = self
             .permits

@@ -2,11 +2,13 @@
 //! stored blob first; the proxy only relays and stores.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -18,6 +20,7 @@ use strongroom_protocol::messages::{
 };
 
 use crate::enclave_client::EnclaveClient;
+use crate::metrics::{self, Metrics};
 use crate::store::Store;
 use crate::unseal::Health;
 
@@ -33,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Unseal status.
     pub health: Arc<Health>,
+    /// The metrics registry (shared with the enclave and KMS clients).
+    pub metrics: Arc<Metrics>,
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with a fitting status.
@@ -274,6 +279,7 @@ async fn relay(
         Answer::Answer(a) => a,
         other => return Err(unexpected(&other)),
     };
+    state.metrics.observe_answer_body(&answer.body);
     state.store.apply(&answer.effects).map_err(store_err)?;
     if let Some(created) = &answer.effects.key_created {
         tracing::info!(key_id = %created.info.id, address = %created.info.address, "key created");
@@ -290,13 +296,52 @@ async fn relay(
         .into_response())
 }
 
+/// `GET /metrics`: the Prometheus/OpenMetrics exposition.
+///
+/// Unauthenticated, on the API's listener: bind the proxy (or filter the port) so that only
+/// the parent's network reaches it. It reveals request counts, latencies, policy rule names
+/// and decision counts, and KMS/enclave health, but no keys, stamps, bodies or other secrets.
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    state.metrics.set_ready(state.health.is_ready());
+    (
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Counts every request under its route template (the raw path would make the label set
+/// unbounded), or `unmatched` when no route matched.
+async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || metrics::UNMATCHED.to_string(),
+        |p| p.as_str().to_string(),
+    );
+    let response = next.run(request).await;
+    metrics.observe_http(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        start.elapsed(),
+    );
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
     Router::new()
+        .route("/metrics", get(metrics_endpoint))
         .route("/v1/health", get(health))
         .route("/v1/attestation", get(attestation))
         .route("/v1/keys", post(relay).get(list_keys))
@@ -311,5 +356,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/{verb}", post(relay))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(metrics, track))
         .with_state(state)
 }

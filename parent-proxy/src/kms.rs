@@ -1,9 +1,14 @@
 //! KMS through the official AWS SDK: the only two calls the proxy makes, both with a
 //! `Recipient`, so that KMS answers with an envelope only the enclave can open.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo};
+
+use crate::metrics::Metrics;
 
 /// A KMS failure, with the service's error code when there is one.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,7 @@ fn recipient(attestation_document: &[u8]) -> RecipientInfo {
 pub struct Kms {
     client: Client,
     key_id: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What `GenerateDataKey` returns with a recipient.
@@ -54,7 +60,23 @@ pub struct NewRootKey {
 impl Kms {
     /// A client for `key_id` (key id, ARN or alias).
     pub fn new(client: Client, key_id: String) -> Self {
-        Self { client, key_id }
+        Self {
+            client,
+            key_id,
+            metrics: None,
+        }
+    }
+
+    /// Records calls, outcomes and durations in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn record<T>(&self, operation: &'static str, start: Instant, outcome: &Result<T, KmsError>) {
+        if let Some(m) = &self.metrics {
+            m.observe_kms(operation, outcome.is_ok(), start.elapsed());
+        }
     }
 
     /// The configured key id.
@@ -67,6 +89,13 @@ impl Kms {
         &self,
         attestation_document: &[u8],
     ) -> Result<NewRootKey, KmsError> {
+        let start = Instant::now();
+        let outcome = self.generate(attestation_document).await;
+        self.record("GenerateDataKey", start, &outcome);
+        outcome
+    }
+
+    async fn generate(&self, attestation_document: &[u8]) -> Result<NewRootKey, KmsError> {
         let out = self
             .client
             .generate_data_key()
@@ -99,6 +128,17 @@ impl Kms {
 
     /// Later boots: the stored root key, re-wrapped for the attested enclave.
     pub async fn unwrap_root_key(
+        &self,
+        ciphertext_blob: &[u8],
+        attestation_document: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        let start = Instant::now();
+        let outcome = self.decrypt(ciphertext_blob, attestation_document).await;
+        self.record("Decrypt", start, &outcome);
+        outcome
+    }
+
+    async fn decrypt(
         &self,
         ciphertext_blob: &[u8],
         attestation_document: &[u8],

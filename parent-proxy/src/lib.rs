@@ -6,5 +6,6 @@
 pub mod enclave_client;
 pub mod http;
 pub mod kms;
+pub mod metrics;
 pub mod store;
 pub mod unseal;

@@ -11,6 +11,7 @@ use strongroom_protocol::Address;
 use strongroom_proxy::enclave_client::EnclaveClient;
 use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::kms::Kms;
+use strongroom_proxy::metrics::Metrics;
 use strongroom_proxy::store::{SqliteStore, Store};
 use strongroom_proxy::unseal::{Health, supervise};
 
@@ -125,11 +126,13 @@ async fn main() -> Result<()> {
              README's \"Genesis\" section) and pass it with --genesis FILE"
         );
     }
-    let enclave = Arc::new(EnclaveClient::new(
-        args.enclave.clone(),
-        args.enclave_connections,
-    ));
-    let kms = Kms::new(kms_client(&args).await, args.kms_key_id.clone());
+    let metrics = Arc::new(Metrics::new());
+    let enclave = Arc::new(
+        EnclaveClient::new(args.enclave.clone(), args.enclave_connections)
+            .with_metrics(Arc::clone(&metrics)),
+    );
+    let kms = Kms::new(kms_client(&args).await, args.kms_key_id.clone())
+        .with_metrics(Arc::clone(&metrics));
     let health = Arc::new(Health::default());
     tokio::spawn(supervise(
         Arc::clone(&enclave),
@@ -142,6 +145,7 @@ async fn main() -> Result<()> {
         enclave,
         store,
         health,
+        metrics,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
