@@ -192,3 +192,23 @@ async fn decisions_and_round_trips_are_counted() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_in_the_json_error_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &dir.path().join("no-enclave.sock"));
+    let body = format!("{{\"label\": \"{}\"}}", "x".repeat(300 * 1024));
+    let request = HttpRequest::builder()
+        .method("POST")
+        .uri("/v1/keys")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["error"]["code"], "too_large");
+}
