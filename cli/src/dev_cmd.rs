@@ -243,19 +243,7 @@ pub fn write_key(path: &Path, key: &SigningKey, force: bool) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "strongroom-cli-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_support::temp_dir;
 
     fn genesis(dir: &Path) -> Value {
         serde_json::from_slice(&std::fs::read(dir.join("dev/genesis.json")).unwrap()).unwrap()

@@ -11,6 +11,8 @@ mod policy_cmd;
 mod principal;
 mod requests_cmd;
 mod sign_cmd;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

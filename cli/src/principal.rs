@@ -149,19 +149,7 @@ impl PrincipalKeyChoice {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "strongroom-cli-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_support::temp_dir;
 
     fn key_file(path: &Path, seed: u8) -> String {
         let key = SigningKey::ed25519_from_seed(&[seed; 32]);

@@ -824,6 +824,34 @@ fn approvers_of(decision: &Decision) -> Vec<String> {
     }
 }
 
+/// A request that finished (signed, denied, cancelled) cannot be acted on again.
+fn ensure_pending(request: &PendingRequest) -> Result<(), ApiError> {
+    if request.status == Status::Pending {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(format!(
+            "request {} is no longer pending",
+            request.id
+        )))
+    }
+}
+
+/// Executing or cancelling a pending request is for its requester, an approver the
+/// deciding rule names, or an admin.
+fn check_may_act(caller: &Caller, request: &PendingRequest, verb: &str) -> Result<(), ApiError> {
+    let involved = caller.principal.as_deref() == Some(request.principal.as_str())
+        || caller
+            .principal
+            .as_ref()
+            .is_some_and(|p| approvers_of(&request.decision).contains(p));
+    if !involved && !caller.admin {
+        return Err(ApiError::forbidden(format!(
+            "only the requester, an approver or an admin may {verb} a request"
+        )));
+    }
+    ensure_pending(request)
+}
+
 fn approve_request(
     host: &dyn Host,
     gov: &GovernedLock,
@@ -847,11 +875,7 @@ fn approve_request(
             .requests
             .get_mut(id)
             .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
-        if request.status != Status::Pending {
-            return Err(ApiError::conflict(format!(
-                "request {id} is no longer pending"
-            )));
-        }
+        ensure_pending(request)?;
         if !approvers_of(&request.decision).contains(&principal) {
             return Err(ApiError::forbidden(format!(
                 "principal {principal:?} is not an approver of request {id}"
@@ -891,21 +915,7 @@ fn execute_request(
             .requests
             .get(id)
             .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
-        let involved = caller.principal.as_deref() == Some(request.principal.as_str())
-            || caller
-                .principal
-                .as_ref()
-                .is_some_and(|p| approvers_of(&request.decision).contains(p));
-        if !involved && !caller.admin {
-            return Err(ApiError::forbidden(
-                "only the requester, an approver or an admin may execute a request",
-            ));
-        }
-        if request.status != Status::Pending {
-            return Err(ApiError::conflict(format!(
-                "request {id} is no longer pending"
-            )));
-        }
+        check_may_act(caller, request, "execute")?;
     }
     complete(host, gov, call, id)
 }
@@ -934,11 +944,7 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
         .requests
         .get_mut(id)
         .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
-    if request.status != Status::Pending {
-        return Err(ApiError::conflict(format!(
-            "request {id} is no longer pending"
-        )));
-    }
+    ensure_pending(request)?;
     if g.state
         .destroyed
         .iter()
@@ -1005,21 +1011,7 @@ fn cancel_request(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &str
         .requests
         .get_mut(id)
         .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
-    let involved = caller.principal.as_deref() == Some(request.principal.as_str())
-        || caller
-            .principal
-            .as_ref()
-            .is_some_and(|p| approvers_of(&request.decision).contains(p));
-    if !involved && !caller.admin {
-        return Err(ApiError::forbidden(
-            "only the requester, an approver or an admin may cancel a request",
-        ));
-    }
-    if request.status != Status::Pending {
-        return Err(ApiError::conflict(format!(
-            "request {id} is no longer pending"
-        )));
-    }
+    check_may_act(caller, request, "cancel")?;
     request.status = Status::Cancelled {
         by: caller.key_id.clone(),
     };
