@@ -24,6 +24,7 @@
 mod document;
 mod error;
 mod nsm;
+mod pcrs;
 mod root;
 mod time_fmt;
 mod verify;
@@ -39,6 +40,7 @@ pub use document::{
 };
 pub use error::VerifyError;
 pub use nsm::{AttestationRequest, Nsm, NsmError, PcrDescription};
+pub use pcrs::{PcrFileError, parse_pcr_file};
 pub use root::{AWS_ROOT_G1_SHA256, TrustedRoot};
 pub use time_fmt::{from_millis, rfc3339};
 pub use verify::{

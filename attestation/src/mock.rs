@@ -87,33 +87,11 @@ impl MockNsmConfig {
     /// Reads PCRs from JSON: `{"0": "hex", "1": "hex", ...}` (indices as strings or the
     /// `{"PCR0": ...}` form that `nitro-cli build-enclave` prints under `Measurements`).
     pub fn pcrs_from_json(text: &str) -> Result<BTreeMap<u16, Vec<u8>>, NsmError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| NsmError::State(format!("PCR file: {e}")))?;
-        let map = value
-            .get("Measurements")
-            .unwrap_or(&value)
-            .as_object()
-            .ok_or_else(|| NsmError::State("PCR file must hold a JSON object".into()))?;
-        let mut pcrs = BTreeMap::new();
-        for (k, v) in map {
-            let digits = k.strip_prefix("PCR").unwrap_or(k);
-            let index: u16 = digits
-                .parse()
-                .ok()
-                .filter(|i| *i < PCR_COUNT)
-                .ok_or_else(|| NsmError::State(format!("PCR file: bad index {k:?}")))?;
-            let hex_value = v
-                .as_str()
-                .ok_or_else(|| NsmError::State(format!("PCR file: {k} is not a string")))?;
-            let bytes = hex::decode(hex_value)
-                .map_err(|e| NsmError::State(format!("PCR file: {k}: {e}")))?;
-            if bytes.len() != 48 {
-                return Err(NsmError::State(format!(
-                    "PCR file: {k} is {} bytes, expected 48 (SHA-384)",
-                    bytes.len()
-                )));
-            }
-            pcrs.insert(index, bytes);
+        let pcrs = crate::parse_pcr_file(text).map_err(|e| NsmError::State(e.to_string()))?;
+        if let Some(i) = pcrs.keys().find(|i| **i >= PCR_COUNT) {
+            return Err(NsmError::State(format!(
+                "PCR file: PCR{i} is beyond the mock NSM's {PCR_COUNT} PCRs"
+            )));
         }
         Ok(pcrs)
     }
@@ -688,9 +666,10 @@ mod tests {
             "{{\"Measurements\": {{\"HashAlgorithm\": \"Sha384 {{ ... }}\", \"PCR1\": \"{}\"}}}}",
             "01".repeat(48)
         );
-        assert!(
-            MockNsmConfig::pcrs_from_json(&nitro).is_err(),
-            "HashAlgorithm is not a PCR"
+        // nitro-cli's HashAlgorithm entry names the hash; it is not a PCR.
+        assert_eq!(
+            MockNsmConfig::pcrs_from_json(&nitro).unwrap()[&1],
+            vec![0x01; 48]
         );
         let short = format!("{{\"0\": \"{}\"}}", "ab".repeat(32));
         assert!(MockNsmConfig::pcrs_from_json(&short).is_err());
