@@ -7,14 +7,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use strongroom_auth::{MAX_VALIDITY_SECS, PrincipalKey, Request as StampedRequest, authenticate};
+use strongroom_identity::Checkpoint;
 use strongroom_policy::{Action, Context, Decision, Intent, KeyRef, Outcome, Policy};
 use strongroom_protocol::messages::{
-    Answer, Call, CreatedKey, Effects, KeyInfo, MAX_CALL_BODY_LEN, MAX_METHOD_LEN, MAX_PATH_LEN,
-    PendingRef, SealedState,
+    Answer, Call, CreatedKey, Effects, KeyInfo, MAX_CALL_BODY_LEN, MAX_CALL_KEYS, MAX_METHOD_LEN,
+    MAX_PATH_LEN, PendingRef, SealedKey, SealedState,
 };
 
+use crate::audit::AuditLog;
 use crate::governance::{AdminSet, Change, MAX_PROPOSALS, Proposal, ProposalBody, proposal_digest};
 use crate::keys::KeyRecord;
 use crate::payload;
@@ -84,6 +86,7 @@ impl ApiError {
             status: self.status,
             body: json_bytes(&json!({ "error": error })).into(),
             effects: Effects::default(),
+            signature: None,
         }
     }
 }
@@ -113,6 +116,7 @@ pub(crate) fn reply(status: u16, body: Value) -> Answer {
         status,
         body: json_bytes(&body).into(),
         effects: Effects::default(),
+        signature: None,
     }
 }
 
@@ -124,6 +128,12 @@ pub fn decision_json(d: &Decision) -> Value {
 /// The routes the enclave answers; the proxy relays anything under these prefixes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /v1/keys` (the proxy attaches a page of key blobs)
+    ListKeys,
+    /// `GET /v1/keys/{id}`
+    GetKey(String),
+    /// `GET /v1/audit/head`
+    AuditHead,
     /// `POST /v1/keys`
     CreateKey,
     /// `DELETE /v1/keys/{id}`
@@ -162,6 +172,9 @@ impl Route {
         let parts: Vec<&str> = path.split('/').collect();
         let id = |s: &str| s.to_string();
         Some(match (method, parts.as_slice()) {
+            ("GET", ["", "v1", "keys"]) => Route::ListKeys,
+            ("GET", ["", "v1", "keys", k]) => Route::GetKey(id(k)),
+            ("GET", ["", "v1", "audit", "head"]) => Route::AuditHead,
             ("POST", ["", "v1", "keys"]) => Route::CreateKey,
             ("DELETE", ["", "v1", "keys", k]) => Route::DestroyKey(id(k)),
             ("POST", ["", "v1", "keys", k, "sign", what]) => {
@@ -193,11 +206,14 @@ impl Route {
         })
     }
 
-    /// Reads of governance state need no stamp: they reveal nothing secret.
+    /// Reads need no stamp: they reveal nothing secret, and change nothing.
     pub fn needs_stamp(&self) -> bool {
         !matches!(
             self,
-            Route::GetPolicy
+            Route::ListKeys
+                | Route::GetKey(_)
+                | Route::AuditHead
+                | Route::GetPolicy
                 | Route::ListProposals
                 | Route::GetProposal(_)
                 | Route::ListRequests
@@ -280,6 +296,21 @@ pub trait Host {
     fn random(&self, out: &mut [u8]) -> Result<(), ApiError>;
     /// Opens the sealed key blob that came with the call, checking it is `key_id`'s.
     fn open_key(&self, key_id: &str, call: &Call) -> Result<KeyRecord, ApiError>;
+    /// Opens one sealed key blob, checking it is the id it is filed under.
+    fn open_sealed(&self, key: &SealedKey) -> Result<KeyRecord, ApiError>;
+    /// The digest of the call being answered (method, path, body, stamp), which the
+    /// answer's signature and the call's audit entries name.
+    fn request_digest(&self) -> [u8; 32];
+    /// Appends an audit entry (under the state lock, so entries follow the order in which
+    /// decisions took effect).
+    fn audit(
+        &self,
+        g: &mut Governed,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> Result<(), ApiError>;
+    /// A signed checkpoint of the audit chain's head.
+    fn checkpoint(&self, g: &Governed) -> Option<Checkpoint>;
     /// Makes and seals a new key.
     fn create_key(&self, label: String) -> Result<(KeyInfo, Vec<u8>), ApiError>;
 }
@@ -315,16 +346,20 @@ pub struct Governed {
     pub keys: Arc<KeyTable>,
     /// Nonces seen since boot.
     pub replay: strongroom_auth::ReplayCache,
+    /// The audit chain's head and unconfirmed entries.
+    pub audit: AuditLog,
 }
 
 impl Governed {
     /// Wraps a state.
     pub fn new(state: EnclaveState, replay_capacity: usize) -> Self {
         let keys = Arc::new(KeyTable::build(state.engine.policy(), &state.admins));
+        let audit = AuditLog::new(state.audit_next, state.audit_head);
         Self {
             state,
             keys,
             replay: strongroom_auth::ReplayCache::new(replay_capacity),
+            audit,
         }
     }
 
@@ -347,6 +382,7 @@ fn lock(g: &GovernedLock) -> Result<std::sync::MutexGuard<'_, Governed>, ApiErro
 /// Seals the state after a change and returns the effect the proxy stores.
 fn commit_state(host: &dyn Host, g: &mut Governed) -> Result<SealedState, ApiError> {
     g.state.seq += 1;
+    (g.state.audit_next, g.state.audit_head) = g.audit.head();
     let sealed = host.seal_state(&g.state)?;
     Ok(SealedState {
         seq: g.state.seq,
@@ -389,14 +425,47 @@ fn dispatch(host: &dyn Host, gov: &GovernedLock, call: &Call) -> ApiResult {
             format!("body larger than {MAX_CALL_BODY_LEN} bytes"),
         ));
     }
+    if call.keys.len() > MAX_CALL_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "more than {MAX_CALL_KEYS} key blobs in one call"
+        )));
+    }
     let route = Route::parse(&call.method, &call.path)
         .ok_or_else(|| ApiError::not_found("no such route"))?;
+    {
+        let mut g = lock(gov)?;
+        if let Some(stored) = call.audit_stored {
+            g.audit.acknowledge(stored);
+        }
+        // Every stamped call may decide something, and nothing is decided that might
+        // never reach the audit chain.
+        if route.needs_stamp() && g.audit.backlog_full() {
+            return Err(ApiError::new(
+                503,
+                "audit_backlog",
+                format!(
+                    "{} audit entries wait for the proxy to store them; no new decisions \
+                     until it does",
+                    g.audit.unstored()
+                ),
+            ));
+        }
+    }
     let caller = if route.needs_stamp() {
         Some(authenticate_call(host, gov, call)?)
     } else {
         None
     };
     match (route, caller) {
+        (Route::ListKeys, _) => list_keys(host, call),
+        (Route::GetKey(id), _) => Ok(reply(200, host.open_key(&id, call)?.info().to_json())),
+        (Route::AuditHead, _) => {
+            let g = lock(gov)?;
+            let checkpoint = host
+                .checkpoint(&g)
+                .ok_or_else(|| ApiError::internal("the audit chain is empty"))?;
+            Ok(reply(200, checkpoint.to_json()))
+        }
         (Route::GetPolicy, _) => get_policy(gov),
         (Route::ListProposals, _) => {
             let g = lock(gov)?;
@@ -476,6 +545,95 @@ fn authenticate_call(host: &dyn Host, gov: &GovernedLock, call: &Call) -> Result
         .ok_or_else(|| ApiError::unauthenticated("stamp key vanished"))
 }
 
+/// Default and largest page of `GET /v1/keys`.
+const KEY_PAGE: usize = MAX_CALL_KEYS;
+
+/// `GET /v1/keys[?after=ID&limit=N]`: the keys whose blobs the proxy attached (a page, in
+/// id order after `after`), each opened and checked. Blobs that fail are listed under
+/// `refused` rather than hidden. `next_after` is set when the page is full.
+fn list_keys(host: &dyn Host, call: &Call) -> ApiResult {
+    let limit = call
+        .path
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .map(|n| {
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=KEY_PAGE).contains(n))
+                .ok_or_else(|| ApiError::bad_request(format!("limit must be 1 to {KEY_PAGE}")))
+        })
+        .transpose()?
+        .unwrap_or(KEY_PAGE);
+    if call.keys.len() > limit {
+        return Err(ApiError::bad_request("more key blobs than the page holds"));
+    }
+    let mut keys = Vec::with_capacity(call.keys.len());
+    let mut refused = Vec::new();
+    for sealed in &call.keys {
+        match host.open_sealed(sealed) {
+            Ok(record) => keys.push(record.info().to_json()),
+            Err(e) => refused.push(json!({"id": sealed.id, "reason": e.message})),
+        }
+    }
+    let next = (call.keys.len() == limit)
+        .then(|| call.keys.last().map(|k| k.id.clone()))
+        .flatten();
+    Ok(reply(
+        200,
+        json!({"keys": keys, "refused": refused, "next_after": next}),
+    ))
+}
+
+/// The fields of every audit entry about a call: its digest and who made it.
+fn call_fields(host: &dyn Host, caller: &Caller) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("request".into(), hex::encode(host.request_digest()).into());
+    m.insert(
+        "principal".into(),
+        caller.principal.clone().map_or(Value::Null, Value::from),
+    );
+    m.insert("stamp_key".into(), caller.key_id.clone().into());
+    m
+}
+
+/// A policy decision's audit fields: the call's, the action, key, decoded intent, and
+/// the decision (result, rule, reason, and approval or time-lock details).
+fn decision_fields(
+    host: &dyn Host,
+    caller: &Caller,
+    action: Action,
+    key: Option<&str>,
+    intent: &Intent,
+    decision: &Decision,
+) -> Map<String, Value> {
+    let mut m = call_fields(host, caller);
+    m.insert("action".into(), action.as_str().into());
+    m.insert("key".into(), key.map_or(Value::Null, Value::from));
+    m.insert(
+        "intent".into(),
+        serde_json::to_value(intent).unwrap_or(Value::Null),
+    );
+    if let Value::Object(d) = decision_json(decision) {
+        m.extend(d);
+    }
+    m
+}
+
+/// What a signature produced, for the audit entry: hashes and the signature, not the
+/// (possibly large) raw transaction.
+fn output_fields(body: &Value) -> Value {
+    let mut out = Map::new();
+    for name in ["hash", "signing_hash", "signature"] {
+        if let Some(v) = body.get(name) {
+            out.insert(name.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 fn get_policy(gov: &GovernedLock) -> ApiResult {
     let g = lock(gov)?;
     let policy = g.state.engine.policy();
@@ -509,8 +667,15 @@ fn create_key(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller)
         label: body.label.clone(),
     };
     let (decision, state) = decide_now(host, gov, principal, None, &intent)?;
+    let fields = decision_fields(host, caller, Action::CreateKey, None, &intent, &decision);
+    host.audit(&mut *lock(gov)?, "decision", fields)?;
     only_allow(&decision)?;
     let (info, sealed) = host.create_key(body.label)?;
+    let mut fields = call_fields(host, caller);
+    fields.insert("key".into(), info.id.clone().into());
+    fields.insert("address".into(), info.address.clone().into());
+    fields.insert("label".into(), info.label.clone().into());
+    host.audit(&mut *lock(gov)?, "key_created", fields)?;
     // The key object of `GET /v1/keys/{id}`, with the decision beside its fields.
     let mut body = info.to_json();
     if let Some(obj) = body.as_object_mut() {
@@ -583,6 +748,15 @@ fn destroy_key(
     let principal = caller.principal()?;
     let record = host.open_key(id, call)?;
     let (decision, _) = decide_now(host, gov, principal, Some(&record), &Intent::DestroyKey)?;
+    let fields = decision_fields(
+        host,
+        caller,
+        Action::DestroyKey,
+        Some(id),
+        &Intent::DestroyKey,
+        &decision,
+    );
+    host.audit(&mut *lock(gov)?, "decision", fields)?;
     only_allow(&decision)?;
     let mut g = lock(gov)?;
     if g.state.destroyed.len() >= crate::state::MAX_DESTROYED {
@@ -591,6 +765,10 @@ fn destroy_key(
         ));
     }
     g.state.destroyed.insert(record.id);
+    let mut fields = call_fields(host, caller);
+    fields.insert("key".into(), id.into());
+    fields.insert("address".into(), record.info().address.into());
+    host.audit(&mut g, "key_destroyed", fields)?;
     let state = commit_state(host, &mut g)?;
     drop(g);
     tracing::info!(key_id = %id, "key destroyed");
@@ -633,7 +811,11 @@ fn sign(
     let before = g.state.engine.ledger().len();
     let decision = g.state.engine.decide_and_commit(&ctx);
     match decision.outcome {
-        Outcome::Deny => Err(ApiError::denied(&decision)),
+        Outcome::Deny => {
+            let fields = decision_fields(host, caller, action, Some(id), &intent, &decision);
+            host.audit(&mut g, "decision", fields)?;
+            Err(ApiError::denied(&decision))
+        }
         Outcome::Allow => {
             let state = if g.state.engine.ledger().len() != before {
                 Some(commit_state(host, &mut g)?)
@@ -642,6 +824,10 @@ fn sign(
             };
             drop(g);
             let mut body = payload::sign(&job, &record);
+            // No signature leaves without its audit entry.
+            let mut fields = decision_fields(host, caller, action, Some(id), &intent, &decision);
+            fields.insert("output".into(), output_fields(&body));
+            host.audit(&mut *lock(gov)?, "decision", fields)?;
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("decision".into(), decision_json(&decision));
             }
@@ -666,6 +852,15 @@ fn sign(
             };
             let view = request_json(&request);
             let request_id = request.id.clone();
+            let mut fields = decision_fields(
+                host,
+                caller,
+                action,
+                Some(id),
+                &request.intent,
+                &request.decision,
+            );
+            fields.insert("request_id".into(), request_id.clone().into());
             g.state
                 .requests
                 .insert(request)
@@ -679,6 +874,7 @@ fn sign(
                     return Err(e);
                 }
             };
+            host.audit(&mut g, "decision", fields)?;
             let mut answer = reply(202, json!({ "request": view }));
             answer.effects.state = Some(state);
             answer.effects.pending_request = Some(PendingRef {
@@ -720,6 +916,10 @@ fn propose(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller) ->
         approvals: BTreeSet::new(),
     };
     let view = proposal_json(&proposal);
+    let mut fields = call_fields(host, caller);
+    fields.insert("proposal".into(), proposal.id.clone().into());
+    fields.insert("change".into(), proposal.change.kind().into());
+    fields.insert("digest".into(), hex::encode(proposal.digest).into());
     g.state.proposals.push(proposal);
     let state = match commit_state(host, &mut g) {
         Ok(s) => s,
@@ -728,6 +928,7 @@ fn propose(host: &dyn Host, gov: &GovernedLock, call: &Call, caller: &Caller) ->
             return Err(e);
         }
     };
+    host.audit(&mut g, "proposal", fields)?;
     let mut answer = reply(201, json!({ "proposal": view }));
     answer.effects.state = Some(state);
     Ok(answer)
@@ -768,9 +969,17 @@ fn approve_proposal(
         })?;
     let applied = proposal.is_approved(&g.state.admins);
     let view = proposal_json(proposal);
+    let mut fields = call_fields(host, caller);
+    fields.insert("proposal".into(), id.into());
+    fields.insert("change".into(), proposal.change.kind().into());
+    fields.insert("digest".into(), hex::encode(digest).into());
+    fields.insert("approvals".into(), count.into());
+    fields.insert("applied".into(), applied.into());
     let mut discarded = Vec::new();
+    let mut changed = None;
     if applied {
         let proposal = g.state.proposals.remove(index);
+        let kind = proposal.change.kind();
         match proposal.change {
             Change::Policy(policy) => g.state.engine.replace_policy(policy),
             Change::Admins(admins) => g.state.admins = admins,
@@ -779,8 +988,25 @@ fn approve_proposal(
         discarded = g.state.proposals.drain(..).map(|p| p.id).collect();
         g.rebuild_keys();
         tracing::info!(proposal = %id, "proposal applied");
+        let mut c = Map::new();
+        c.insert("proposal".into(), id.into());
+        c.insert("change".into(), kind.into());
+        c.insert(
+            "policy_digest".into(),
+            hex::encode(g.state.engine.policy().digest()).into(),
+        );
+        c.insert(
+            "admins_digest".into(),
+            hex::encode(g.state.admins.digest()).into(),
+        );
+        c.insert("discarded_proposals".into(), json!(discarded));
+        changed = Some(c);
     }
     let state = commit_state(host, g)?;
+    host.audit(g, "proposal_approved", fields)?;
+    if let Some(c) = changed {
+        host.audit(g, "policy_changed", c)?;
+    }
     let mut answer = reply(
         200,
         json!({
@@ -812,6 +1038,9 @@ fn cancel_proposal(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &st
         .ok_or_else(|| ApiError::not_found(format!("no open proposal {id:?}")))?;
     g.state.proposals.remove(index);
     let state = commit_state(host, &mut g)?;
+    let mut fields = call_fields(host, caller);
+    fields.insert("proposal".into(), id.into());
+    host.audit(&mut g, "proposal_cancelled", fields)?;
     let mut answer = reply(200, json!({"id": id, "cancelled": true}));
     answer.effects.state = Some(state);
     Ok(answer)
@@ -897,8 +1126,12 @@ fn approve_request(
                 "principal {principal:?} has already approved request {id}"
             )));
         }
+        let mut fields = call_fields(host, caller);
+        fields.insert("request_id".into(), id.into());
+        fields.insert("intent_digest".into(), hex::encode(digest).into());
+        host.audit(&mut g, "request_approved", fields)?;
     }
-    complete(host, gov, call, id)
+    complete(host, gov, call, caller, id)
 }
 
 fn execute_request(
@@ -917,12 +1150,18 @@ fn execute_request(
             .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
         check_may_act(caller, request, "execute")?;
     }
-    complete(host, gov, call, id)
+    complete(host, gov, call, caller, id)
 }
 
 /// Re-evaluates a pending request with its approvals at the current time; signs it if the
 /// policy now allows.
-fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiResult {
+fn complete(
+    host: &dyn Host,
+    gov: &GovernedLock,
+    call: &Call,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult {
     let key_id = {
         let g = lock(gov)?;
         g.state
@@ -951,7 +1190,12 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
         .any(|d| hex::encode(d) == request.key_id)
     {
         request.status = Status::Denied;
+        let mut fields = call_fields(host, caller);
+        fields.insert("request_id".into(), id.into());
+        fields.insert("result".into(), "deny".into());
+        fields.insert("reason".into(), "the request's key was destroyed".into());
         let state = commit_state(host, g)?;
+        host.audit(g, "request_completed", fields)?;
         let mut answer =
             ApiError::new(410, "key_destroyed", "the request's key was destroyed").into_answer();
         answer.effects.state = Some(state);
@@ -970,6 +1214,7 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
     };
     let decision = g.state.engine.decide(&ctx);
     let mut signed = None;
+    let mut output = None;
     match &decision.outcome {
         Outcome::Allow => {
             let Some(record) = &record else {
@@ -987,6 +1232,7 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
                 ApiError::conflict(format!("{e}; refusing to sign rather than forget"))
             })?;
             let mut result = payload::sign(&job, record);
+            output = Some(output_fields(&result));
             if let Some(obj) = result.as_object_mut() {
                 obj.insert("decision".into(), decision_json(&decision));
             }
@@ -996,9 +1242,22 @@ fn complete(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiRe
         Outcome::Deny => request.status = Status::Denied,
         _ => {}
     }
+    let mut fields = decision_fields(
+        host,
+        caller,
+        request.action,
+        Some(&request.key_id),
+        &request.intent,
+        &decision,
+    );
+    fields.insert("request_id".into(), id.into());
+    if let Some(output) = output {
+        fields.insert("output".into(), output);
+    }
     request.decision = decision;
     let view = request_json(request);
     let state = commit_state(host, g)?;
+    host.audit(g, "request_completed", fields)?;
     let mut answer = reply(200, json!({ "request": view, "result": signed }));
     answer.effects.state = Some(state);
     Ok(answer)
@@ -1017,6 +1276,9 @@ fn cancel_request(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &str
     };
     let view = request_json(request);
     let state = commit_state(host, &mut g)?;
+    let mut fields = call_fields(host, caller);
+    fields.insert("request_id".into(), id.into());
+    host.audit(&mut g, "request_cancelled", fields)?;
     let mut answer = reply(200, json!({ "request": view }));
     answer.effects.state = Some(state);
     Ok(answer)

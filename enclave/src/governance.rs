@@ -4,7 +4,7 @@
 //! The genesis document comes from the parent on the first boot, so the parent chooses it;
 //! what stops a parent from choosing its own admins is that the genesis digest is published
 //! in every attestation document, where clients and auditors compare it with the one they
-//! expect (see `attestation_user_data`).
+//! expect (see `strongroom_identity::UserData`).
 
 use std::collections::BTreeSet;
 

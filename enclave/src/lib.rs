@@ -20,6 +20,7 @@
 //! AES-256-GCM with their identity in the associated data, unsealed only to sign.
 
 pub mod api;
+pub mod audit;
 pub mod governance;
 pub mod keys;
 pub mod payload;
@@ -30,4 +31,4 @@ pub mod server;
 pub mod service;
 pub mod state;
 
-pub use service::{Enclave, UserData, attestation_user_data};
+pub use service::Enclave;

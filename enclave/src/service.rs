@@ -5,16 +5,26 @@
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use std::cell::RefCell;
+
+use base64::Engine as _;
 use serde_bytes::ByteBuf;
+use serde_json::{Map, Value};
 use strongroom_attestation::{AttestationRequest, MAX_NONCE_LEN, Nsm};
 use strongroom_envelope::RecipientKey;
+use strongroom_identity::{
+    AnswerSignature, AuditEntry, Checkpoint, IdentityKey, IdentityPublic, UserData,
+    answer_request_digest,
+};
 use strongroom_protocol::messages::{
-    Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo, MAX_ENVELOPE_LEN,
-    MAX_SEALED_LEN, MAX_STATE_LEN, Phase, Request, Response, SealedState,
+    AuditRecord, Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo,
+    MAX_ENVELOPE_LEN, MAX_SEALED_LEN, MAX_STATE_LEN, Phase, Request, Response, SealedKey,
+    SealedState,
 };
 use zeroize::Zeroize;
 
 use crate::api::{self, ApiError, Governed, GovernedLock, Host};
+use crate::audit::AuditLog;
 use crate::governance::Genesis;
 use crate::keys::{KEY_OBJECT_VERSION, KeyRecord, check_label};
 use crate::requests::Requests;
@@ -40,6 +50,8 @@ struct Ready {
     sealer: Sealer,
     key_check: [u8; KEY_CHECK_LEN],
     boot_time: u64,
+    /// This boot's identity: signs answers and audit entries.
+    identity: IdentityKey,
     gov: GovernedLock,
 }
 
@@ -105,6 +117,7 @@ impl<N: Nsm> Enclave<N> {
                 self.with_key(&key_id, &sealed, |k| Response::Key(k.info()))
             }
             Request::Call(call) => self.call(&call),
+            Request::AuditBacklog { from } => self.audit_backlog(from),
             _ => err(ErrorCode::BadRequest, "unsupported request"),
         }
     }
@@ -173,7 +186,7 @@ impl<N: Nsm> Enclave<N> {
             return err(ErrorCode::UnsealFailed, UNSEAL_FAILED);
         }
         let first_boot = match (&c.key_check, &c.state, &c.genesis) {
-            (None, None, Some(_)) => true,
+            (None, None, Some(_)) if c.audit_tail.is_none() => true,
             (Some(k), Some(s), None) if k.len() == KEY_CHECK_LEN && s.len() <= MAX_STATE_LEN => {
                 false
             }
@@ -217,7 +230,7 @@ impl<N: Nsm> Enclave<N> {
         let Ok(sealer) = Sealer::new(&keys.seal) else {
             return err(ErrorCode::Internal, "cannot initialise the sealing cipher");
         };
-        let state = match genesis {
+        let mut state = match genesis {
             Some(genesis) => EnclaveState {
                 seq: 0,
                 destroyed: Default::default(),
@@ -229,6 +242,9 @@ impl<N: Nsm> Enclave<N> {
                 ),
                 proposals: Vec::new(),
                 requests: Requests::default(),
+                audit_next: 0,
+                audit_head: strongroom_identity::GENESIS_PREV,
+                identity: None,
             },
             None => {
                 let blob = c.state.as_deref().map(|b| b.as_slice()).unwrap_or_default();
@@ -245,24 +261,109 @@ impl<N: Nsm> Enclave<N> {
                 }
             }
         };
+        if let Some(tail) = &c.audit_tail {
+            match continue_after(&state, tail) {
+                Ok((next, head)) => (state.audit_next, state.audit_head) = (next, head),
+                Err(e) => return err(ErrorCode::BadRequest, e),
+            }
+        }
+        let identity = match self.identity_key() {
+            Ok(k) => k,
+            Err(e) => return Response::Error(e),
+        };
+        let (log, boot) = match self.boot_entry(&identity, &state, &keys.key_check, first_boot) {
+            Ok(b) => b,
+            Err(e) => return Response::Error(e),
+        };
+        (state.audit_next, state.audit_head) = log.head();
+        state.identity = Some(identity.public().0);
         let sealed_state = match seal_state(&sealer, &state) {
             Ok(s) => s,
             Err(e) => return Response::Error(e),
         };
         let seq = state.seq;
+        let mut governed = Governed::new(state, REPLAY_CAPACITY);
+        governed.audit = log;
+        tracing::info!(first_boot, identity = %identity.public(), audit_seq = boot.seq, "unsealed");
         *phase = PhaseState::Ready(Box::new(Ready {
             sealer,
             key_check: keys.key_check,
             boot_time: unix_now(),
-            gov: std::sync::Mutex::new(Governed::new(state, REPLAY_CAPACITY)),
+            identity,
+            gov: std::sync::Mutex::new(governed),
         }));
-        tracing::info!(first_boot, "unsealed");
         Response::Unsealed {
             key_check: keys.key_check.to_vec().into(),
             state: SealedState {
                 seq,
                 sealed: sealed_state.into(),
             },
+            audit: vec![boot],
+        }
+    }
+
+    /// A fresh identity key from the mixed entropy.
+    fn identity_key(&self) -> Result<IdentityKey, EnclaveError> {
+        let mut seed = [0u8; 32];
+        self.entropy(&mut seed)?;
+        let key = IdentityKey::from_seed(&seed);
+        seed.zeroize();
+        Ok(key)
+    }
+
+    /// The boot's audit entry: the new identity, and an attestation document binding it
+    /// (user data) to this point of the chain (nonce = the previous entry's hash) and to
+    /// the measured image (PCRs), so auditors can follow the hand-over from one boot's
+    /// identity to the next.
+    fn boot_entry(
+        &self,
+        identity: &IdentityKey,
+        state: &EnclaveState,
+        key_check: &[u8; KEY_CHECK_LEN],
+        first_boot: bool,
+    ) -> Result<(AuditLog, AuditRecord), EnclaveError> {
+        let user_data = UserData {
+            key_check: *key_check,
+            genesis: state.genesis,
+            admins: state.admins.digest(),
+            policy: state.engine.policy().digest(),
+            identity: identity.public(),
+        };
+        let request = AttestationRequest {
+            nonce: Some(state.audit_head.to_vec()),
+            user_data: Some(user_data.encode()),
+            ..Default::default()
+        };
+        let document = self
+            .nsm
+            .attestation(&request)
+            .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("NSM attestation: {e}")))?;
+        let mut fields = Map::new();
+        fields.insert("identity".into(), identity.public().to_string().into());
+        fields.insert(
+            "attestation".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(&document)
+                .into(),
+        );
+        fields.insert("first_boot".into(), first_boot.into());
+        let mut log = AuditLog::new(state.audit_next, state.audit_head);
+        let record = log
+            .append(identity, unix_now(), "boot", fields)
+            .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("audit: {e}")))?;
+        Ok((log, record))
+    }
+
+    fn audit_backlog(&self, from: u64) -> Response {
+        let Ok(phase) = self.phase.read() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Ready(ready) = &*phase else {
+            return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
+        };
+        match ready.gov.lock() {
+            Ok(g) => Response::AuditEntries(g.audit.backlog(from)),
+            Err(_) => err(ErrorCode::Internal, "state lock poisoned"),
         }
     }
 
@@ -321,8 +422,25 @@ impl<N: Nsm> Enclave<N> {
         let host = CallHost {
             enclave: self,
             ready,
+            request_digest: answer_request_digest(
+                &call.method,
+                &call.path,
+                &call.body,
+                call.stamp.as_deref(),
+            ),
+            trail: RefCell::new(Vec::new()),
         };
-        Response::Answer(api::handle(&host, &ready.gov, call))
+        let mut answer = api::handle(&host, &ready.gov, call);
+        answer.effects.audit = host.trail.into_inner();
+        let signature = AnswerSignature::sign(
+            &ready.identity,
+            &host.request_digest,
+            answer.status,
+            unix_now(),
+            &answer.body,
+        );
+        answer.signature = Some(signature.to_header());
+        Response::Answer(answer)
     }
 
     fn user_data(&self) -> Option<Vec<u8>> {
@@ -331,12 +449,16 @@ impl<N: Nsm> Enclave<N> {
             return None;
         };
         let g = ready.gov.lock().ok()?;
-        Some(attestation_user_data(&UserData {
-            key_check: ready.key_check,
-            genesis: g.state.genesis,
-            admins: g.state.admins.digest(),
-            policy: g.state.engine.policy().digest(),
-        }))
+        Some(
+            UserData {
+                key_check: ready.key_check,
+                genesis: g.state.genesis,
+                admins: g.state.admins.digest(),
+                policy: g.state.engine.policy().digest(),
+                identity: ready.identity.public(),
+            }
+            .encode(),
+        )
     }
 
     /// The current root-key check value, once unsealed.
@@ -348,48 +470,30 @@ impl<N: Nsm> Enclave<N> {
     }
 }
 
-/// What an unsealed enclave binds into its attestation documents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserData {
-    /// The root-key check value.
-    pub key_check: [u8; KEY_CHECK_LEN],
-    /// The genesis digest (admin set and first policy), fixed at first boot.
-    pub genesis: [u8; 32],
-    /// The current admin set's digest.
-    pub admins: [u8; 32],
-    /// The current policy's digest.
-    pub policy: [u8; 32],
-}
-
-/// The `user_data` of an unsealed enclave's attestation documents: the CBOR map
-/// `{"key_check": bstr16, "genesis": bstr32, "admins": bstr32, "policy": bstr32}`.
-///
-/// KMS's envelope is not authenticated, so on what the proxy calls a first boot the
-/// enclave cannot tell KMS's root key from one the parent made up, nor the deployment's
-/// genesis document from one the parent wrote. Publishing the check value and the genesis
-/// digest lets clients and auditors pin both and refuse an enclave whose root key or
-/// genesis is not the one they expect; the admin-set and policy digests say which rules
-/// the enclave enforces now.
-pub fn attestation_user_data(d: &UserData) -> Vec<u8> {
-    // Fixed layout, keys in this order: map(4), then text/bytes pairs.
-    let mut out = Vec::with_capacity(140);
-    out.push(0xa4);
-    let mut entry = |name: &str, value: &[u8]| {
-        out.push(0x60 | name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
-        if value.len() < 24 {
-            out.push(0x40 | value.len() as u8);
-        } else {
-            out.push(0x58);
-            out.push(value.len() as u8);
-        }
-        out.extend_from_slice(value);
-    };
-    entry("key_check", &d.key_check);
-    entry("genesis", &d.genesis);
-    entry("admins", &d.admins);
-    entry("policy", &d.policy);
-    out
+/// Where the chain goes on after a reboot: after the last entry the proxy stored, which
+/// the identity that sealed the state must have signed and which cannot be older than the
+/// state's own record of the head.
+fn continue_after(state: &EnclaveState, tail: &str) -> Result<(u64, [u8; 32]), String> {
+    let entry = AuditEntry::parse_line(tail).map_err(|e| format!("audit tail: {e}"))?;
+    let header = entry.header().map_err(|e| format!("audit tail: {e}"))?;
+    let identity = state
+        .identity
+        .ok_or("audit tail given, but the state names no identity to check it against")?;
+    entry.verify(&IdentityPublic(identity)).map_err(|_| {
+        "audit tail: the last stored entry is not signed by the identity that sealed the state"
+            .to_string()
+    })?;
+    let next = header
+        .seq
+        .checked_add(1)
+        .ok_or("audit tail: sequence number out of range")?;
+    if next < state.audit_next || (next == state.audit_next && entry.hash() != state.audit_head) {
+        return Err(format!(
+            "audit tail: entry {} is not the chain's head recorded in the state (next {})",
+            header.seq, state.audit_next
+        ));
+    }
+    Ok((next, entry.hash()))
 }
 
 fn unix_now() -> u64 {
@@ -416,10 +520,13 @@ fn seal_state(sealer: &Sealer, state: &EnclaveState) -> Result<Vec<u8>, EnclaveE
         .map_err(|_| EnclaveError::new(ErrorCode::Internal, "sealing the state failed"))
 }
 
-/// The enclave's side of a call: sealing, randomness, keys.
+/// The enclave's side of a call: sealing, randomness, keys, the audit trail.
 struct CallHost<'a, N: Nsm> {
     enclave: &'a Enclave<N>,
     ready: &'a Ready,
+    request_digest: [u8; 32],
+    /// The audit entries this call appended, for the answer's effects.
+    trail: RefCell<Vec<AuditRecord>>,
 }
 
 impl<N: Nsm> Host for CallHost<'_, N> {
@@ -435,6 +542,28 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         seal_state(&self.ready.sealer, state).map_err(ApiError::from)
     }
 
+    fn request_digest(&self) -> [u8; 32] {
+        self.request_digest
+    }
+
+    fn audit(
+        &self,
+        g: &mut Governed,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        let record = g
+            .audit
+            .append(&self.ready.identity, unix_now(), kind, fields)
+            .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
+        self.trail.borrow_mut().push(record);
+        Ok(())
+    }
+
+    fn checkpoint(&self, g: &Governed) -> Option<Checkpoint> {
+        g.audit.checkpoint(&self.ready.identity, unix_now())
+    }
+
     fn random(&self, out: &mut [u8]) -> Result<(), ApiError> {
         aws_lc_rs::rand::fill(out).map_err(|_| ApiError::internal("OS random source failed"))
     }
@@ -446,6 +575,10 @@ impl<N: Nsm> Host for CallHost<'_, N> {
             .filter(|k| k.id == key_id)
             .ok_or_else(|| ApiError::not_found(format!("no key {key_id:?}")))?;
         Ok(open_key(self.ready, key_id, &sealed.sealed)?)
+    }
+
+    fn open_sealed(&self, key: &SealedKey) -> Result<KeyRecord, ApiError> {
+        Ok(open_key(self.ready, &key.id, &key.sealed)?)
     }
 
     fn create_key(&self, label: String) -> Result<(KeyInfo, Vec<u8>), ApiError> {

@@ -25,11 +25,11 @@ use crate::seal::{Curve, ObjectId, ObjectKind};
 /// Most destroyed keys one state records.
 pub const MAX_DESTROYED: usize = 16 * 1024;
 
-/// The identity of the sealed state object (version 2: with governance).
+/// The identity of the sealed state object (version 3: with the audit chain's head).
 pub const STATE_OBJECT: ObjectId = ObjectId {
     kind: ObjectKind::EnclaveState,
     id: [0; 16],
-    version: 2,
+    version: 3,
     curve: Curve::None,
 };
 
@@ -50,6 +50,13 @@ pub struct EnclaveState {
     pub proposals: Vec<Proposal>,
     /// Pending and recently finished signing requests.
     pub requests: Requests,
+    /// The audit chain's next sequence number when this state was sealed.
+    pub audit_next: u64,
+    /// The hash of the audit entry before `audit_next`.
+    pub audit_head: [u8; 32],
+    /// The identity public key of the boot that sealed this state: the next boot checks
+    /// the proxy's last stored audit entry against it.
+    pub identity: Option<[u8; 32]>,
 }
 
 /// The sealed state's plaintext does not parse or breaks an invariant.
@@ -67,6 +74,9 @@ struct StateDoc {
     ledger: ByteBuf,
     proposals: Vec<ProposalDoc>,
     requests: Requests,
+    audit_next: u64,
+    audit_head: ByteBuf,
+    identity: Option<ByteBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -125,6 +135,9 @@ impl EnclaveState {
             ledger: self.engine.ledger().to_bytes().into(),
             proposals,
             requests: self.requests.clone(),
+            audit_next: self.audit_next,
+            audit_head: self.audit_head.to_vec().into(),
+            identity: self.identity.map(|i| i.to_vec().into()),
         };
         let mut out = Zeroizing::new(Vec::new());
         ciborium::into_writer(&doc, &mut *out).map_err(malformed)?;
@@ -199,6 +212,17 @@ impl EnclaveState {
             engine: Engine::new(policy, ledger),
             proposals,
             requests: doc.requests,
+            audit_next: doc.audit_next,
+            audit_head: doc
+                .audit_head
+                .as_slice()
+                .try_into()
+                .map_err(|_| malformed("audit head"))?,
+            identity: doc
+                .identity
+                .map(|i| i.as_slice().try_into())
+                .transpose()
+                .map_err(|_| malformed("identity"))?,
         })
     }
 }
@@ -254,6 +278,9 @@ mod tests {
                 approvals: BTreeSet::from(["x".to_string()]),
             }],
             requests: Requests::default(),
+            audit_next: 12,
+            audit_head: [6; 32],
+            identity: Some([5; 32]),
         }
     }
 
@@ -263,6 +290,8 @@ mod tests {
         let bytes = s.to_plaintext().unwrap();
         let back = EnclaveState::from_plaintext(&bytes).unwrap();
         assert_eq!(back.seq, 3);
+        assert_eq!((back.audit_next, back.audit_head), (12, [6; 32]));
+        assert_eq!(back.identity, Some([5; 32]));
         assert_eq!(back.destroyed, s.destroyed);
         assert_eq!(back.genesis, s.genesis);
         assert_eq!(back.admins, s.admins);

@@ -66,6 +66,9 @@ fn sample_state() -> EnclaveState {
         engine,
         proposals: Vec::new(),
         requests: Default::default(),
+        audit_next: 0,
+        audit_head: [0; 32],
+        identity: None,
     }
 }
 

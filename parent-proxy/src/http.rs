@@ -1,5 +1,7 @@
-//! The REST API. Every answer about a key comes from the enclave, which authenticates the
-//! stored blob first; the proxy only relays and stores.
+//! The REST API. Every answer about a key, the policy, requests or the audit head comes
+//! from the enclave, which authenticates the stored blobs it is given and signs its answer
+//! (the `X-Strongroom-Answer` header); the proxy only relays and stores. The audit chain is
+//! served from storage: each entry carries the enclave's signature.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,19 +9,20 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use strongroom_protocol::messages::{
-    Call, EnclaveError, ErrorCode, KeyInfo, MAX_CALL_BODY_LEN, Request, Response as Answer,
+    Call, EnclaveError, ErrorCode, MAX_CALL_BODY_LEN, MAX_CALL_KEYS, Request, Response as Answer,
     SealedKey,
 };
 
+use crate::audit::AuditTracker;
 use crate::enclave_client::EnclaveClient;
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     /// The metrics registry (shared with the enclave and KMS clients).
     pub metrics: Arc<Metrics>,
+    /// How much of the audit chain is stored.
+    pub audit: Arc<AuditTracker>,
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with a fitting status.
@@ -140,10 +145,6 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn key_json(k: &KeyInfo) -> Value {
-    k.to_json()
-}
-
 async fn health(State(state): State<AppState>) -> Response {
     if state.health.is_ready() {
         (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response()
@@ -179,17 +180,6 @@ async fn attestation(State(state): State<AppState>, Query(q): Query<NonceQuery>)
     }
 }
 
-async fn describe(state: &AppState, id: &str, sealed: Vec<u8>) -> Result<KeyInfo, ApiError> {
-    let request = Request::DescribeKey {
-        key_id: id.to_string(),
-        sealed: sealed.into(),
-    };
-    match ask(state, request).await? {
-        Answer::Key(info) => Ok(info),
-        other => Err(unexpected(&other)),
-    }
-}
-
 fn blob(state: &AppState, id: &str) -> Result<Vec<u8>, ApiError> {
     check_id(id)?;
     state
@@ -199,27 +189,39 @@ fn blob(state: &AppState, id: &str) -> Result<Vec<u8>, ApiError> {
         .ok_or_else(|| ApiError::not_found(id))
 }
 
-async fn list_keys(State(state): State<AppState>) -> ApiResult {
-    let mut keys = Vec::new();
-    for (id, sealed) in state.store.keys().map_err(store_err)? {
-        match describe(&state, &id, sealed).await {
-            Ok(info) => keys.push(key_json(&info)),
-            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
-            Err(e) => {
-                tracing::warn!(key_id = %id, error = %e.message, "stored key blob refused by the enclave; skipped")
-            }
-        }
-    }
-    Ok(axum::Json(json!({"keys": keys})).into_response())
-}
-
-async fn show_key(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let info = describe(&state, &id, blob(&state, &id)?).await?;
-    Ok(axum::Json(key_json(&info)).into_response())
-}
-
 /// The header a principal's stamp travels in.
 pub const STAMP_HEADER: &str = "x-strongroom-stamp";
+
+/// The header the enclave's answer signature travels in.
+pub const ANSWER_HEADER: &str = "x-strongroom-answer";
+
+/// A query parameter's value (no percent-decoding: the values used here are hex and digits).
+fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    path.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The page of key blobs a key listing carries: `?after=ID&limit=N` (at most
+/// [`MAX_CALL_KEYS`]; the enclave checks the limit too and signs the page).
+fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
+    let limit = query_param(path, "limit")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(MAX_CALL_KEYS)
+        .clamp(1, MAX_CALL_KEYS);
+    let page = state
+        .store
+        .key_page(query_param(path, "after"), limit)
+        .map_err(store_err)?;
+    Ok(page
+        .into_iter()
+        .map(|(id, sealed)| SealedKey {
+            id,
+            sealed: sealed.into(),
+        })
+        .collect())
+}
 
 /// Which sealed key blob a relayed call needs: the path's key, or a pending request's.
 fn call_key(state: &AppState, path: &str) -> Result<Option<SealedKey>, ApiError> {
@@ -281,20 +283,38 @@ async fn relay(
         ),
         None => None,
     };
+    if state.audit.take_resync() {
+        resync_audit(&state).await?;
+    }
     let key = call_key(&state, &path)?;
+    let keys = if method == Method::GET && path.split('?').next() == Some("/v1/keys") {
+        key_page(&state, &path)?
+    } else {
+        Vec::new()
+    };
     let call = Call {
         method: method.as_str().to_string(),
         path,
         body: body.to_vec().into(),
         stamp,
         key,
+        keys,
+        audit_stored: Some(state.audit.stored()),
     };
     let answer = match ask(&state, Request::Call(call)).await? {
         Answer::Answer(a) => a,
         other => return Err(unexpected(&other)),
     };
     state.metrics.observe_answer_body(&answer.body);
-    state.store.apply(&answer.effects).map_err(store_err)?;
+    if let Err(e) = state.store.apply(&answer.effects) {
+        // The enclave keeps the entries until told they are stored; fetch them again
+        // before the next call.
+        state.audit.store_failed();
+        return Err(store_err(e));
+    }
+    state
+        .audit
+        .stored_entries(answer.effects.audit.iter().map(|r| r.seq));
     if let Some(created) = &answer.effects.key_created {
         tracing::info!(key_id = %created.info.id, address = %created.info.address, "key created");
     }
@@ -302,12 +322,105 @@ async fn relay(
         tracing::info!(key_id = %id, "key destroyed");
     }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok((
+    let mut response = (
         status,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         answer.body.into_vec(),
     )
-        .into_response())
+        .into_response();
+    if let Some(value) = answer
+        .signature
+        .as_deref()
+        .and_then(|s| axum::http::HeaderValue::from_str(s).ok())
+    {
+        response.headers_mut().insert(ANSWER_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Fetches the audit entries the enclave still holds for us and stores them.
+async fn resync_audit(state: &AppState) -> Result<(), ApiError> {
+    let from = state.audit.stored();
+    let entries = match ask(state, Request::AuditBacklog { from }).await {
+        Ok(Answer::AuditEntries(entries)) => entries,
+        Ok(other) => {
+            state.audit.store_failed();
+            return Err(unexpected(&other));
+        }
+        Err(e) => {
+            state.audit.store_failed();
+            return Err(e);
+        }
+    };
+    if let Err(e) = state.store.put_audit(&entries) {
+        state.audit.store_failed();
+        return Err(store_err(e));
+    }
+    tracing::info!(
+        from,
+        entries = entries.len(),
+        "stored the enclave's audit backlog"
+    );
+    state.audit.stored_entries(entries.iter().map(|r| r.seq));
+    Ok(())
+}
+
+/// Entries per database read while streaming the audit chain.
+const AUDIT_BATCH: usize = 1000;
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// `GET /v1/audit?from=SEQ&limit=N`: the stored chain from `from` (default 0), at most
+/// `limit` entries (default: all), as NDJSON, one `{"entry":…,"signature":…}` per line,
+/// streamed in batches so a long chain never sits in memory whole. Each entry is signed by
+/// the enclave; `strongroom audit verify` checks the chain.
+async fn audit_stream(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Response {
+    let from = q.from.unwrap_or(0);
+    let limit = q.limit.unwrap_or(u64::MAX);
+    let store = Arc::clone(&state.store);
+    let stream = futures_util::stream::unfold((from, limit, false), move |(next, left, done)| {
+        let store = Arc::clone(&store);
+        async move {
+            if done || left == 0 {
+                return None;
+            }
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(AUDIT_BATCH);
+            let batch = tokio::task::spawn_blocking(move || store.audit_range(next, want))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+            match batch {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let last = rows.last().map_or(next, |(seq, _)| *seq);
+                    let n = rows.len() as u64;
+                    let mut chunk = String::with_capacity(rows.len() * 512);
+                    for (_, line) in rows {
+                        chunk.push_str(&line);
+                        chunk.push('\n');
+                    }
+                    let finished = n < want as u64;
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from(chunk)),
+                        (last + 1, left - n, finished),
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the audit chain");
+                    Some((Err(e), (next, 0, true)))
+                }
+            }
+        }
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: the Prometheus/OpenMetrics exposition.
@@ -358,8 +471,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .route("/v1/health", get(health))
         .route("/v1/attestation", get(attestation))
-        .route("/v1/keys", post(relay).get(list_keys))
-        .route("/v1/keys/{id}", get(show_key).delete(relay))
+        .route("/v1/keys", post(relay).get(relay))
+        .route("/v1/keys/{id}", get(relay).delete(relay))
+        .route("/v1/audit", get(audit_stream))
+        .route("/v1/audit/head", get(relay))
         .route("/v1/keys/{id}/sign/{kind}", post(relay))
         .route("/v1/policy", get(relay))
         .route("/v1/policy/proposals", get(relay).post(relay))

@@ -3,6 +3,7 @@
 //! socket in mock mode), relays the unseal exchange to KMS with the official AWS SDK, and
 //! stores what the enclave cannot keep (all of it encrypted by KMS or sealed by the enclave).
 
+pub mod audit;
 pub mod enclave_client;
 pub mod http;
 pub mod kms;

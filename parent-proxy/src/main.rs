@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
 use clap::Parser;
 use strongroom_protocol::Address;
+use strongroom_proxy::audit::AuditTracker;
 use strongroom_proxy::enclave_client::EnclaveClient;
 use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::kms::Kms;
@@ -134,11 +135,13 @@ async fn main() -> Result<()> {
     let kms = Kms::new(kms_client(&args).await, args.kms_key_id.clone())
         .with_metrics(Arc::clone(&metrics));
     let health = Arc::new(Health::default());
+    let audit = Arc::new(AuditTracker::default());
     tokio::spawn(supervise(
         Arc::clone(&enclave),
         kms,
         Arc::clone(&store),
         Arc::clone(&health),
+        Arc::clone(&audit),
         genesis,
     ));
     let app = router(AppState {
@@ -146,6 +149,7 @@ async fn main() -> Result<()> {
         store,
         health,
         metrics,
+        audit,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1,13 +1,13 @@
 //! Storage of what the enclave cannot keep: the KMS-encrypted root key, the root-key check
-//! value, the sealed enclave state and the sealed key blobs. Everything here is either
-//! encrypted by KMS or sealed by the enclave; the store is untrusted and the enclave checks
-//! whatever comes back from it.
+//! value, the sealed enclave state, the sealed key blobs and the audit chain. Everything
+//! here is encrypted by KMS, sealed or signed by the enclave; the store is untrusted and the
+//! enclave (or, for the audit chain, the auditor) checks whatever comes back from it.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
-use strongroom_protocol::messages::Effects;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use strongroom_protocol::messages::{AuditRecord, Effects};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +41,38 @@ pub trait Store: Send + Sync + 'static {
     fn root(&self) -> Result<Option<RootRecord>, StoreError>;
     /// Records the KMS ciphertext blob of a new root key (first boot).
     fn put_root_blob(&self, kms_key_id: &str, ciphertext_blob: &[u8]) -> Result<(), StoreError>;
-    /// Records the check value and state the enclave returned when it unsealed.
-    fn put_unsealed(&self, key_check: &[u8], seq: u64, state: &[u8]) -> Result<(), StoreError>;
+    /// Records the check value, state and boot audit entry the enclave returned when it
+    /// unsealed.
+    fn put_unsealed(
+        &self,
+        key_check: &[u8],
+        seq: u64,
+        state: &[u8],
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError>;
     /// Applies what an enclave answer asks to store, atomically: a newer sealed state (an
     /// older one than stored is ignored: answers can arrive out of order), a created key's
-    /// blob, a destroyed key's removal, a pending request's key.
+    /// blob, a destroyed key's removal, a pending request's key, audit entries.
     fn apply(&self, effects: &Effects) -> Result<(), StoreError>;
+    /// Stores audit entries (again): one already stored with the same line is skipped,
+    /// one stored with a different line is an error (two chains: a state rollback).
+    fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
     /// A sealed key blob by id.
     fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// All sealed key blobs, oldest first.
-    fn keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Up to `limit` sealed key blobs in id order, after `after` if given.
+    fn key_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The key with this Ethereum address (any case), as the enclave reported it.
+    fn key_by_address(&self, address: &str) -> Result<Option<String>, StoreError>;
+    /// How many audit entries are stored without a gap from entry 0.
+    fn audit_stored(&self) -> Result<u64, StoreError>;
+    /// The last stored audit entry's line.
+    fn audit_tail(&self) -> Result<Option<String>, StoreError>;
+    /// Up to `limit` audit lines from `from` on, in order, with their sequence numbers.
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
     /// The key a pending request will sign with.
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
 }
@@ -67,7 +89,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// Layout version, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -84,7 +106,13 @@ CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
     sealed BLOB NOT NULL,
     created_at INTEGER NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    address TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS keys_address ON keys (address);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    line TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
@@ -163,16 +191,116 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_unsealed(&self, key_check: &[u8], seq: u64, state: &[u8]) -> Result<(), StoreError> {
+    fn put_unsealed(
+        &self,
+        key_check: &[u8],
+        seq: u64,
+        state: &[u8],
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
         self.with(|c| {
-            let n = c.execute(
+            let tx = c.transaction()?;
+            let n = tx.execute(
                 "UPDATE root SET key_check = ?1, state = ?2, state_seq = ?3 WHERE id = 1",
                 params![key_check, state, i64::try_from(seq).unwrap_or(i64::MAX)],
             )?;
             if n != 1 {
                 return Err(StoreError("no root record to update".into()));
             }
+            insert_audit(&tx, audit)?;
+            tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            insert_audit(&tx, records)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn key_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, sealed FROM keys WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = stmt.query_map(
+                params![
+                    after.unwrap_or(""),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn key_by_address(&self, address: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT id FROM keys WHERE address = ?1",
+                [address.to_ascii_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn audit_stored(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let (count, max): (i64, Option<i64>) =
+                c.query_row("SELECT COUNT(*), MAX(seq) FROM audit", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            let has_zero = c
+                .query_row("SELECT 1 FROM audit WHERE seq = 0", [], |_| Ok(()))
+                .optional()?
+                .is_some();
+            let contiguous = match max {
+                _ if !has_zero => 0,
+                Some(m) if m + 1 == count => count,
+                // A gap: one past the first entry whose successor is missing.
+                _ => c.query_row(
+                    "SELECT MIN(a.seq) + 1 FROM audit a
+                     WHERE NOT EXISTS (SELECT 1 FROM audit b WHERE b.seq = a.seq + 1)",
+                    [],
+                    |r| r.get(0),
+                )?,
+            };
+            Ok(u64::try_from(contiguous).unwrap_or(0))
+        })
+    }
+
+    fn audit_tail(&self) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT line FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, line FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    i64::try_from(from).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?)),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 
@@ -190,12 +318,13 @@ impl Store for SqliteStore {
             }
             if let Some(created) = &effects.key_created {
                 tx.execute(
-                    "INSERT INTO keys (id, sealed, created_at, seq)
-                     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keys))",
+                    "INSERT INTO keys (id, sealed, created_at, seq, address)
+                     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keys), ?4)",
                     params![
                         created.info.id,
                         created.sealed.as_slice(),
-                        i64::try_from(created.info.created_at).unwrap_or(i64::MAX)
+                        i64::try_from(created.info.created_at).unwrap_or(i64::MAX),
+                        created.info.address.to_ascii_lowercase(),
                     ],
                 )?;
             }
@@ -208,6 +337,7 @@ impl Store for SqliteStore {
                     params![pending.request_id, pending.key_id],
                 )?;
             }
+            insert_audit(&tx, &effects.audit)?;
             tx.commit()?;
             Ok(())
         })
@@ -222,14 +352,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, sealed FROM keys ORDER BY seq")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
             Ok(c.query_row(
@@ -240,6 +362,31 @@ impl Store for SqliteStore {
             .optional()?)
         })
     }
+}
+
+/// Inserts audit lines; the same line again is a no-op, another line under a stored
+/// sequence number is refused.
+fn insert_audit(tx: &Transaction<'_>, records: &[AuditRecord]) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit (seq, line) VALUES (?1, ?2) ON CONFLICT (seq) DO NOTHING",
+    )?;
+    for r in records {
+        let seq = i64::try_from(r.seq).map_err(|_| StoreError("audit seq out of range".into()))?;
+        if insert.execute(params![seq, r.line])? == 0 {
+            let stored: String =
+                tx.query_row("SELECT line FROM audit WHERE seq = ?1", [seq], |row| {
+                    row.get(0)
+                })?;
+            if stored != r.line {
+                return Err(StoreError(format!(
+                    "audit entry {} differs from the one stored under that number: the \
+                     enclave's state was rolled back or two enclaves share this database",
+                    r.seq
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

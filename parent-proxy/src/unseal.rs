@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit::AuditTracker;
 use serde_bytes::ByteBuf;
 use strongroom_protocol::messages::{CompleteUnseal, EnclaveError, Phase, Request, Response};
 
@@ -83,6 +84,7 @@ pub async fn unseal_once(
     enclave: &EnclaveClient,
     kms: &Kms,
     store: &dyn Store,
+    audit: &AuditTracker,
     genesis: Option<&[u8]>,
 ) -> Result<(), UnsealError> {
     let Response::UnsealChallenge {
@@ -118,10 +120,13 @@ pub async fn unseal_once(
         }
     };
     let first_boot = key_check.is_none();
-    let genesis = if first_boot {
-        Some(genesis.ok_or(UnsealError::NoGenesis)?.to_vec().into())
+    let (genesis, audit_tail) = if first_boot {
+        (
+            Some(genesis.ok_or(UnsealError::NoGenesis)?.to_vec().into()),
+            None,
+        )
     } else {
-        None
+        (None, store.audit_tail()?)
     };
     let answer = call(
         enclave,
@@ -130,13 +135,20 @@ pub async fn unseal_once(
             key_check: key_check.map(ByteBuf::from),
             state: state.map(ByteBuf::from),
             genesis,
+            audit_tail,
         }),
     )
     .await?;
-    let Response::Unsealed { key_check, state } = answer else {
+    let Response::Unsealed {
+        key_check,
+        state,
+        audit: boot,
+    } = answer
+    else {
         return Err(UnsealError::Unexpected("no Unsealed answer".into()));
     };
-    store.put_unsealed(&key_check, state.seq, &state.sealed)?;
+    store.put_unsealed(&key_check, state.seq, &state.sealed, &boot)?;
+    audit.reset(store.audit_stored()?);
     tracing::info!(first_boot, key_check = %hex::encode(&key_check), "enclave unsealed");
     Ok(())
 }
@@ -147,6 +159,7 @@ pub async fn supervise(
     kms: Kms,
     store: Arc<dyn Store>,
     health: Arc<Health>,
+    audit: Arc<AuditTracker>,
     genesis: Option<Vec<u8>>,
 ) {
     let mut backoff = Duration::from_millis(500);
@@ -155,7 +168,7 @@ pub async fn supervise(
             Ok(Response::Status(Phase::Ready)) => Ok(()),
             Ok(Response::Status(Phase::AwaitingRootKey)) => {
                 tracing::info!("enclave awaits its root key; asking KMS");
-                unseal_once(&enclave, &kms, store.as_ref(), genesis.as_deref()).await
+                unseal_once(&enclave, &kms, store.as_ref(), &audit, genesis.as_deref()).await
             }
             Ok(other) => Err(UnsealError::Unexpected(format!("{other:?}"))),
             Err(e) => Err(e),

@@ -3,8 +3,8 @@
 //! The proxy asks, the enclave answers: every frame from the proxy carries a [`Request`],
 //! every frame from the enclave a [`Response`] with the same request id. The parent is not
 //! trusted, so the enclave treats every field here as hostile input and checks the limits
-//! below before use; the proxy treats every answer as the enclave's word (answers are not
-//! yet signed: that comes with the enclave identity key).
+//! below before use. The proxy cannot forge answers to calls: the enclave signs each with
+//! its identity key ([`Answer::signature`]) and clients check it.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -50,6 +50,13 @@ pub enum Request {
     /// over exactly these method, path and body bytes, decodes the body itself and answers
     /// with the HTTP status and JSON body the proxy returns unchanged.
     Call(Call),
+    /// The audit entries from `from` on that the enclave still holds because the proxy has
+    /// not confirmed storing them (after a storage failure): answered with
+    /// [`Response::AuditEntries`].
+    AuditBacklog {
+        /// First sequence number wanted.
+        from: u64,
+    },
 }
 
 /// KMS's answer to the unseal challenge, with what the proxy stored on earlier boots.
@@ -63,6 +70,10 @@ pub struct CompleteUnseal {
     pub state: Option<ByteBuf>,
     /// The genesis document (admin set and first policy, JSON) on first boot; None later.
     pub genesis: Option<ByteBuf>,
+    /// The last audit entry the proxy stored (its stored line), on later boots: the new
+    /// boot's entry continues the chain after it. The enclave checks it against the state.
+    #[serde(default)]
+    pub audit_tail: Option<String>,
 }
 
 /// Longest method name in a [`Call`].
@@ -71,6 +82,8 @@ pub const MAX_METHOD_LEN: usize = 8;
 pub const MAX_PATH_LEN: usize = 512;
 /// Largest body in a [`Call`].
 pub const MAX_CALL_BODY_LEN: usize = 256 * 1024;
+/// Most key blobs one [`Call`] carries (a page of a key listing).
+pub const MAX_CALL_KEYS: usize = 256;
 
 /// A principal's HTTP request as relayed by the proxy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +98,15 @@ pub struct Call {
     pub stamp: Option<String>,
     /// The sealed blob of the key the path (or the pending request it names) is about.
     pub key: Option<SealedKey>,
+    /// More key blobs: a page of the key listing, or the keys a JSON-RPC call names (at
+    /// most [`MAX_CALL_KEYS`]).
+    #[serde(default)]
+    pub keys: Vec<SealedKey>,
+    /// How many audit entries the proxy has stored, all of them from entry 0 on: the
+    /// enclave forgets the entries below and refuses new decisions once too many above are
+    /// unconfirmed.
+    #[serde(default)]
+    pub audit_stored: Option<u64>,
 }
 
 /// A sealed key blob with the id the proxy filed it under.
@@ -105,6 +127,10 @@ pub struct Answer {
     pub body: ByteBuf,
     /// What the proxy must store.
     pub effects: Effects,
+    /// The enclave identity's signature over the request, status and body: the
+    /// `X-Strongroom-Answer` header value (see `strongroom-identity`).
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 /// Storage side effects of a call; the proxy applies them before answering the client.
@@ -119,6 +145,19 @@ pub struct Effects {
     /// A request now waits for approvals or a time-lock: remember which key it is for, so
     /// the key's blob can come with the call that completes it.
     pub pending_request: Option<PendingRef>,
+    /// Audit entries to append, in order.
+    #[serde(default)]
+    pub audit: Vec<AuditRecord>,
+}
+
+/// One audit entry to store: its sequence number and its line
+/// (`{"entry":…,"signature":…}`, see `strongroom-identity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain.
+    pub seq: u64,
+    /// The signed entry as one line of JSON.
+    pub line: String,
 }
 
 /// A sealed enclave state with its sequence number (the enclave's change counter).
@@ -165,6 +204,8 @@ pub enum Response {
         key_check: ByteBuf,
         /// The sealed enclave state (store it; send it on later boots).
         state: SealedState,
+        /// The boot's audit entry (store it before serving).
+        audit: Vec<AuditRecord>,
     },
     /// An attestation document.
     Attestation {
@@ -175,6 +216,8 @@ pub enum Response {
     Key(KeyInfo),
     /// The answer to a [`Request::Call`].
     Answer(Answer),
+    /// Audit entries the proxy asked for again ([`Request::AuditBacklog`]).
+    AuditEntries(Vec<AuditRecord>),
     /// The request failed.
     Error(EnclaveError),
 }

@@ -1,0 +1,144 @@
+//! The enclave's end of the audit chain: the head (next sequence number and the last
+//! entry's hash) and the entries the proxy has not yet confirmed storing.
+//!
+//! Entries are built and signed here, under the state lock, so their order is the order in
+//! which decisions took effect. The proxy stores them with the answer's other effects and
+//! says in each call how many it holds (`Call::audit_stored`); entries it has not confirmed
+//! stay here, so after a storage failure it can fetch them again
+//! (`Request::AuditBacklog`), and once [`MAX_UNSTORED`] are waiting the enclave refuses new
+//! decisions rather than make ones that may never be recorded.
+
+use std::collections::VecDeque;
+
+use serde_json::{Map, Value};
+use strongroom_identity::{AuditEntry, Checkpoint, GENESIS_PREV, IdentityError, IdentityKey};
+use strongroom_protocol::messages::AuditRecord;
+
+/// Entries the enclave keeps for the proxy before it refuses to decide anything more.
+pub const MAX_UNSTORED: usize = 4096;
+
+/// The chain's head and the unconfirmed entries.
+#[derive(Debug)]
+pub struct AuditLog {
+    next_seq: u64,
+    head: [u8; 32],
+    unstored: VecDeque<AuditRecord>,
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        Self::new(0, GENESIS_PREV)
+    }
+}
+
+impl AuditLog {
+    /// A log whose next entry is `next_seq`, after the entry whose hash is `head`.
+    pub fn new(next_seq: u64, head: [u8; 32]) -> Self {
+        Self {
+            next_seq,
+            head,
+            unstored: VecDeque::new(),
+        }
+    }
+
+    /// The next entry's sequence number and the last entry's hash.
+    pub fn head(&self) -> (u64, [u8; 32]) {
+        (self.next_seq, self.head)
+    }
+
+    /// Builds, signs and keeps the next entry; returns its record for the proxy.
+    pub fn append(
+        &mut self,
+        key: &IdentityKey,
+        time: u64,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> Result<AuditRecord, IdentityError> {
+        let (entry, hash) = AuditEntry::build(key, self.next_seq, &self.head, time, kind, fields)?;
+        let record = AuditRecord {
+            seq: self.next_seq,
+            line: entry.to_line(),
+        };
+        self.next_seq += 1;
+        self.head = hash;
+        self.unstored.push_back(record.clone());
+        Ok(record)
+    }
+
+    /// The proxy holds every entry below `stored`: forget those.
+    pub fn acknowledge(&mut self, stored: u64) {
+        while self.unstored.front().is_some_and(|r| r.seq < stored) {
+            self.unstored.pop_front();
+        }
+    }
+
+    /// True once so many entries wait for the proxy that no new decision may be made.
+    pub fn backlog_full(&self) -> bool {
+        self.unstored.len() >= MAX_UNSTORED
+    }
+
+    /// The unconfirmed entries from `from` on.
+    pub fn backlog(&self, from: u64) -> Vec<AuditRecord> {
+        self.unstored
+            .iter()
+            .filter(|r| r.seq >= from)
+            .cloned()
+            .collect()
+    }
+
+    /// How many entries wait for the proxy.
+    pub fn unstored(&self) -> usize {
+        self.unstored.len()
+    }
+
+    /// A signed statement of the head (None before the first entry).
+    pub fn checkpoint(&self, key: &IdentityKey, time: u64) -> Option<Checkpoint> {
+        let seq = self.next_seq.checked_sub(1)?;
+        Some(Checkpoint::sign(key, seq, self.head, time))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn fields() -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("principal".into(), "desk".into());
+        m
+    }
+
+    #[test]
+    fn entries_chain_and_are_kept_until_acknowledged() {
+        let key = IdentityKey::from_seed(&[1; 32]);
+        let mut log = AuditLog::default();
+        let a = log.append(&key, 10, "decision", fields()).unwrap();
+        let b = log.append(&key, 11, "decision", fields()).unwrap();
+        let ea = AuditEntry::parse_line(&a.line).unwrap();
+        let eb = AuditEntry::parse_line(&b.line).unwrap();
+        assert_eq!(eb.header().unwrap().prev, ea.hash());
+        assert_eq!(log.head(), (2, eb.hash()));
+        assert_eq!(log.backlog(0).len(), 2);
+        log.acknowledge(1);
+        assert_eq!(log.backlog(0), vec![b]);
+        log.acknowledge(2);
+        assert_eq!(log.unstored(), 0);
+        let c = log.checkpoint(&key, 12).unwrap();
+        assert_eq!((c.seq, c.hash), (1, eb.hash()));
+        c.verify().unwrap();
+    }
+
+    #[test]
+    fn a_full_backlog_is_reported() {
+        let key = IdentityKey::from_seed(&[1; 32]);
+        let mut log = AuditLog::default();
+        for _ in 0..MAX_UNSTORED {
+            assert!(!log.backlog_full());
+            log.append(&key, 1, "decision", Map::new()).unwrap();
+        }
+        assert!(log.backlog_full());
+        log.acknowledge(1);
+        assert!(!log.backlog_full());
+    }
+}
