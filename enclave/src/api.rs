@@ -1332,7 +1332,8 @@ mod tests {
             Some(Route::Sign("ab".into(), Action::SignTypedData))
         );
         assert_eq!(Route::parse("POST", "/v1/keys/ab/sign/other"), None);
-        assert_eq!(Route::parse("GET", "/v1/keys"), None);
+        assert_eq!(Route::parse("GET", "/v1/keys"), Some(Route::ListKeys));
+        assert_eq!(Route::parse("PUT", "/v1/keys"), None);
         assert!(!Route::GetPolicy.needs_stamp());
         assert!(Route::Propose.needs_stamp());
     }

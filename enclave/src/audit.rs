@@ -23,6 +23,7 @@ pub struct AuditLog {
     next_seq: u64,
     head: [u8; 32],
     unstored: VecDeque<AuditRecord>,
+    limit: usize,
 }
 
 impl Default for AuditLog {
@@ -38,7 +39,14 @@ impl AuditLog {
             next_seq,
             head,
             unstored: VecDeque::new(),
+            limit: MAX_UNSTORED,
         }
+    }
+
+    /// The same log refusing decisions once `limit` entries wait (at least 1).
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.max(1);
+        self
     }
 
     /// The next entry's sequence number and the last entry's hash.
@@ -74,7 +82,7 @@ impl AuditLog {
 
     /// True once so many entries wait for the proxy that no new decision may be made.
     pub fn backlog_full(&self) -> bool {
-        self.unstored.len() >= MAX_UNSTORED
+        self.unstored.len() >= self.limit
     }
 
     /// The unconfirmed entries from `from` on.

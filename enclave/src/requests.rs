@@ -48,6 +48,7 @@ pub struct PendingRequest {
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     /// The decoded intent.
+    #[serde(with = "intent_as_json")]
     pub intent: Intent,
     /// What approvers sign: [`Intent::digest`].
     #[serde(with = "serde_bytes")]
@@ -60,6 +61,24 @@ pub struct PendingRequest {
     pub decision: Decision,
     /// Where it is.
     pub status: Status,
+}
+
+/// The intent is kept as its JSON inside the sealed state's CBOR: alloy's fixed-size byte
+/// types (hashes, addresses) write bytes to a binary format but read back only hex text, so
+/// a transaction intent would not survive a restart in plain CBOR.
+mod intent_as_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use strongroom_policy::Intent;
+
+    pub fn serialize<S: Serializer>(intent: &Intent, s: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_vec(intent).map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&json)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Intent, D::Error> {
+        let json = serde_bytes::ByteBuf::deserialize(d)?;
+        serde_json::from_slice(&json).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The requests book: bounded, oldest finished requests dropped first.

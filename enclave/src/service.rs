@@ -67,6 +67,7 @@ enum PhaseState {
 pub struct Enclave<N: Nsm> {
     nsm: N,
     phase: RwLock<PhaseState>,
+    audit_backlog: usize,
 }
 
 impl<N: Nsm> std::fmt::Debug for Enclave<N> {
@@ -95,7 +96,15 @@ impl<N: Nsm> Enclave<N> {
         Self {
             nsm,
             phase: RwLock::new(PhaseState::AwaitingRootKey { pending: None }),
+            audit_backlog: crate::audit::MAX_UNSTORED,
         }
+    }
+
+    /// The same enclave refusing new decisions once `limit` audit entries wait for the
+    /// proxy to store them (default [`MAX_UNSTORED`](crate::audit::MAX_UNSTORED)).
+    pub fn with_audit_backlog(mut self, limit: usize) -> Self {
+        self.audit_backlog = limit;
+        self
     }
 
     /// The enclave's phase.
@@ -251,7 +260,10 @@ impl<N: Nsm> Enclave<N> {
                 match sealer.open(&STATE_OBJECT, blob) {
                     Ok(p) => match EnclaveState::from_plaintext(&p) {
                         Ok(s) => s,
-                        Err(_) => {
+                        Err(e) => {
+                            // Authentic but unreadable: a bug, not an attack; the detail is
+                            // for the operator's log.
+                            tracing::error!(error = %e, "sealed state does not parse");
                             return err(ErrorCode::BlobRejected, "enclave state is malformed");
                         }
                     },
@@ -347,7 +359,8 @@ impl<N: Nsm> Enclave<N> {
                 .into(),
         );
         fields.insert("first_boot".into(), first_boot.into());
-        let mut log = AuditLog::new(state.audit_next, state.audit_head);
+        let mut log =
+            AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
         let record = log
             .append(identity, unix_now(), "boot", fields)
             .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("audit: {e}")))?;

@@ -110,6 +110,8 @@ fn a_first_boot_needs_a_valid_genesis() {
             body: ByteBuf::new(),
             stamp: None,
             key: None,
+            keys: Vec::new(),
+            audit_stored: None,
         }));
     let Response::Answer(a) = r else { panic!() };
     assert_eq!(a.status, 503);
@@ -132,6 +134,7 @@ fn one_decryption_attempt_per_challenge() {
                 key_check: None,
                 state: None,
                 genesis: Some(g.clone().into()),
+                audit_tail: None,
             }))
     };
     let first = attempt(&tampered);
@@ -180,6 +183,7 @@ fn tampered_envelope_errors_are_indistinguishable() {
                 key_check: None,
                 state: None,
                 genesis: Some(g.clone().into()),
+                audit_tail: None,
             }))
         else {
             panic!("tampered envelope accepted")
@@ -334,6 +338,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
             key_check: Some(proxy.stored.key_check.clone().into()),
             state: None,
             genesis: None,
+            audit_tail: None,
         }));
     assert_eq!(code(half), ErrorCode::BadRequest);
     // A later boot cannot be passed off with a genesis beside the stored state either.
@@ -345,6 +350,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
             key_check: Some(proxy.stored.key_check.clone().into()),
             state: Some(proxy.stored.state.clone().into()),
             genesis: Some(genesis(&keys, dev_rules()).into()),
+            audit_tail: None,
         }));
     assert_eq!(code(both), ErrorCode::BadRequest);
     let _ = Stored::clone(&proxy.stored);
@@ -398,7 +404,12 @@ fn unsealed_attestations_publish_key_check_genesis_and_policy() {
     let map: ciborium::Value = ciborium::from_reader(user_data.as_slice()).unwrap();
     let entries = map.as_map().unwrap();
     let names: Vec<_> = entries.iter().map(|(k, _)| k.as_text().unwrap()).collect();
-    assert_eq!(names, ["key_check", "genesis", "admins", "policy"]);
+    assert_eq!(
+        names,
+        ["key_check", "genesis", "admins", "policy", "identity"]
+    );
+    // The identity is the one that signs this boot's answers and audit entries.
+    assert_eq!(entries[4].1.as_bytes().unwrap(), &proxy.identity.0);
     assert_eq!(entries[0].1.as_bytes().unwrap(), &proxy.stored.key_check);
     // The digests are the ones the enclave reports for its policy.
     let p = proxy.raw("GET", "/v1/policy", b"", None);

@@ -406,6 +406,45 @@ mod tests {
         ))
     }
 
+    fn audit(seq: u64, line: &str) -> AuditRecord {
+        AuditRecord {
+            seq,
+            line: line.into(),
+        }
+    }
+
+    #[test]
+    fn audit_entries_are_kept_in_order_and_never_replaced() {
+        let path = temp_db();
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.audit_stored().unwrap(), 0);
+        s.put_audit(&[audit(0, "e0"), audit(1, "e1")]).unwrap();
+        assert_eq!(s.audit_stored().unwrap(), 2);
+        // Out of order: 3 before 2.
+        s.apply(&Effects {
+            audit: vec![audit(3, "e3")],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.audit_stored().unwrap(), 2, "entry 2 is missing");
+        assert_eq!(s.audit_tail().unwrap().as_deref(), Some("e3"));
+        s.put_audit(&[audit(2, "e2"), audit(3, "e3")]).unwrap();
+        assert_eq!(
+            s.audit_stored().unwrap(),
+            4,
+            "the same line again is a no-op"
+        );
+        let e = s.put_audit(&[audit(1, "forged")]).unwrap_err();
+        assert!(e.to_string().contains("rolled back"), "{e}");
+        // A failed batch stores nothing of itself.
+        assert!(s.put_audit(&[audit(4, "e4"), audit(0, "x")]).is_err());
+        assert_eq!(s.audit_stored().unwrap(), 4);
+        let lines: Vec<_> = s.audit_range(1, 2).unwrap();
+        assert_eq!(lines, [(1, "e1".to_string()), (2, "e2".to_string())]);
+        assert!(s.audit_range(9, 10).unwrap().is_empty());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
     fn created(id: &str, sealed: &[u8], at: u64) -> Effects {
         Effects {
             key_created: Some(CreatedKey {
@@ -414,7 +453,9 @@ mod tests {
                     label: "l".into(),
                     curve: "secp256k1".into(),
                     public_key: vec![4; 65].into(),
-                    address: "0x".into(),
+                    address: format!("0x{id}{id}")
+                        .to_ascii_uppercase()
+                        .replace("0X", "0x"),
                     created_at: at,
                 },
                 sealed: sealed.to_vec().into(),
@@ -444,7 +485,8 @@ mod tests {
                 s.put_root_blob("alias/k", b"again").is_err(),
                 "one root only"
             );
-            s.put_unsealed(b"kcv", 1, b"state1").unwrap();
+            s.put_unsealed(b"kcv", 1, b"state1", &[audit(0, "boot")])
+                .unwrap();
             s.apply(&created("b", b"sealed-b", 2)).unwrap();
             s.apply(&created("a", b"sealed-a", 1)).unwrap();
             assert!(s.apply(&created("a", b"dup", 3)).is_err());
@@ -463,8 +505,18 @@ mod tests {
         assert_eq!(root.key_check.as_deref(), Some(&b"kcv"[..]));
         assert_eq!(s.request_key("r1").unwrap().as_deref(), Some("a"));
         assert_eq!(s.request_key("r2").unwrap(), None);
-        let ids: Vec<_> = s.keys().unwrap().into_iter().map(|(i, _)| i).collect();
-        assert_eq!(ids, ["b", "a"], "insertion order");
+        let ids: Vec<_> = s
+            .key_page(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ids, ["a", "b"], "id order");
+        let after: Vec<_> = s.key_page(Some("a"), 10).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(s.key_page(None, 1).unwrap().len(), 1);
+        assert_eq!(s.key_by_address("0xaA").unwrap().as_deref(), Some("a"));
+        assert_eq!(s.audit_tail().unwrap().as_deref(), Some("boot"));
         let mut destroy = state(3, b"state3");
         destroy.key_destroyed = Some("b".into());
         s.apply(&destroy).unwrap();

@@ -47,6 +47,7 @@ fn app(dir: &Path, socket: &Path) -> axum::Router {
         store: Arc::new(store),
         health: Arc::new(Health::default()),
         metrics,
+        audit: Arc::default(),
     })
 }
 
@@ -142,6 +143,7 @@ async fn fake_enclave(listener: tokio::net::UnixListener) {
                             .to_vec()
                             .into(),
                         effects: Effects::default(),
+                        signature: None,
                     },
                     Request::Call(_) => Answer {
                         status: 403,
@@ -149,6 +151,7 @@ async fn fake_enclave(listener: tokio::net::UnixListener) {
                             .to_vec()
                             .into(),
                         effects: Effects::default(),
+                        signature: None,
                     },
                     _ => return,
                 };

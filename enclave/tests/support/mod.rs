@@ -13,6 +13,7 @@ use strongroom_attestation::{Expectations, Nsm, TrustedRoot, verify};
 use strongroom_auth::{Request as StampedRequest, SigningKey, Stamp};
 use strongroom_enclave::Enclave;
 use strongroom_envelope::seal_for_recipient;
+use strongroom_identity::{AnswerSignature, AuditEntry, IdentityPublic, answer_request_digest};
 use strongroom_protocol::messages::{
     Answer, Call, CompleteUnseal, ErrorCode, Request, Response, SealedKey,
 };
@@ -155,22 +156,39 @@ pub struct Booted {
 }
 
 pub fn boot() -> Booted {
+    boot_with(|e| e)
+}
+
+/// Boots an enclave configured by `configure`.
+pub fn boot_with(configure: impl FnOnce(Enclave<MockNsm>) -> Enclave<MockNsm>) -> Booted {
     let nsm = nsm();
     let trusted = nsm.trusted_root();
     Booted {
-        enclave: Enclave::new(nsm),
+        enclave: configure(Enclave::new(nsm)),
         trusted,
     }
 }
 
 impl Booted {
     pub fn unseal(&self, root: &[u8], stored: Option<&Stored>, genesis: Option<&[u8]>) -> Response {
+        self.unseal_after(root, stored, genesis, None)
+    }
+
+    /// Unseals, continuing the audit chain after `tail` (the last stored line).
+    pub fn unseal_after(
+        &self,
+        root: &[u8],
+        stored: Option<&Stored>,
+        genesis: Option<&[u8]>,
+        tail: Option<String>,
+    ) -> Response {
         let envelope = challenge(&self.enclave, &self.trusted, root);
         self.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: envelope.into(),
             key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
             state: stored.map(|s| ByteBuf::from(s.state.clone())),
             genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
+            audit_tail: tail,
         }))
     }
 }
@@ -181,6 +199,24 @@ pub struct Proxy {
     pub stored: Stored,
     pub blobs: HashMap<String, Vec<u8>>,
     pub requests: HashMap<String, String>,
+    /// The audit chain as stored: line `i` is entry `i`.
+    pub audit: Vec<String>,
+    /// The current boot's identity (from its boot entry); every answer must verify under it.
+    pub identity: IdentityPublic,
+    /// Each boot's trusted attestation root (the mock NSM makes a new one per boot).
+    pub roots: Vec<TrustedRoot>,
+}
+
+/// The identity a boot entry hands over to.
+pub fn boot_identity(line: &str) -> IdentityPublic {
+    let entry = AuditEntry::parse_line(line).unwrap();
+    let fields = entry.fields().unwrap();
+    assert_eq!(fields["kind"], "boot");
+    let identity = IdentityPublic::from_hex(fields["identity"].as_str().unwrap()).unwrap();
+    entry
+        .verify(&identity)
+        .expect("boot entry signed by its identity");
+    identity
 }
 
 /// A call's answer, decoded.
@@ -203,13 +239,27 @@ impl Reply {
 impl Proxy {
     /// First boot with `genesis`.
     pub fn first_boot(root: &[u8], genesis: &[u8]) -> Self {
-        let booted = boot();
-        let Response::Unsealed { key_check, state } = booted.unseal(root, None, Some(genesis))
+        Self::first_boot_with(root, genesis, |e| e)
+    }
+
+    /// First boot of an enclave configured by `configure`.
+    pub fn first_boot_with(
+        root: &[u8],
+        genesis: &[u8],
+        configure: impl FnOnce(Enclave<MockNsm>) -> Enclave<MockNsm>,
+    ) -> Self {
+        let booted = boot_with(configure);
+        let Response::Unsealed {
+            key_check,
+            state,
+            audit,
+        } = booted.unseal(root, None, Some(genesis))
         else {
             panic!("first boot failed")
         };
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].seq, 0);
         Self {
-            booted,
             stored: Stored {
                 key_check: key_check.into_vec(),
                 state: state.sealed.into_vec(),
@@ -217,17 +267,36 @@ impl Proxy {
             },
             blobs: HashMap::new(),
             requests: HashMap::new(),
+            identity: boot_identity(&audit[0].line),
+            audit: vec![audit[0].line.clone()],
+            roots: vec![booted.trusted.clone()],
+            booted,
         }
     }
 
     /// A new enclave process unsealed with what was stored.
     pub fn restart(&mut self, root: &[u8]) {
         let booted = boot();
-        let Response::Unsealed { key_check, state } = booted.unseal(root, Some(&self.stored), None)
+        let tail = self.audit.last().cloned();
+        let answer = booted.unseal_after(root, Some(&self.stored), None, tail);
+        let Response::Unsealed {
+            key_check,
+            state,
+            audit,
+        } = answer
         else {
-            panic!("restart failed")
+            panic!("restart failed: {answer:?}")
         };
         assert_eq!(key_check.as_slice(), self.stored.key_check.as_slice());
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            audit[0].seq,
+            self.audit.len() as u64,
+            "the boot entry continues the chain"
+        );
+        self.identity = boot_identity(&audit[0].line);
+        self.audit.push(audit[0].line.clone());
+        self.roots.push(booted.trusted.clone());
         self.stored.state = state.sealed.into_vec();
         self.stored.seq = state.seq;
         self.booted = booted;
@@ -264,17 +333,43 @@ impl Proxy {
         stamp: Option<String>,
         key: Option<SealedKey>,
     ) -> Reply {
-        let response = self.enclave().handle(Request::Call(Call {
+        self.raw_call(Call {
             method: method.into(),
             path: path.into(),
             body: body.to_vec().into(),
             stamp,
             key,
-        }));
+            keys: Vec::new(),
+            audit_stored: Some(self.audit.len() as u64),
+        })
+    }
+
+    /// Relays a call as given; checks the answer's signature and stores its effects.
+    pub fn raw_call(&mut self, call: Call) -> Reply {
+        let digest =
+            answer_request_digest(&call.method, &call.path, &call.body, call.stamp.as_deref());
+        let response = self.enclave().handle(Request::Call(call));
         let Response::Answer(answer) = response else {
             panic!("not an answer: {response:?}")
         };
+        let signature = AnswerSignature::parse(answer.signature.as_deref().expect("signed answer"))
+            .expect("well-formed answer signature");
+        assert_eq!(
+            signature.identity, self.identity,
+            "signed by this boot's identity"
+        );
+        signature
+            .verify(&digest, answer.status, &answer.body)
+            .expect("answer signature verifies");
         let e = &answer.effects;
+        for record in &e.audit {
+            assert_eq!(
+                record.seq,
+                self.audit.len() as u64,
+                "audit entries arrive in order"
+            );
+            self.audit.push(record.line.clone());
+        }
         if let Some(s) = &e.state
             && s.seq > self.stored.seq
         {
