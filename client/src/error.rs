@@ -37,8 +37,10 @@ pub enum ClientError {
         min: usize,
     },
     /// The attestation document was refused (chain, signature, PCRs, nonce, age, debug mode).
+    // Not `#[from]`: that would make the inner error a source too, and reports that print
+    // the chain (anyhow's `{:#}`) would say it twice.
     #[error("attestation document refused: {0}")]
-    Attestation(#[from] VerifyError),
+    Attestation(VerifyError),
     /// The document carries no user data, so it names no identity (the enclave is not
     /// unsealed yet, or it is not a Strongroom enclave).
     #[error("the attestation document carries no user data, so no identity")]
@@ -72,7 +74,9 @@ pub enum ClientError {
     #[error("the answer's signature header is malformed: {0}")]
     MalformedAnswerSignature(IdentityError),
     /// The signature does not cover this request, status and body: a forged or altered answer.
-    #[error("the answer's signature does not verify (forged or altered answer): {0}")]
+    #[error(
+        "answer refused: {0} (altered or forged after the enclave signed it, or the answer to another request)"
+    )]
     BadAnswerSignature(IdentityError),
     /// The answer verifies under an identity no verified attestation document names yet.
     /// An HTTP client fetches an attestation document and checks the answer once more.

@@ -183,7 +183,7 @@ impl Verifier {
         for (index, value) in &self.pcrs {
             exp = exp.pcr(*index, value.clone());
         }
-        let verified = verify(document, &exp)?;
+        let verified = verify(document, &exp).map_err(ClientError::Attestation)?;
         let bytes = verified
             .document
             .user_data
