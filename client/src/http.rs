@@ -291,7 +291,8 @@ impl Client {
         self.get_unsigned_url(&self.url(segments))
     }
 
-    fn get_unsigned_url(&self, url: &Url) -> Result<Value, ClientError> {
+    /// [`Client::get_unsigned`] for a URL with a query (`/v1/audit?from=SEQ`).
+    pub fn get_unsigned_url(&self, url: &Url) -> Result<Value, ClientError> {
         let received = self.exchange(Method::GET, url, None, None)?;
         if received.status == StatusCode::OK {
             return parse_json(url, &received.bytes);
@@ -605,6 +606,13 @@ mod tests {
             Client::new("127.0.0.1:8080", Duration::from_secs(1)),
             Err(ClientError::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn clients_and_verifiers_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Client>();
+        shareable::<Verifier>();
     }
 
     #[test]

@@ -152,7 +152,8 @@ impl Enclave {
     }
 
     fn answer(&self, sent: &Seen, stamp_text: Option<&str>) -> Response {
-        let (status, body) = canned(&sent.method, &sent.path);
+        let route = sent.path.split('?').next().unwrap_or_default();
+        let (status, body) = canned(&sent.method, route);
         let digest = answer_request_digest(&sent.method, &sent.path, &sent.body, stamp_text);
         let sign = |key: &IdentityKey, digest: &[u8; 32], status: u16, time: u64, body: &str| {
             AnswerSignature::sign(key, digest, status, time, body.as_bytes())
@@ -419,6 +420,12 @@ fn genuine_answers_verify_and_the_identity_is_fetched_once() {
     assert_eq!(server.attestations(), 1);
     let identity = server.enclave.key.public();
     assert!(client.verifier().unwrap().identity(&identity).is_some());
+    // The query is part of what the answer signs, exactly as sent.
+    let mut url = client.url(&["v1", "keys"]);
+    url.query_pairs_mut().append_pair("label", "a b");
+    let listed = client.request(Method::GET, &url, None, None).unwrap();
+    assert!(listed.verified.is_some());
+    assert_eq!(server.seen().last().unwrap().path, "/v1/keys?label=a+b");
 
     // A signed denial is an error, marked as verified.
     match sign_digest(&client, "denied") {
