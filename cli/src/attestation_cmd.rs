@@ -117,10 +117,12 @@ fn fetch(api: &Api, nonce: Option<Hex>, out: Option<PathBuf>) -> Result<()> {
         let identity = verifier.verify_attestation(&document, &nonce)?;
         eprintln!(
             "verified: enclave {} with the expected PCRs; answer-signing identity {}; \
-             genesis {}; policy {}",
+             genesis {} (--expect-genesis); root-key check {} (--expect-key-check); \
+             policy {}",
             identity.module_id,
             identity.identity,
             hex::encode(identity.user_data.genesis),
+            hex::encode(identity.user_data.key_check),
             hex::encode(identity.user_data.policy),
         );
     }
