@@ -1,19 +1,34 @@
-//! `strongroom attestation …`: verify attestation documents.
+//! `strongroom attestation …`: fetch and verify attestation documents.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use base64::Engine;
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 use strongroom_attestation::{Expectations, TrustedRoot, VerifiedDocument, rfc3339, verify};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::client::{Api, cli_error, print_text};
 use crate::input::{Hex, bytes_file, hex_arg, pcr_arg};
 
 /// Attestation subcommands.
 #[derive(Subcommand)]
 pub enum AttestationCommand {
+    /// Fetch an attestation document from the server (`GET /v1/attestation`) and print it
+    /// as base64, for `attestation verify --doc FILE --nonce HEX`. With --expect-pcrs it is
+    /// verified too, and the identity it names is shown on stderr.
+    Fetch {
+        /// The nonce the enclave must bind into the document; default 32 random bytes,
+        /// shown on stderr.
+        #[arg(long, value_name = "HEX", value_parser = hex_arg)]
+        nonce: Option<Hex>,
+        /// Write the document (base64) to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Verify an attestation document and print its contents as JSON.
     Verify {
         /// The document: raw CBOR (COSE_Sign1) or base64.
@@ -40,9 +55,10 @@ pub enum AttestationCommand {
     },
 }
 
-/// Runs an attestation subcommand.
-pub fn run(cmd: AttestationCommand) -> Result<()> {
+/// Runs an attestation subcommand; `api` makes the client, for the commands that need one.
+pub fn run(api: impl FnOnce() -> Result<Api>, cmd: AttestationCommand) -> Result<()> {
     match cmd {
+        AttestationCommand::Fetch { nonce, out } => fetch(&api()?, nonce, out),
         AttestationCommand::Verify {
             doc,
             root,
@@ -83,6 +99,42 @@ pub fn run(cmd: AttestationCommand) -> Result<()> {
             crate::client::print_json(&out)?;
             Ok(())
         }
+    }
+}
+
+/// `attestation fetch`.
+fn fetch(api: &Api, nonce: Option<Hex>, out: Option<PathBuf>) -> Result<()> {
+    let nonce = match nonce {
+        Some(Hex(nonce)) => nonce,
+        None => {
+            let nonce = strongroom_client::random_nonce()?;
+            eprintln!("nonce: {}", hex::encode(nonce));
+            nonce.to_vec()
+        }
+    };
+    let document = api.client().fetch_attestation(&nonce).map_err(cli_error)?;
+    if let Some(verifier) = api.client().verifier() {
+        let identity = verifier.verify_attestation(&document, &nonce)?;
+        eprintln!(
+            "verified: enclave {} with the expected PCRs; answer-signing identity {}; \
+             genesis {} (--expect-genesis); root-key check {} (--expect-key-check); \
+             policy {}",
+            identity.module_id,
+            identity.identity,
+            hex::encode(identity.user_data.genesis),
+            hex::encode(identity.user_data.key_check),
+            hex::encode(identity.user_data.policy),
+        );
+    }
+    let text = format!(
+        "{}\n",
+        base64::engine::general_purpose::STANDARD.encode(&document)
+    );
+    match out {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => print_text(&text),
     }
 }
 

@@ -7,5 +7,6 @@ use crate::client::{Api, print_json};
 /// Runs `strongroom health`: 200 `{"status":"ready"}` once unsealed; before, the 503 is an
 /// error (exit 1), so scripts can wait on it.
 pub fn run(api: &Api) -> Result<()> {
-    print_json(&api.get(&["v1", "health"])?)
+    // Answered by the proxy, not the enclave: nothing to verify.
+    print_json(&api.get_unsigned(&["v1", "health"])?)
 }

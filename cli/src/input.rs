@@ -18,6 +18,18 @@ pub fn hex_arg(s: &str) -> Result<Hex> {
     hex_bytes(s).map(Hex)
 }
 
+/// Clap value parser for exactly `N` bytes of hex, with or without `0x`.
+pub fn fixed_hex_arg<const N: usize>(s: &str) -> Result<[u8; N]> {
+    let bytes = hex_bytes(s)?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
+        anyhow!(
+            "expected {N} bytes ({} hex digits), got {}",
+            2 * N,
+            bytes.len()
+        )
+    })
+}
+
 /// Length of a signing digest.
 pub const DIGEST_LEN: usize = 32;
 
@@ -189,6 +201,15 @@ mod tests {
         assert!(pcr_arg("32=00").is_err());
         assert!(pcr_arg("1:00").is_err());
         assert!(pcr_arg("1=zz").is_err());
+    }
+
+    #[test]
+    fn fixed_length_hex() {
+        assert_eq!(fixed_hex_arg::<2>("0xabcd").unwrap(), [0xab, 0xcd]);
+        assert_eq!(fixed_hex_arg::<2>("ABCD").unwrap(), [0xab, 0xcd]);
+        let e = fixed_hex_arg::<2>("abcdef").unwrap_err().to_string();
+        assert_eq!(e, "expected 2 bytes (4 hex digits), got 3");
+        assert!(fixed_hex_arg::<2>("zzzz").is_err());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use reqwest::{Method, StatusCode};
 use serde_json::json;
+use strongroom_client::{Method, StatusCode};
 
 use crate::client::{Api, print_json};
 use crate::input::key_id_arg;

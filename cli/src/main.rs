@@ -21,7 +21,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::client::Api;
+use crate::client::{Api, VerifyOptions};
+use crate::input::fixed_hex_arg;
 use crate::principal::PrincipalKeyChoice;
 
 /// Strongroom: an attested transaction signer for AWS Nitro Enclaves.
@@ -59,6 +60,37 @@ struct Cli {
         default_value = "data"
     )]
     data_dir: PathBuf,
+    /// Verify every answer of the enclave: trust only enclaves whose attestation documents
+    /// carry these PCRs (what `nitro-cli build-enclave` prints, `{"PCR0": "hex", …}`, or
+    /// mock mode's DIR/mock-pcrs.json) and a signature by the identity they name. Without
+    /// it, answers are taken as the server gives them.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "STRONGROOM_EXPECT_PCRS"
+    )]
+    expect_pcrs: Option<PathBuf>,
+    /// With --expect-pcrs: the root attestation documents must chain to, `aws` (the
+    /// pinned AWS Nitro Enclaves Root G1; the default) or a PEM file (mock mode:
+    /// DIR/mock-nsm/root.pem).
+    #[arg(
+        long,
+        global = true,
+        value_name = "aws|PEM-FILE",
+        env = "STRONGROOM_ATTESTATION_ROOT"
+    )]
+    attestation_root: Option<String>,
+    /// With --expect-pcrs: refuse an enclave whose genesis digest (admin set and first
+    /// policy, fixed at its first boot) is not this one (32 bytes, hex).
+    #[arg(long, global = true, value_name = "HEX", env = "STRONGROOM_EXPECT_GENESIS",
+          value_parser = fixed_hex_arg::<32>)]
+    expect_genesis: Option<[u8; 32]>,
+    /// With --expect-pcrs: refuse an enclave whose root-key check value is not this one
+    /// (16 bytes, hex).
+    #[arg(long, global = true, value_name = "HEX", env = "STRONGROOM_EXPECT_KEY_CHECK",
+          value_parser = fixed_hex_arg::<16>)]
+    expect_key_check: Option<[u8; 16]>,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,7 +111,7 @@ enum Command {
     /// Signing requests waiting for approvals or a time-lock.
     #[command(subcommand)]
     Requests(requests_cmd::RequestsCommand),
-    /// Attestation documents.
+    /// Attestation documents: fetch one from the server, verify one.
     #[command(subcommand)]
     Attestation(attestation_cmd::AttestationCommand),
     /// Developer tools for mock mode.
@@ -91,9 +123,15 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    // Built only for the commands that talk to the server, so a bad STRONGROOM_URL does
-    // not break offline commands.
-    let api = || Api::new(&cli.url, Duration::from_secs(cli.timeout));
+    let verify = VerifyOptions {
+        expect_pcrs: cli.expect_pcrs.as_deref(),
+        root: cli.attestation_root.as_deref(),
+        genesis: cli.expect_genesis,
+        key_check: cli.expect_key_check,
+    };
+    // Built only for the commands that talk to the server, so a bad STRONGROOM_URL (or
+    // verification flags) does not break offline commands.
+    let api = || Api::new(&cli.url, Duration::from_secs(cli.timeout), &verify);
     // Loaded only by the commands that stamp, so reads work without a key.
     let principal = PrincipalKeyChoice::from_env(cli.principal_key, cli.data_dir.clone());
     match cli.command {
@@ -102,7 +140,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sign(cmd) => sign_cmd::run(&api()?, &principal, cmd),
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
-        Command::Attestation(cmd) => attestation_cmd::run(cmd),
+        Command::Attestation(cmd) => attestation_cmd::run(api, cmd),
         Command::Mock(cmd) => mock_cmd::run(cmd),
         Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use strongroom_client::{Method, StatusCode};
 
 use crate::client::{Api, print_json};
 use crate::input::{Digest, digest_arg, document_body, id_arg};

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{Value, json};
+use strongroom_client::Method;
 
 use crate::client::{Api, print_json};
 use crate::input::{Digest, digest_arg, id_arg};

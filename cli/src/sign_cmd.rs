@@ -3,8 +3,8 @@
 
 use anyhow::{Result, bail};
 use clap::{ArgGroup, Subcommand};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use strongroom_client::{Method, StatusCode};
 
 use crate::client::{Answer, Api, print_json};
 use crate::input::{Digest, digest_arg, json_body_file, key_id_arg};

@@ -1,0 +1,626 @@
+//! The blocking HTTP client: stamps requests, turns the API's error bodies into
+//! `<status> <code>: <message>`, and with a [`Verifier`] checks every enclave answer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use reqwest::blocking::RequestBuilder;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::Value;
+use strongroom_auth::{Request as StampedRequest, SigningKey, Stamp};
+use strongroom_identity::IdentityError;
+
+pub use reqwest::{Method, StatusCode, Url};
+
+use crate::error::{ClientError, Verification};
+use crate::verifier::{VerifiedAnswer, VerifiedIdentity, Verifier, random_nonce};
+
+/// The header a request stamp travels in.
+pub const STAMP_HEADER: &str = "X-Strongroom-Stamp";
+
+/// [`strongroom_identity::ANSWER_HEADER`] as HTTP libraries store header names.
+const ANSWER_HEADER_LOWER: &str = "x-strongroom-answer";
+
+/// How far ahead stamps expire. The enclave refuses stamps that expire more than
+/// `MAX_VALIDITY_SECS` (300 s) after its clock, and, right after it restarts, stamps that
+/// expire less than 300 s after its boot; 295 s stays close to the maximum while leaving
+/// 5 s for the client's clock running ahead of the enclave's.
+pub const STAMP_VALIDITY_SECS: u64 = 295;
+
+/// Longest wait for the enclave's post-restart stamp horizon before giving up.
+const MAX_BOOT_WAIT_SECS: u64 = 30;
+
+/// Bytes of randomness in a stamp's nonce (the enclave's minimum).
+const STAMP_NONCE_LEN: usize = 16;
+
+/// Longest stretch of a non-JSON error body quoted in a message.
+const MAX_QUOTED_BODY: usize = 200;
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// 200, 201, 202…
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: Value,
+    /// The body's bytes exactly as received (what the signature covers).
+    pub bytes: Vec<u8>,
+    /// The verified signature, when the client has a verifier; `None` without one.
+    pub verified: Option<VerifiedAnswer>,
+}
+
+/// The path and query of `url` exactly as the request line carries them: what stamps and
+/// answer signatures cover.
+pub fn wire_path(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// A stamp header for `method url` with `body`, a fresh nonce, expiring
+/// [`STAMP_VALIDITY_SECS`] from now.
+pub fn stamp_header(
+    key: &SigningKey,
+    method: &Method,
+    url: &Url,
+    body: &[u8],
+) -> Result<String, ClientError> {
+    let mut nonce = vec![0u8; STAMP_NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| ClientError::Randomness(e.to_string()))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| ClientError::Clock)?
+        .as_secs();
+    let path = wire_path(url);
+    let request = StampedRequest {
+        method: method.as_str(),
+        path: &path,
+        body,
+    };
+    Ok(Stamp::sign(key, request, nonce, now + STAMP_VALIDITY_SECS).to_header())
+}
+
+fn parse_json(url: &Url, bytes: &[u8]) -> Result<Value, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| ClientError::NotJson {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// An answer as it came off the wire.
+struct Received {
+    status: StatusCode,
+    /// Every `X-Strongroom-Answer` header (one when signed).
+    signatures: Vec<String>,
+    bytes: Vec<u8>,
+}
+
+/// What was sent, for the answer's request digest.
+struct Sent<'a> {
+    method: &'a Method,
+    url: &'a Url,
+    body: &'a [u8],
+    stamp: Option<&'a str>,
+}
+
+/// Receives the client's notices (a wait before stamping again, say).
+type Notices = Box<dyn Fn(&str) + Send + Sync>;
+
+/// A blocking client for one Strongroom server.
+///
+/// Without a verifier it trusts whatever the server answers (the parent instance relays
+/// everything). With one ([`Client::with_verifier`]) every enclave answer must carry a
+/// signature by an identity that an attestation document from a trusted enclave names;
+/// the client fetches and verifies that document itself the first time it meets an
+/// identity. An answer that fails is an error, never data.
+pub struct Client {
+    base: Url,
+    http: reqwest::blocking::Client,
+    timeout: Duration,
+    verifier: Option<Arc<Verifier>>,
+    notices: Option<Notices>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the server at `base` (http or https; a path prefix is kept), with a
+    /// per-request timeout, and no verifier.
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let url = Url::parse(base).map_err(|e| ClientError::BadUrl {
+            base: base.to_string(),
+            reason: Some(e.to_string()),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(ClientError::BadUrl {
+                base: base.to_string(),
+                reason: None,
+            });
+        }
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: base.to_string(),
+                cause: format!("starting the HTTP client: {}", root_cause(&e)),
+            })?;
+        Ok(Self {
+            base: url,
+            http,
+            timeout,
+            verifier: None,
+            notices: None,
+        })
+    }
+
+    /// Checks every enclave answer with `verifier` from now on.
+    pub fn with_verifier(mut self, verifier: Arc<Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// Sends the client's notices (such as "the enclave restarted moments ago; stamping
+    /// again in N s") to `notices`; without it they are dropped.
+    pub fn with_notices(mut self, notices: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.notices = Some(Box::new(notices));
+        self
+    }
+
+    /// The verifier, if any.
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
+        self.verifier.as_ref()
+    }
+
+    /// The URL of the API path made of `segments`, each percent-encoded as one segment.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            // The base may carry a path prefix (a proxy mount point); keep it.
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// GET `segments` from the enclave, expecting 200. Reads need no stamp. Verified when
+    /// the client has a verifier.
+    pub fn get(&self, segments: &[&str]) -> Result<Answer, ClientError> {
+        let url = self.url(segments);
+        let answer = self.request(Method::GET, &url, None, None)?;
+        if answer.status != StatusCode::OK {
+            return Err(ClientError::UnexpectedStatus {
+                url: url.to_string(),
+                status: answer.status.as_u16(),
+                expected: "200 OK",
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Sends a request stamped with `key`: `body` (exact JSON bytes, or none for an empty
+    /// body) to `segments`. Any 2xx answer is returned with its status; others are errors.
+    ///
+    /// The stamp covers the method, the path and query exactly as they go on the wire and
+    /// the exact body bytes, so what is signed is what is sent.
+    pub fn stamped(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&[u8]>,
+        key: &SigningKey,
+    ) -> Result<Answer, ClientError> {
+        self.request(method, &self.url(segments), body, Some(key))
+    }
+
+    /// One call to the enclave through the proxy: `body` (JSON bytes) to `url`, stamped
+    /// when `key` is given. Returns any 2xx answer; error statuses are
+    /// [`ClientError::Api`]. With a verifier, the answer is checked before anything in it
+    /// is used, error answers included.
+    ///
+    /// Right after an enclave restart the enclave refuses stamps that might have been used
+    /// before it (`stamp_before_boot` with `retry_after`); the request is stamped afresh
+    /// and sent once more after that wait (at most 30 s), unless the refusal is unsigned
+    /// while a verifier is set: a refusal the enclave did not sign could be the parent
+    /// hiding a request that went through, and sending it again would do it twice.
+    pub fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        key: Option<&SigningKey>,
+    ) -> Result<Answer, ClientError> {
+        let body_bytes = body.unwrap_or_default();
+        let mut retried = false;
+        loop {
+            let stamp = key
+                .map(|k| stamp_header(k, &method, url, body_bytes))
+                .transpose()?;
+            let received = self.exchange(method.clone(), url, body, stamp.as_deref())?;
+            let sent = Sent {
+                method: &method,
+                url,
+                body: body_bytes,
+                stamp: stamp.as_deref(),
+            };
+            let (verification, verified) = self.check(&sent, &received)?;
+            if received.status.is_success() {
+                return Ok(Answer {
+                    status: received.status,
+                    body: parse_json(url, &received.bytes)?,
+                    bytes: received.bytes,
+                    verified,
+                });
+            }
+            let error = api_error(received.status, &received.bytes, verification);
+            if let ClientError::Api {
+                status: 401,
+                code: Some(code),
+                body: error_body,
+                ..
+            } = &error
+                && key.is_some()
+                && !retried
+                && code == "stamp_before_boot"
+                && verification != Verification::Unsigned
+                && let Some(wait) = error_body["error"]["retry_after"].as_u64()
+                && wait <= MAX_BOOT_WAIT_SECS
+            {
+                self.notice(&format!(
+                    "the enclave restarted moments ago; stamping again in {wait} s"
+                ));
+                std::thread::sleep(Duration::from_secs(wait + 1));
+                retried = true;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    /// GET `segments` from the proxy itself, expecting 200: endpoints the enclave does not
+    /// answer (`/v1/health`, `/metrics`, `/v1/audit`), so nothing is verified.
+    pub fn get_unsigned(&self, segments: &[&str]) -> Result<Value, ClientError> {
+        self.get_unsigned_url(&self.url(segments))
+    }
+
+    /// [`Client::get_unsigned`] for a URL with a query (`/v1/audit?from=SEQ`).
+    pub fn get_unsigned_url(&self, url: &Url) -> Result<Value, ClientError> {
+        let received = self.exchange(Method::GET, url, None, None)?;
+        if received.status == StatusCode::OK {
+            return parse_json(url, &received.bytes);
+        }
+        if received.status.is_success() {
+            return Err(ClientError::UnexpectedStatus {
+                url: url.to_string(),
+                status: received.status.as_u16(),
+                expected: "200 OK",
+            });
+        }
+        // Nothing here is signed: with a verifier, say so.
+        let verification = match self.verifier {
+            Some(_) => Verification::Unsigned,
+            None => Verification::NotChecked,
+        };
+        Err(api_error(received.status, &received.bytes, verification))
+    }
+
+    /// Fetches an attestation document (COSE_Sign1 bytes) for `nonce` from
+    /// `GET /v1/attestation?nonce=HEX`. Not verified here: see [`Client::attest`] or
+    /// [`Verifier::verify_attestation`].
+    pub fn fetch_attestation(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut url = self.url(&["v1", "attestation"]);
+        url.query_pairs_mut()
+            .append_pair("nonce", &hex::encode(nonce));
+        let answer = self.get_unsigned_url(&url)?;
+        let bad = |reason: &str| ClientError::BadAttestationAnswer {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let text = answer["document"]
+            .as_str()
+            .ok_or_else(|| bad("no \"document\" string"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| bad(&format!("document is not base64: {e}")))
+    }
+
+    /// Fetches an attestation document with a fresh random nonce and verifies it, so the
+    /// identity it names is trusted from now on.
+    pub fn attest(&self) -> Result<VerifiedIdentity, ClientError> {
+        let verifier = self.verifier.as_ref().ok_or(ClientError::NoVerifier)?;
+        let nonce = random_nonce()?;
+        let document = self
+            .fetch_attestation(&nonce)
+            .map_err(|e| ClientError::AttestationUnavailable(Box::new(e)))?;
+        verifier.verify_attestation(&document, &nonce)
+    }
+
+    fn notice(&self, text: &str) {
+        if let Some(notices) = &self.notices {
+            notices(text);
+        }
+    }
+
+    /// Checks an answer when a verifier is set. An error answer with no signature at all
+    /// is the proxy's own (or something in between): reported as [`Verification::Unsigned`],
+    /// which keeps it an error; a success without a signature is refused outright.
+    fn check(
+        &self,
+        sent: &Sent<'_>,
+        received: &Received,
+    ) -> Result<(Verification, Option<VerifiedAnswer>), ClientError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok((Verification::NotChecked, None));
+        };
+        if received.signatures.is_empty() && !received.status.is_success() {
+            return Ok((Verification::Unsigned, None));
+        }
+        if received.signatures.len() > 1 {
+            return Err(ClientError::MalformedAnswerSignature(
+                IdentityError::Malformed {
+                    what: "answer signature header",
+                    detail: format!("{} headers, expected one", received.signatures.len()),
+                },
+            ));
+        }
+        let path = wire_path(sent.url);
+        let header = received.signatures.first().map(String::as_str);
+        let check = || {
+            verifier.check_answer(
+                sent.method.as_str(),
+                &path,
+                sent.body,
+                sent.stamp,
+                received.status.as_u16(),
+                header,
+                &received.bytes,
+            )
+        };
+        let verified = match check() {
+            Err(ClientError::UnknownIdentity(answered)) => {
+                // First answer from this boot of the enclave: learn its identity from a
+                // freshly challenged document, then check once more.
+                let attested = self.attest()?;
+                if attested.identity != answered {
+                    return Err(ClientError::IdentityNotAttested {
+                        answered,
+                        attested: attested.identity,
+                    });
+                }
+                check()?
+            }
+            other => other?,
+        };
+        Ok((Verification::Verified, Some(verified)))
+    }
+
+    /// One HTTP exchange: the status, answer signatures and body bytes.
+    fn exchange(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        stamp: Option<&str>,
+    ) -> Result<Received, ClientError> {
+        let mut request: RequestBuilder = self.http.request(method, url.clone());
+        if let Some(stamp) = stamp {
+            request = request.header(STAMP_HEADER, stamp);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let response = request.send().map_err(|e| self.transport_error(url, &e))?;
+        let status = response.status();
+        let signatures = response
+            .headers()
+            .get_all(ANSWER_HEADER_LOWER)
+            .iter()
+            // Not ASCII cannot be a valid header; lossy text fails to parse as one.
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let bytes = response
+            .bytes()
+            .map_err(|e| self.transport_error(url, &e))?;
+        Ok(Received {
+            status,
+            signatures,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Describes a failure to get an answer at all, naming the URL.
+    fn transport_error(&self, url: &Url, e: &reqwest::Error) -> ClientError {
+        let url = url.to_string();
+        let cause = root_cause(e);
+        if e.is_timeout() {
+            ClientError::Timeout {
+                url,
+                secs: self.timeout.as_secs(),
+            }
+        } else if e.is_connect() {
+            ClientError::Connect { url, cause }
+        } else {
+            ClientError::Transport { url, cause }
+        }
+    }
+}
+
+/// The innermost error: reqwest's own message only says "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
+/// [`ClientError::Api`] from an error answer, summarised as `<status> <code>: <message>`.
+fn api_error(status: StatusCode, body: &[u8], verification: Verification) -> ClientError {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = json["error"]["code"].as_str().map(str::to_string);
+    let summary = summarise(status, body, &json);
+    ClientError::Api {
+        status: status.as_u16(),
+        code,
+        summary,
+        body: json,
+        verification,
+    }
+}
+
+fn summarise(status: StatusCode, body: &[u8], json: &Value) -> String {
+    let code = status.as_u16();
+    let error = &json["error"];
+    if let (Some(kind), Some(message)) = (error["code"].as_str(), error["message"].as_str()) {
+        // A policy refusal names the rule that decided (null: nothing allowed it).
+        if let Some(decision) = error["decision"].as_object() {
+            return match decision.get("rule").and_then(Value::as_str) {
+                Some(rule) => format!("{code} {kind} by rule {rule:?}: {message}"),
+                None => format!("{code} {kind} (no rule allows it): {message}"),
+            };
+        }
+        return format!("{code} {kind}: {message}");
+    }
+    // The health endpoint answers 503 with `{"status": "starting", "detail": ...}` until
+    // unsealed (detail may be null).
+    if let (StatusCode::SERVICE_UNAVAILABLE, Some(phase)) = (status, json["status"].as_str()) {
+        let detail = json["detail"].as_str().unwrap_or("the server is not ready");
+        return format!("{code} {phase}: {detail}");
+    }
+    // Not our error shape (a load balancer's page, say): quote the start of it.
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let quoted: String = text.chars().take(MAX_QUOTED_BODY).collect();
+    let reason = status.canonical_reason().unwrap_or("error");
+    if quoted.is_empty() {
+        format!("{code} {reason}: (empty body)")
+    } else {
+        format!("{code} {reason}: {quoted}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn shown(status: StatusCode, body: &[u8]) -> String {
+        api_error(status, body, Verification::NotChecked).to_string()
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            shown(
+                StatusCode::NOT_FOUND,
+                br#"{"error":{"code":"not_found","message":"no key 00"}}"#
+            ),
+            "404 not_found: no key 00"
+        );
+        assert_eq!(
+            shown(StatusCode::SERVICE_UNAVAILABLE, br#"{"status":"starting"}"#),
+            "503 starting: the server is not ready"
+        );
+        assert_eq!(
+            shown(
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"status":"starting","detail":"waiting for KMS"}"#
+            ),
+            "503 starting: waiting for KMS"
+        );
+        assert_eq!(
+            shown(StatusCode::BAD_GATEWAY, b"<html>\n  bad   gateway</html>"),
+            "502 Bad Gateway: <html> bad gateway</html>"
+        );
+        assert_eq!(
+            shown(StatusCode::INTERNAL_SERVER_ERROR, b""),
+            "500 Internal Server Error: (empty body)"
+        );
+        assert_eq!(
+            shown(
+                StatusCode::FORBIDDEN,
+                br#"{"error":{"code":"denied","message":"value 2 ETH exceeds cap 1 ETH","decision":{"result":"deny","rule":"dev-transactions","reason":"value 2 ETH exceeds cap 1 ETH"}}}"#,
+            ),
+            "403 denied by rule \"dev-transactions\": value 2 ETH exceeds cap 1 ETH"
+        );
+        assert_eq!(
+            shown(
+                StatusCode::FORBIDDEN,
+                br#"{"error":{"code":"denied","message":"no rule allows it","decision":{"result":"deny","rule":null,"reason":"no rule allows it"}}}"#,
+            ),
+            "403 denied (no rule allows it): no rule allows it"
+        );
+    }
+
+    #[test]
+    fn unsigned_errors_say_so_and_keep_their_code() {
+        let body = br#"{"error":{"code":"too_large","message":"body over 1 MiB"}}"#;
+        let e = api_error(StatusCode::PAYLOAD_TOO_LARGE, body, Verification::Unsigned);
+        assert!(
+            e.to_string()
+                .starts_with("413 too_large: body over 1 MiB (unverified: not signed"),
+            "{e}"
+        );
+        assert!(
+            matches!(e, ClientError::Api { code: Some(c), status: 413, .. } if c == "too_large")
+        );
+        let e = api_error(StatusCode::PAYLOAD_TOO_LARGE, body, Verification::Verified);
+        assert_eq!(e.to_string(), "413 too_large: body over 1 MiB");
+    }
+
+    #[test]
+    fn wire_paths_keep_the_query() {
+        let url = Url::parse("http://h/p/v1/requests?status=pending&x=a%20b").unwrap();
+        assert_eq!(wire_path(&url), "/p/v1/requests?status=pending&x=a%20b");
+        let url = Url::parse("http://h").unwrap();
+        assert_eq!(wire_path(&url), "/");
+    }
+
+    #[test]
+    fn urls_keep_the_base_path_and_encode_segments() {
+        let api = Client::new("http://127.0.0.1:8080", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            api.url(&["v1", "keys", "a/b?c"]).as_str(),
+            "http://127.0.0.1:8080/v1/keys/a%2Fb%3Fc"
+        );
+        let api = Client::new("https://example.invalid/sr/", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            api.url(&["v1", "health"]).as_str(),
+            "https://example.invalid/sr/v1/health"
+        );
+        assert!(matches!(
+            Client::new("ftp://example.invalid", Duration::from_secs(1)),
+            Err(ClientError::BadUrl { reason: None, .. })
+        ));
+        assert!(matches!(
+            Client::new("127.0.0.1:8080", Duration::from_secs(1)),
+            Err(ClientError::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn clients_and_verifiers_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Client>();
+        shareable::<Verifier>();
+    }
+
+    #[test]
+    fn the_answer_header_name_is_the_identity_crates() {
+        assert!(ANSWER_HEADER_LOWER.eq_ignore_ascii_case(strongroom_identity::ANSWER_HEADER));
+        assert_eq!(
+            ANSWER_HEADER_LOWER,
+            ANSWER_HEADER_LOWER.to_ascii_lowercase()
+        );
+    }
+}
