@@ -100,7 +100,7 @@ start mock-kms "$bin/strongroom-mock-kms" --listen "$kms_addr" --state "$data/mo
   --attestation-root "$data/mock-nsm/root.pem" --init-key alias/strongroom --init-policy "$policy"
 start proxy "$bin/strongroom-proxy" --listen "$http_addr" --enclave "unix:$sock" \
   --db "$data/strongroom.sqlite" --kms-endpoint "http://$kms_addr" --kms-key-id alias/strongroom \
-  --genesis "$data/dev/genesis.json"
+  --genesis "$data/dev/genesis.json" --rpc-tokens "$data/dev/rpc-tokens"
 
 url="http://$http_addr"
 for _ in $(seq 1 100); do

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use strongroom_auth::{Algorithm, PrincipalKey, SigningKey};
+use zeroize::Zeroize as _;
 
 use crate::principal::{dev_principal_key, load_key_file};
 
@@ -107,6 +109,9 @@ fn describe_key(key: &PrincipalKey) -> String {
     format!("id: {}\n{}\n", key.id(), key_spec(key))
 }
 
+/// The chain the development policy tells JSON-RPC clients (Sepolia).
+pub const DEV_CHAIN_ID: u64 = 11_155_111;
+
 /// The development genesis document: the admin set and a policy that lets the principal
 /// `dev` create keys and sign on mainnet and Sepolia within modest limits.
 pub fn dev_genesis(admins: &[PrincipalKey], principal: &PrincipalKey) -> Value {
@@ -119,6 +124,7 @@ pub fn dev_genesis(admins: &[PrincipalKey], principal: &PrincipalKey) -> Value {
         },
         "policy": {
             "version": 1,
+            "chain_id": DEV_CHAIN_ID,
             "principals": [{"id": "dev", "roles": ["signer"], "keys": [key_spec(principal)]}],
             "rules": [
                 allow("dev-create-keys", "create_key"),
@@ -198,7 +204,48 @@ pub fn init(data_dir: &Path, force: bool) -> Result<String> {
     }
     let verb = if write_genesis { "wrote" } else { "kept" };
     report.push_str(&format!("{verb} {}\n", genesis_path.display()));
+    report.push_str(&rpc_token(&dev, force)?);
     Ok(report)
+}
+
+/// The development JSON-RPC bearer token (`dev/rpc-token`) and the proxy's token file
+/// binding its SHA-256 to the development principal key (`dev/rpc-tokens`).
+fn rpc_token(dev: &Path, force: bool) -> Result<String> {
+    let token_path = dev.join("rpc-token");
+    let table_path = dev.join("rpc-tokens");
+    if !force && token_path.exists() && table_path.exists() {
+        return Ok(format!(
+            "kept {} and {}\n",
+            token_path.display(),
+            table_path.display()
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token = zeroize::Zeroizing::new(hex::encode(bytes));
+    bytes.zeroize();
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    write_private(
+        &token_path,
+        format!("{}\n", token.as_str()).as_bytes(),
+        true,
+    )?;
+    write_private(
+        &table_path,
+        format!(
+            "# JSON-RPC bearer tokens: sha256:<hex of SHA-256(token)> <principal key file>\n\
+             # (relative paths are relative to this file). Written by `strongroom dev init`.\n\
+             sha256:{} principal.key\n",
+            hex::encode(digest)
+        )
+        .as_bytes(),
+        true,
+    )?;
+    Ok(format!(
+        "wrote {} and {}\n",
+        token_path.display(),
+        table_path.display()
+    ))
 }
 
 /// Creates a directory only its owner can enter (and tightens an existing one).
@@ -216,6 +263,11 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// Writes a key as PKCS#8 PEM, readable by its owner only; refuses to replace a file
 /// unless `force`.
 pub fn write_key(path: &Path, key: &SigningKey, force: bool) -> Result<()> {
+    write_private(path, key.to_pkcs8_pem().as_bytes(), force)
+}
+
+/// Writes a new file only its owner can read (replacing an existing one if `force`).
+fn write_private(path: &Path, contents: &[u8], force: bool) -> Result<()> {
     if force && path.exists() {
         // Removed first so the new file is created with the restrictive mode below.
         std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
@@ -234,7 +286,7 @@ pub fn write_key(path: &Path, key: &SigningKey, force: bool) -> Result<()> {
             format!("creating {}", path.display())
         }
     })?;
-    file.write_all(key.to_pkcs8_pem().as_bytes())
+    file.write_all(contents)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -26,9 +26,9 @@ use crate::state::EnclaveState;
 /// A refusal, answered as `{"error": {"code", "message", "decision"?}}`.
 #[derive(Debug)]
 pub struct ApiError {
-    status: u16,
+    pub(crate) status: u16,
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
     decision: Option<Value>,
     retry_after: Option<u64>,
 }
@@ -162,6 +162,8 @@ pub enum Route {
     ExecuteRequest(String),
     /// `POST /v1/requests/{id}/cancel`
     CancelRequest(String),
+    /// `POST /rpc` (Ethereum JSON-RPC)
+    Rpc,
 }
 
 impl Route {
@@ -202,6 +204,7 @@ impl Route {
             ("POST", ["", "v1", "requests", r, "approve"]) => Route::ApproveRequest(id(r)),
             ("POST", ["", "v1", "requests", r, "execute"]) => Route::ExecuteRequest(id(r)),
             ("POST", ["", "v1", "requests", r, "cancel"]) => Route::CancelRequest(id(r)),
+            ("POST", ["", "rpc"]) => Route::Rpc,
             _ => return None,
         })
     }
@@ -410,6 +413,10 @@ fn parse_hex32(name: &str, value: &str) -> Result<[u8; 32], ApiError> {
 pub fn handle(host: &dyn Host, gov: &GovernedLock, call: &Call) -> Answer {
     match dispatch(host, gov, call) {
         Ok(answer) => answer,
+        // JSON-RPC clients get refusals (stamp, size, backlog) in JSON-RPC's shape.
+        Err(e) if Route::parse(&call.method, &call.path) == Some(Route::Rpc) => {
+            crate::rpc::error_answer(e)
+        }
         Err(e) => e.into_answer(),
     }
 }
@@ -518,6 +525,7 @@ fn stamped(
         Route::ApproveRequest(id) => approve_request(host, gov, call, caller, &id),
         Route::ExecuteRequest(id) => execute_request(host, gov, call, caller, &id),
         Route::CancelRequest(id) => cancel_request(host, gov, caller, &id),
+        Route::Rpc => crate::rpc::handle(host, gov, call, caller),
         _ => Err(ApiError::internal("unrouted call")),
     }
 }
@@ -789,11 +797,26 @@ fn sign(
     id: &str,
     action: Action,
 ) -> ApiResult {
-    let principal = caller.principal()?;
     let record = host.open_key(id, call)?;
+    sign_body(host, gov, caller, &record, action, &call.body)
+}
+
+/// Decodes a signing body (the REST form of `action`), asks the policy, and signs, holds
+/// for approval or refuses; shared by the REST routes and JSON-RPC.
+pub(crate) fn sign_body(
+    host: &dyn Host,
+    gov: &GovernedLock,
+    caller: &Caller,
+    record: &KeyRecord,
+    action: Action,
+    body: &[u8],
+) -> ApiResult {
+    let principal = caller.principal()?;
+    let id_hex = hex::encode(record.id);
+    let id = id_hex.as_str();
     let address = record.info().address;
     let (intent, job) =
-        payload::decode(action, &call.body, &address).map_err(|e| ApiError::bad_request(e.0))?;
+        payload::decode(action, body, &address).map_err(|e| ApiError::bad_request(e.0))?;
     let now = host.now();
     let approvals = BTreeSet::new();
     let mut g = lock(gov)?;
@@ -823,7 +846,7 @@ fn sign(
                 None
             };
             drop(g);
-            let mut body = payload::sign(&job, &record);
+            let mut body = payload::sign(&job, record);
             // No signature leaves without its audit entry.
             let mut fields = decision_fields(host, caller, action, Some(id), &intent, &decision);
             fields.insert("output".into(), output_fields(&body));
@@ -842,7 +865,7 @@ fn sign(
                 key_id: id.to_string(),
                 key_label: record.label.clone(),
                 action,
-                body: call.body.to_vec(),
+                body: body.to_vec(),
                 intent_digest: intent.digest(id).to_vec(),
                 intent,
                 requested_at: now,

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod payload;
 pub mod requests;
 pub mod rootkey;
+pub mod rpc;
 pub mod seal;
 pub mod server;
 pub mod service;

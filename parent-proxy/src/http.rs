@@ -25,6 +25,7 @@ use strongroom_protocol::messages::{
 use crate::audit::AuditTracker;
 use crate::enclave_client::EnclaveClient;
 use crate::metrics::{self, Metrics};
+use crate::rpc_tokens::RpcTokens;
 use crate::store::Store;
 use crate::unseal::Health;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// How much of the audit chain is stored.
     pub audit: Arc<AuditTracker>,
+    /// JSON-RPC bearer tokens and the principal keys they stamp with, if configured.
+    pub rpc_tokens: Option<Arc<RpcTokens>>,
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with a fitting status.
@@ -286,9 +289,19 @@ async fn relay(
     if state.audit.take_resync() {
         resync_audit(&state).await?;
     }
+    let route = path.split('?').next().unwrap_or_default();
+    let stamp = match stamp {
+        None if route == "/rpc" => match bearer_stamp(&state, &headers, &path, &body) {
+            Ok(s) => s,
+            Err(refusal) => return Ok(*refusal),
+        },
+        s => s,
+    };
     let key = call_key(&state, &path)?;
-    let keys = if method == Method::GET && path.split('?').next() == Some("/v1/keys") {
+    let keys = if method == Method::GET && route == "/v1/keys" {
         key_page(&state, &path)?
+    } else if route == "/rpc" {
+        rpc_keys(&state, &body)?
     } else {
         Vec::new()
     };
@@ -336,6 +349,103 @@ async fn relay(
         response.headers_mut().insert(ANSWER_HEADER, value);
     }
     Ok(response)
+}
+
+/// For a JSON-RPC call with `Authorization: Bearer TOKEN` and no stamp: the stamp the
+/// proxy makes with the principal key bound to the token (see [`RpcTokens`] for what this
+/// trusts). An unknown token is refused here, in JSON-RPC's shape, with 401.
+fn bearer_stamp(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<String>, Box<Response>> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let refuse = |message: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": null,
+                          "error": {"code": -32002, "message": message}});
+        Box::new((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| refuse("the Authorization header must be `Bearer TOKEN`"))?;
+    let Some(tokens) = &state.rpc_tokens else {
+        return Err(refuse(
+            "this proxy has no JSON-RPC bearer tokens configured; stamp the request instead",
+        ));
+    };
+    let key = tokens
+        .key_for(token.trim())
+        .ok_or_else(|| refuse("unknown bearer token"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    RpcTokens::stamp(key, "POST", path, body, now)
+        .map(Some)
+        .map_err(|_| refuse("no randomness for a stamp nonce"))
+}
+
+/// The key blobs a JSON-RPC call needs: every key (a page) for `eth_accounts`, and the
+/// key of each address a signing method names. The proxy reads the body only to pick
+/// blobs; the enclave decodes it again and checks each blob's address itself.
+fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(Vec::new());
+    };
+    let requests = match &value {
+        serde_json::Value::Array(items) => items.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut all = false;
+    for r in requests {
+        let params = &r["params"];
+        let address = match r["method"].as_str() {
+            Some("eth_accounts") => {
+                all = true;
+                None
+            }
+            Some("eth_signTransaction") => params[0]["from"].as_str(),
+            Some("eth_sign" | "eth_signTypedData_v4") => params[0].as_str(),
+            Some("personal_sign") => params[1].as_str(),
+            _ => None,
+        };
+        if let Some(address) = address
+            && let Some(id) = state.store.key_by_address(address).map_err(store_err)?
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    let mut keys = Vec::with_capacity(ids.len());
+    if all {
+        keys = state
+            .store
+            .key_page(None, MAX_CALL_KEYS)
+            .map_err(store_err)?
+            .into_iter()
+            .map(|(id, sealed)| SealedKey {
+                id,
+                sealed: sealed.into(),
+            })
+            .collect();
+    }
+    for id in ids {
+        if keys.len() >= MAX_CALL_KEYS {
+            break;
+        }
+        if !keys.iter().any(|k| k.id == id) {
+            keys.push(SealedKey {
+                sealed: blob(state, &id)?.into(),
+                id,
+            });
+        }
+    }
+    Ok(keys)
 }
 
 /// Fetches the audit entries the enclave still holds for us and stores them.
@@ -483,6 +593,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests", get(relay))
         .route("/v1/requests/{id}", get(relay))
         .route("/v1/requests/{id}/{verb}", post(relay))
+        .route("/rpc", post(relay))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(metrics, track))

@@ -13,6 +13,7 @@ use strongroom_proxy::enclave_client::EnclaveClient;
 use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::kms::Kms;
 use strongroom_proxy::metrics::Metrics;
+use strongroom_proxy::rpc_tokens::RpcTokens;
 use strongroom_proxy::store::{SqliteStore, Store};
 use strongroom_proxy::unseal::{Health, supervise};
 
@@ -49,6 +50,11 @@ struct Args {
     /// only: without one a first boot refuses to start.
     #[arg(long, env = "STRONGROOM_GENESIS")]
     genesis: Option<PathBuf>,
+    /// JSON-RPC bearer tokens: lines `sha256:<hex> <principal key file>`. A `POST /rpc`
+    /// with `Authorization: Bearer TOKEN` and no stamp is stamped by the proxy with the
+    /// bound key, so the parent instance holds that principal's authority (README, "JSON-RPC").
+    #[arg(long, env = "STRONGROOM_RPC_TOKENS", value_name = "FILE")]
+    rpc_tokens: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -144,12 +150,21 @@ async fn main() -> Result<()> {
         Arc::clone(&audit),
         genesis,
     ));
+    let rpc_tokens = match &args.rpc_tokens {
+        Some(path) => {
+            let tokens = RpcTokens::load(path).context("reading the JSON-RPC token file")?;
+            tracing::info!(tokens = tokens.len(), "JSON-RPC bearer tokens loaded");
+            Some(Arc::new(tokens))
+        }
+        None => None,
+    };
     let app = router(AppState {
         enclave,
         store,
         health,
         metrics,
         audit,
+        rpc_tokens,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

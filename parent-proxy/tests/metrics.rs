@@ -48,6 +48,7 @@ fn app(dir: &Path, socket: &Path) -> axum::Router {
         health: Arc::new(Health::default()),
         metrics,
         audit: Arc::default(),
+        rpc_tokens: None,
     })
 }
 

@@ -42,6 +42,9 @@ impl<'de> Deserialize<'de> for Text {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     pub version: u64,
+    /// The chain JSON-RPC clients are told (`eth_chainId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
     pub principals: Vec<RawPrincipal>,
     pub rules: Vec<RawRule>,
 }

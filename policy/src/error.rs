@@ -23,6 +23,9 @@ pub enum PolicyError {
     /// Only schema version 1 exists.
     #[error("policy schema version {0} is not supported (only version 1 is)")]
     UnsupportedVersion(u64),
+    /// `chain_id` is 0 (no chain has that id).
+    #[error("chain_id must not be 0")]
+    ZeroChainId,
     /// A list is longer than its limit.
     #[error("{what}: {count} entries, more than the limit of {max}")]
     TooMany {

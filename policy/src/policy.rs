@@ -275,6 +275,7 @@ impl Rule {
 /// A validated policy document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
+    chain_id: Option<u64>,
     principals: Vec<Principal>,
     rules: Vec<Rule>,
 }
@@ -313,6 +314,12 @@ impl Policy {
     /// Schema version (always [`SCHEMA_VERSION`]).
     pub fn version(&self) -> u64 {
         SCHEMA_VERSION
+    }
+
+    /// The chain this signer serves JSON-RPC clients on (`eth_chainId`), if the policy
+    /// names one. Transactions still carry their own chain id, which rules check.
+    pub fn chain_id(&self) -> Option<u64> {
+        self.chain_id
     }
 
     /// All principals, in document order.
@@ -402,12 +409,20 @@ impl Policy {
             }
             rules.push(rule);
         }
-        Ok(Self { principals, rules })
+        if raw.chain_id == Some(0) {
+            return Err(PolicyError::ZeroChainId);
+        }
+        Ok(Self {
+            chain_id: raw.chain_id,
+            principals,
+            rules,
+        })
     }
 
     fn to_raw(&self) -> RawPolicy {
         RawPolicy {
             version: SCHEMA_VERSION,
+            chain_id: self.chain_id,
             principals: self
                 .principals
                 .iter()

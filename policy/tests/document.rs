@@ -612,3 +612,27 @@ fn readme_examples_are_valid() {
     .unwrap()]))
     .unwrap();
 }
+
+#[test]
+fn chain_id_is_optional_part_of_the_canonical_form() {
+    let base = json!({"version": 1, "principals": [], "rules": []});
+    let without = raw(base.clone()).unwrap();
+    assert_eq!(without.chain_id(), None);
+    assert!(
+        !String::from_utf8(without.to_canonical_json())
+            .unwrap()
+            .contains("chain_id")
+    );
+    let mut with = base.clone();
+    with["chain_id"] = json!(11155111);
+    let with = raw(with).unwrap();
+    assert_eq!(with.chain_id(), Some(11155111));
+    assert_ne!(
+        with.digest(),
+        without.digest(),
+        "the chain is part of what admins approve"
+    );
+    let mut zero = base;
+    zero["chain_id"] = json!(0);
+    assert!(matches!(raw(zero), Err(PolicyError::ZeroChainId)));
+}
