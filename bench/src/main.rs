@@ -1,7 +1,7 @@
 //! `strongroom-bench`: the full stack's signing throughput and latency, reported against
 //! the raw secp256k1 signing floor and the enclave's crypto floor (stamp verification,
-//! sealed-key open, signing) measured in the same run on the same machine. Every request
-//! carries a request stamp made here with the principal key given.
+//! sealed-key open, signing, the answer signature) measured in the same run on the same
+//! machine. Every request carries a request stamp made here with the principal key given.
 
 mod baseline;
 mod cpu;

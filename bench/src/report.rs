@@ -64,7 +64,7 @@ pub struct Baseline {
     /// The enclave's stamp check alone: `PrincipalKey::verify` over a request digest.
     pub stamp_verify: Rate,
     /// The crypto floor of a request: stamp verification, AES-256-GCM open of the sealed
-    /// key and the signature.
+    /// key, the signature and the identity's signature of the answer.
     pub crypto_floor: Rate,
     /// The floor as the enclave runs it: the key taken from the plaintext per request.
     pub enclave_path: Rate,
@@ -192,11 +192,11 @@ impl fmt::Display for Report {
             (format!("stamp sign ({alg}, client side)"), &b.stamp_sign),
             (format!("stamp verify ({alg})"), &b.stamp_verify),
             (
-                "crypto floor: stamp verify + AES-GCM open + sign".to_string(),
+                "crypto floor: stamp verify + AES-GCM open + sign + answer signature".to_string(),
                 &b.crypto_floor,
             ),
             (
-                "enclave path: verify + open + key from plaintext + sign".to_string(),
+                "enclave path: floor with the key taken from the plaintext".to_string(),
                 &b.enclave_path,
             ),
         ] {

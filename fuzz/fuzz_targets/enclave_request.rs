@@ -39,6 +39,7 @@ static ENCLAVE: LazyLock<Enclave<MockNsm>> = LazyLock::new(|| {
         key_check: None,
         state: None,
         genesis: Some(GENESIS.as_bytes().to_vec().into()),
+        audit_tail: None,
     }));
     assert!(matches!(answer, Response::Unsealed { .. }));
     enclave

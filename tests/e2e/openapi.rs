@@ -144,6 +144,9 @@ fn documented_paths_are_exactly_the_served_routes() {
         ("POST", "/v1/requests/{id}/execute"),
         ("POST", "/v1/requests/{id}/cancel"),
         ("GET", "/metrics"),
+        ("GET", "/v1/audit"),
+        ("GET", "/v1/audit/head"),
+        ("POST", "/rpc"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -176,11 +179,15 @@ fn documented_paths_are_exactly_the_served_routes() {
             "the enclave answers {method} {path}, which docs/openapi.json does not document"
         );
     }
-    // Every POST and DELETE carries the stamp; no GET does.
+    // Every POST and DELETE carries the stamp (JSON-RPC: or a bearer token); no GET does.
     for (method, path) in &docs {
         let op = &spec["paths"][path.as_str()][method.to_lowercase()];
-        let stamped = op["security"] == json!([{"stamp": []}]);
-        assert_eq!(stamped, method != "GET", "{method} {path}: security");
+        let expected = match (method.as_str(), path.as_str()) {
+            ("GET", _) => json!([]),
+            (_, "/rpc") => json!([{"stamp": []}, {"bearer": []}]),
+            _ => json!([{"stamp": []}]),
+        };
+        assert_eq!(op["security"], expected, "{method} {path}: security");
     }
 }
 
@@ -220,6 +227,17 @@ fn problems(spec: &Value, method: &str, path: &str, status: u16, body: &Value) -
 
 /// A plain HTTP/1.1 request on its own connection; returns the status and the JSON body.
 fn http(url: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    http_with(url, method, path, body, &[])
+}
+
+/// [`http`] with extra request headers.
+fn http_with(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let host = url.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(host).unwrap();
     stream
@@ -231,6 +249,9 @@ fn http(url: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Valu
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     if body.is_some() {
         request.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -317,6 +338,30 @@ fn answers_of_a_running_system_match_the_document() {
         200,
     );
     assert_eq!(shown["address"], key["address"]);
+
+    // The audit head, and JSON-RPC with the development bearer token and without one.
+    let head = get_checked(&stack, &spec, "/v1/audit/head", "/v1/audit/head", 200);
+    assert!(
+        head["seq"].as_u64().unwrap() >= 2,
+        "boot, decision, key created: {head}"
+    );
+    let token = std::fs::read_to_string(data.join("dev/rpc-token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    let accounts = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"});
+    let (status, body) = http_with(
+        &stack.url,
+        "POST",
+        "/rpc",
+        Some(&accounts),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(status, 200, "{body}");
+    check(&spec, "POST", "/rpc", 200, &body);
+    assert_eq!(body["result"][0], key["address"]);
+    let (status, body) = http(&stack.url, "POST", "/rpc", Some(&accounts));
+    assert_eq!(status, 401, "{body}");
+    check(&spec, "POST", "/rpc", 401, &body);
+    assert_eq!(body["error"]["code"], -32002);
 
     // Signing answers.
     let digest = format!("0x{}", "ab".repeat(32));
