@@ -77,7 +77,9 @@ stop() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped" >&2
 }
-trap stop INT TERM EXIT
+# Ctrl-C or TERM at any point (even while waiting for readiness) stops everything and exits.
+trap stop EXIT
+trap 'stop; exit 130' INT TERM
 
 # Starts a program with its stderr in a log file, and waits for its "listening" line.
 start() {
