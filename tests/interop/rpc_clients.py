@@ -12,7 +12,7 @@ usage: rpc_clients.py URL TOKEN [ADDRESS]
 Prints one JSON object summarising every check and exits 0, or at the first failed check
 prints the summary so far with "ok": false and the failure, says what failed on stderr and
 exits 1. Expects mock mode's development policy: chain 11155111 (Sepolia), transactions on
-chains 1 and 11155111 up to 1 ETH.
+chains 1 and 11155111 up to 1 ETH, any typed data but token permits, any message.
 """
 import json
 import sys
@@ -159,7 +159,8 @@ def check_transaction(w3, name, address, tx):
 
 
 def permit(owner):
-    """An EIP-2612 permit (a small USDC allowance on Sepolia) as eth_signTypedData_v4 takes it."""
+    """An EIP-2612 permit (a small USDC allowance on Sepolia): the development policy lists no
+    permit spenders, so Strongroom must refuse to sign it."""
     return {
         "types": {
             "EIP712Domain": [
@@ -176,6 +177,28 @@ def permit(owner):
                    "verifyingContract": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238"},
         "message": {"owner": owner, "spender": RECIPIENT, "value": 1000000, "nonce": 0,
                     "deadline": 4102444800},
+    }
+
+
+def ballot():
+    """A governance vote: arrays, bool and bytes32 besides the usual types."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}],
+            "Ballot": [
+                {"name": "proposalId", "type": "uint256"}, {"name": "support", "type": "bool"},
+                {"name": "delegates", "type": "address[]"}, {"name": "reason", "type": "string"},
+                {"name": "salt", "type": "bytes32"}],
+        },
+        "primaryType": "Ballot",
+        "domain": {"name": "Strongroom Governor", "version": "1", "chainId": SEPOLIA,
+                   "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+        "message": {"proposalId": 42, "support": True,
+                    "delegates": [RECIPIENT, "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"],
+                    "reason": "interop", "salt": "0x" + "ab" * 32},
     }
 
 
@@ -227,16 +250,23 @@ def check_personal_messages(w3, address):
     passed("eth_sign", signer=signer, signature=Web3.to_hex(signature))
 
 
+def check_denied(name, response):
+    """A policy denial: error -32000 whose data.decision names the rule and the reason."""
+    error = error_of(name, response, -32000)
+    decision = (error.get("data") or {}).get("decision") or {}
+    check(name, isinstance(decision.get("rule"), str) and decision["rule"]
+          and decision.get("result") and decision.get("reason"),
+          f"expected data.decision = {{result, rule, reason}}, got {json.dumps(error)}")
+    passed(name, error=error)
+
+
 def check_refusals(w3, url, address, eip1559):
     # 2 ETH: over the development policy's 1 ETH cap.
     big = {"from": address, **{k: v if k == "to" else hexq(v) for k, v in eip1559.items()},
            "value": hexq(2 * ETHER), "nonce": hexq(1)}
-    error = error_of("denied", rpc(w3, "eth_signTransaction", [big]), -32000)
-    decision = (error.get("data") or {}).get("decision") or {}
-    check("denied", isinstance(decision.get("rule"), str) and decision["rule"]
-          and decision.get("result") and decision.get("reason"),
-          f"expected data.decision = {{result, rule, reason}}, got {json.dumps(error)}")
-    passed("denied", error=error)
+    check_denied("denied_transaction", rpc(w3, "eth_signTransaction", [big]))
+    # A token permit to a spender the policy does not list.
+    check_denied("denied_permit", rpc(w3, "eth_signTypedData_v4", [address, permit(address)]))
 
     # A from address Strongroom holds no key for.
     stranger = {**big, "from": STRANGER, "value": hexq(ETHER // 100)}
@@ -286,8 +316,8 @@ def main():
         check_transaction(w3, "eth_signTransaction_legacy", address,
                           {"chainId": SEPOLIA, "nonce": 7, "to": RECIPIENT, "value": ETHER // 100,
                            "gas": 21000, "gasPrice": 20 * GWEI})
-        check_typed_data(w3, "eth_signTypedData_v4_permit", address, permit(address), as_string=False)
         check_typed_data(w3, "eth_signTypedData_v4_mail", address, mail(), as_string=True)
+        check_typed_data(w3, "eth_signTypedData_v4_ballot", address, ballot(), as_string=False)
         check_personal_messages(w3, address)
         check_refusals(w3, url, address, eip1559)
     except Exception as e:  # noqa: BLE001 - any failure (a check, web3.py, the network) ends the run

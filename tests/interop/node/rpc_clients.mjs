@@ -12,8 +12,8 @@
 // Prints one JSON object summarising every check and exits 0, or at the first failed check
 // prints the summary so far with "ok": false and the failure, says what failed on stderr and
 // exits 1. Expects mock mode's development policy: chain 11155111 (Sepolia), transactions on
-// chains 1 and 11155111 up to 1 ETH. Dependencies: `npm ci` in this directory
-// (scripts/test-env.sh does it).
+// chains 1 and 11155111 up to 1 ETH, any typed data but token permits, any message.
+// Dependencies: `npm ci` in this directory (scripts/test-env.sh does it).
 import { ethers } from "ethers";
 
 const SEPOLIA = 11155111n;
@@ -126,6 +126,8 @@ async function signTransaction(signer, name, tx, type) {
   passed(name, { signer: decoded.from, raw, decoded: { type: decoded.type, ...got } });
 }
 
+// An EIP-2612 permit (a small USDC allowance on Sepolia): the development policy lists no
+// permit spenders, so Strongroom must refuse to sign it.
 function permit(owner) {
   return {
     domain: {
@@ -143,6 +145,29 @@ function permit(owner) {
   };
 }
 
+// A governance vote: arrays, bool and bytes32 besides the usual types.
+function ballot() {
+  return {
+    domain: {
+      name: "Strongroom Governor", version: "1", chainId: SEPOLIA,
+      verifyingContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    },
+    types: {
+      Ballot: [
+        { name: "proposalId", type: "uint256" }, { name: "support", type: "bool" },
+        { name: "delegates", type: "address[]" }, { name: "reason", type: "string" },
+        { name: "salt", type: "bytes32" },
+      ],
+    },
+    value: {
+      proposalId: 42n, support: true,
+      delegates: [RECIPIENT, "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"],
+      reason: "interop", salt: "0x" + "ab".repeat(32),
+    },
+  };
+}
+
+// EIP-712's own example.
 function mail() {
   return {
     domain: {
@@ -188,19 +213,27 @@ async function signMessages(signer) {
   passed("eth_sign", { signer: recovered, signature });
 }
 
+// A policy denial: error -32000 whose data.decision names the rule and the reason.
+async function denied(name, promise) {
+  const error = await rpcError(name, promise, -32000);
+  const decision = error.data?.decision ?? {};
+  check(name, typeof decision.rule === "string" && decision.rule && decision.result && decision.reason,
+    `expected data.decision = {result, rule, reason}, got ${json(error)}`);
+  passed(name, { error });
+}
+
 async function refusals(url, rpc, signer, eip1559) {
   // 2 ETH: over the development policy's 1 ETH cap.
   const big = { ...eip1559, value: ethers.parseEther("2"), nonce: 1 };
-  let error = await rpcError("denied", signer.signTransaction(big), -32000);
-  const decision = error.data?.decision ?? {};
-  check("denied", typeof decision.rule === "string" && decision.rule && decision.result && decision.reason,
-    `expected data.decision = {result, rule, reason}, got ${json(error)}`);
-  passed("denied", { error });
+  await denied("denied_transaction", signer.signTransaction(big));
+  // A token permit to a spender the policy does not list.
+  const { domain, types, value } = permit(signer.address);
+  await denied("denied_permit", signer.signTypedData(domain, types, value));
 
   // A from address Strongroom holds no key for (getSigner would refuse it locally, having
   // read eth_accounts; a signer made directly asks the server).
   const stranger = new ethers.JsonRpcSigner(rpc, STRANGER);
-  error = await rpcError("unknown_from", stranger.signTransaction({ ...eip1559, nonce: 1 }), -32602);
+  const error = await rpcError("unknown_from", stranger.signTransaction({ ...eip1559, nonce: 1 }), -32602);
   passed("unknown_from", { error });
 
   // Without the token: HTTP 401 with a JSON-RPC error -32002, for a read and a signature.
@@ -223,7 +256,8 @@ async function refusals(url, rpc, signer, eip1559) {
       } catch {
         // left as text
       }
-      check("unauthenticated", status === 401, `${method}: expected HTTP 401, got ${status} (${e?.shortMessage ?? e})`);
+      check("unauthenticated", status === 401,
+        `${method}: expected HTTP 401, got ${status} (${e?.shortMessage ?? e})`);
       check("unauthenticated", body?.error?.code === -32002,
         `${method}: expected a JSON-RPC error -32002 body, got ${json(body)}`);
       summary.checks.unauthenticated[method] = { status, error: body.error };
@@ -259,8 +293,8 @@ async function main() {
     type: 0, chainId: SEPOLIA, nonce: 7, to: RECIPIENT, value: ethers.parseEther("0.01"),
     gasLimit: 21000n, gasPrice: ethers.parseUnits("20", "gwei"),
   }, 0);
-  await signTypedData(signer, "eth_signTypedData_v4_permit", permit(address));
   await signTypedData(signer, "eth_signTypedData_v4_mail", mail());
+  await signTypedData(signer, "eth_signTypedData_v4_ballot", ballot());
   await signMessages(signer);
   await refusals(url, rpc, signer, eip1559);
   rpc.destroy();
@@ -268,14 +302,19 @@ async function main() {
 }
 
 function fail(e) {
-  const what = e instanceof CheckFailed ? e.message : `${e?.name ?? "Error"}: ${e?.shortMessage ?? e?.message ?? e}`;
+  const what = e instanceof CheckFailed
+    ? e.message
+    : `${e?.name ?? "Error"}: ${e?.shortMessage ?? e?.message ?? e}`;
   summary.failed = what;
   process.stdout.write(json(summary) + "\n");
   process.stderr.write(`rpc_clients.mjs (ethers): FAILED ${what}\n`);
   process.exit(1);
 }
 
-const watchdog = setTimeout(() => fail(new CheckFailed(`no result within ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
+const watchdog = setTimeout(
+  () => fail(new CheckFailed(`no result within ${TIMEOUT_MS / 1000} s`)),
+  TIMEOUT_MS,
+);
 main().then(
   () => {
     clearTimeout(watchdog);
