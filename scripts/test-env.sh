@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain and prints the path of the
-# Python interpreter the interop tests use. Idempotent and safe to run concurrently.
-#   - Debian packages: python3 + venv, openssl (only if missing; needs root or sudo)
+# Python interpreter the interop tests use (and nothing else on stdout: other scripts read
+# it). Idempotent and safe to run concurrently.
+#   - Debian packages: python3 + venv, openssl, nodejs + npm (only if missing; needs root or
+#     sudo)
 #   - a virtualenv at target/test-venv with the independent implementations the tests
-#     compare against (cbor2 + cryptography for COSE/X.509).
+#     compare against (cbor2 + cryptography for COSE/X.509, eth-account, web3.py).
+#   - the Node clients' dependencies (ethers), from tests/interop/node/package-lock.json,
+#     into tests/interop/node/node_modules, where `node tests/interop/node/*.mjs` finds them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/target/test-venv"
 stamp="$venv/.strongroom-deps-$(sha256sum "$root/tests/interop/requirements.txt" | cut -c1-12)"
+node_dir="$root/tests/interop/node"
+node_stamp="$node_dir/node_modules/.strongroom-deps-$(sha256sum "$node_dir/package-lock.json" | cut -c1-12)"
 mkdir -p "$root/target"
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then
+      sudo="sudo"
+    else
+      echo "test-env: missing ${need_apt[*]}; install them (Debian: apt-get install ${need_apt[*]}), or run this as root or with sudo available" >&2
+      exit 1
+    fi
+  fi
   echo "test-env: installing Debian packages: ${need_apt[*]}" >&2
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >&2
+fi
+# ethers 6 needs Node 18 or later.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 18 ]; then
+  echo "test-env: Node $(node --version 2>/dev/null || echo '(none)') is too old for the interop clients: install Node 18 or later" >&2
+  exit 1
 fi
 
 exec 9>"$root/target/.test-env.lock"
@@ -30,5 +52,11 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     -r "$root/tests/interop/requirements.txt" >&2
   touch "$stamp"
+fi
+if [ ! -f "$node_stamp" ]; then
+  # npm ci removes node_modules (and the stale stamp in it) and installs the lockfile exactly.
+  echo "test-env: installing $node_dir/node_modules" >&2
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
+  touch "$node_stamp"
 fi
 echo "$venv/bin/python"
