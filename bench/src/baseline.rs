@@ -233,8 +233,8 @@ pub fn sealed_sign(
         };
         let digest = &digests[i as usize % DIGESTS];
         // The answer's signature: over the request digest, status, time and the body's
-        // hash (the body here: the 78-byte request body stands in for the answer's).
-        let message = strongroom_identity::answer_message(digest, 200, EXPIRES_AT, &buffer);
+        // hash (the 100-byte sealed blob stands in for a digest answer's body).
+        let message = strongroom_identity::answer_message(digest, 200, EXPIRES_AT, &sealed);
         black_box(identity.sign(black_box(&message)));
         if rebuild {
             let Ok(secret) = k256::SecretKey::from_slice(&opened[..32]) else {

@@ -1,6 +1,7 @@
 //! Ethereum JSON-RPC on `POST /rpc`, for applications written against a remote signer
 //! (web3signer, Clef): `eth_accounts`, `eth_chainId`, `eth_signTransaction`, `eth_sign`,
-//! `personal_sign`, `eth_signTypedData_v4`. Every signing method goes through the same
+//! `personal_sign`, `eth_signTypedData_v4` (also as `eth_signTypedData`, web3signer's and
+//! geth's name for EIP-712). Every signing method goes through the same
 //! decoding, policy and audit path as the REST routes; the call is stamped like any other
 //! (by the client, or by the proxy for a bearer token bound to a principal).
 //!
@@ -63,7 +64,11 @@ pub fn error_answer(e: ApiError) -> Answer {
 fn signs(method: &str) -> bool {
     matches!(
         method,
-        "eth_signTransaction" | "eth_sign" | "personal_sign" | "eth_signTypedData_v4"
+        "eth_signTransaction"
+            | "eth_sign"
+            | "personal_sign"
+            | "eth_signTypedData"
+            | "eth_signTypedData_v4"
     )
 }
 
@@ -309,7 +314,8 @@ fn run(
             )?;
             Ok(answer["signature"].clone())
         }
-        "eth_signTypedData_v4" => {
+        // web3signer and geth name EIP-712 signing `eth_signTypedData`; web3.py sends that.
+        "eth_signTypedData" | "eth_signTypedData_v4" => {
             let address = string_param(params, 0, "address")?;
             let typed = match params.get(1) {
                 Some(Value::String(s)) => serde_json::from_str::<Value>(s)

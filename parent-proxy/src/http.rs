@@ -410,7 +410,7 @@ fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
                 None
             }
             Some("eth_signTransaction") => params[0]["from"].as_str(),
-            Some("eth_sign" | "eth_signTypedData_v4") => params[0].as_str(),
+            Some("eth_sign" | "eth_signTypedData" | "eth_signTypedData_v4") => params[0].as_str(),
             Some("personal_sign") => params[1].as_str(),
             _ => None,
         };

@@ -62,7 +62,7 @@ fn assert_summary(name: &str, summary: &Value, address: &str) {
         assert_eq!(checks[check]["ok"], true, "{name}: {check}: {summary}");
     }
     let signers: Vec<_> = checks.values().filter_map(|c| c.get("signer")).collect();
-    assert_eq!(signers.len(), 6, "{name}: {summary}");
+    assert!(signers.len() >= 6, "{name}: {summary}");
     for signer in signers {
         assert_eq!(signer, address, "{name}: recovered signer: {summary}");
     }

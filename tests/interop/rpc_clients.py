@@ -236,6 +236,16 @@ def check_typed_data(w3, name, address, document, as_string):
     passed(name, signer=signer, signature=signature, params="JSON string" if as_string else "object")
 
 
+def check_web3_typed_data(w3, address):
+    # web3.py's own method (it sends `eth_signTypedData`, web3signer's name for EIP-712).
+    name = "web3_sign_typed_data"
+    document = mail()
+    signature = w3.eth.sign_typed_data(address, document)
+    signer = Account.recover_message(encode_typed_data(full_message=document), signature=signature)
+    check(name, signer == address, f"eth-account recovers {signer}, expected {address}")
+    passed(name, signer=signer, signature=HexBytes(signature).to_0x_hex())
+
+
 def check_personal_messages(w3, address):
     data = Web3.to_hex(text=MESSAGE)
     signature = result_of("personal_sign", rpc(w3, "personal_sign", [data, address]))
@@ -318,6 +328,7 @@ def main():
                            "gas": 21000, "gasPrice": 20 * GWEI})
         check_typed_data(w3, "eth_signTypedData_v4_mail", address, mail(), as_string=True)
         check_typed_data(w3, "eth_signTypedData_v4_ballot", address, ballot(), as_string=False)
+        check_web3_typed_data(w3, address)
         check_personal_messages(w3, address)
         check_refusals(w3, url, address, eip1559)
     except Exception as e:  # noqa: BLE001 - any failure (a check, web3.py, the network) ends the run
