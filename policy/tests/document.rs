@@ -132,6 +132,7 @@ fn empty_sections_canonicalize_away() {
 fn toml_and_json_give_the_same_digest() {
     let toml = r#"
 version = 1
+chain_id = 11155111
 
 [[principals]]
 id = "dev"
