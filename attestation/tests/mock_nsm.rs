@@ -158,6 +158,21 @@ fn intermediates_rotate_before_they_expire() {
 }
 
 #[test]
+fn documents_for_an_earlier_time_after_a_later_one_still_verify() {
+    let nsm = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
+    let now = SystemTime::now();
+    let (early, late) = (
+        now + Duration::from_secs(2 * 24 * 3600),
+        now + Duration::from_secs(9 * 24 * 3600),
+    );
+    for at in [late, early, late] {
+        let doc = nsm.attestation_at(&request(), at).unwrap();
+        let e = Expectations::new(at).root(nsm.trusted_root());
+        assert!(verify(&doc, &e).is_ok());
+    }
+}
+
+#[test]
 fn an_old_document_verifies_at_its_claimed_time_and_not_long_after() {
     let nsm = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
     // Ten days on (fresh intermediates then), to the millisecond the document carries.
