@@ -15,6 +15,9 @@ use crate::principal::PrincipalKeySource;
 /// Longest stretch of a non-JSON error body quoted in a message.
 const MAX_QUOTED_BODY: usize = 200;
 
+/// Largest error body read by [`Api::get_bytes`].
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// The header a request stamp travels in.
 pub const STAMP_HEADER: &str = "X-Strongroom-Stamp";
 
@@ -115,6 +118,41 @@ impl Api {
             return Err(api_error(status, &bytes));
         }
         parse_json(&url, &bytes)
+    }
+
+    /// GET `url` (from [`Api::url`], with a query), expecting 200: the body's bytes,
+    /// refused if over `max_len` (checked as they arrive, not only by Content-Length).
+    /// For answers that are not one JSON value, such as the audit chain's NDJSON.
+    pub fn get_bytes(&self, url: &Url, max_len: usize) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .map_err(|e| self.transport_error(url, &e))?;
+        let status = response.status();
+        let limit = if status == StatusCode::OK {
+            max_len
+        } else {
+            MAX_ERROR_BODY
+        };
+        if let Some(len) = response.content_length()
+            && len > limit as u64
+        {
+            bail!("{url}: the answer is {len} bytes, more than the {limit} expected");
+        }
+        let mut body = Vec::new();
+        response
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| anyhow!("reading the answer from {url}: {e}"))?;
+        if status != StatusCode::OK {
+            return Err(api_error(status, &body));
+        }
+        if body.len() > limit {
+            bail!("{url}: the answer is more than the {limit} bytes expected");
+        }
+        Ok(body)
     }
 
     /// Sends a request stamped with `key`: `body` (exact JSON bytes, or none for an empty
