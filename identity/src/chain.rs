@@ -44,7 +44,7 @@ use crate::user_data::UserData;
 pub const MAX_LINE_LEN: usize = MAX_ENTRY_LEN + 256;
 /// Signatures per batch verification. Larger batches cost less per signature (the
 /// multi-scalar multiplication amortises) but a failed batch is re-checked one by one.
-pub const BATCH: usize = 512;
+pub const BATCH: usize = 1024;
 /// How many entries after a gap are searched for the entry that was expected there, to
 /// tell "out of order" from "missing".
 pub const LOOKAHEAD: u64 = 100_000;
