@@ -247,14 +247,15 @@ impl<R: BufRead> LineChunks<R> {
     }
 }
 
-/// Verifies the chain in a file (`-`: standard input).
+/// Verifies the chain in a file (`-`: standard input). A thread reads the next chunk
+/// while the current one is verified.
 fn verify_file(
     path: &str,
     check: impl AttestationCheck,
     checkpoint: Option<Checkpoint>,
 ) -> Result<Result<ChainReport, ChainBreak>> {
-    let reader: Box<dyn BufRead> = if path == "-" {
-        Box::new(std::io::stdin().lock())
+    let reader: Box<dyn BufRead + Send> = if path == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
     } else {
         let file = File::open(path).with_context(|| format!("opening {path}"))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
@@ -264,17 +265,30 @@ fn verify_file(
         verifier = verifier.expect_checkpoint(c)?;
     }
     let mut lines = LineChunks::new(reader);
-    loop {
-        let chunk = lines
-            .next_chunk(FILE_CHUNK)
-            .with_context(|| format!("reading {path}"))?;
-        if chunk.is_empty() {
-            return Ok(verifier.finish());
+    std::thread::scope(|scope| {
+        // One chunk read ahead: memory stays at two chunks.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            loop {
+                let chunk = lines.next_chunk(FILE_CHUNK);
+                let last = !matches!(&chunk, Ok(c) if !c.is_empty());
+                // A closed channel means the verifier stopped (the chain broke).
+                if tx.send(chunk).is_err() || last {
+                    return;
+                }
+            }
+        });
+        for chunk in rx {
+            let chunk = chunk.with_context(|| format!("reading {path}"))?;
+            if chunk.is_empty() {
+                break;
+            }
+            if let Err(brk) = verifier.push_lines(&chunk) {
+                return Ok(Err(brk));
+            }
         }
-        if let Err(brk) = verifier.push_lines(&chunk) {
-            return Ok(Err(brk));
-        }
-    }
+        Ok(verifier.finish())
+    })
 }
 
 /// Verifies the chain the server serves, from entry 0, against `checkpoint`.
