@@ -27,6 +27,8 @@ use strongroom_attestation::AttestationRequest;
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_identity::{AuditEntry, GENESIS_PREV, IdentityKey, UserData};
 
+use crate::cpu;
+
 /// What to build and where.
 #[derive(Args, Debug)]
 pub struct AuditChainArgs {
@@ -81,6 +83,14 @@ pub struct AuditReport {
     verify_entries_per_sec: f64,
     /// Chain bytes verified per second, in MB/s.
     verify_mb_per_sec: f64,
+    /// CPU time `strongroom audit verify` used (user + system, all its threads).
+    verify_cpu_seconds: Option<f64>,
+    /// The same, per entry, in microseconds.
+    verify_cpu_us_per_entry: Option<f64>,
+    /// Busy share of all the machine's CPUs while it ran (its own work and any other).
+    machine_busy_fraction: Option<f64>,
+    /// CPU-seconds other processes used while it ran (they compete for the cores).
+    other_cpu_seconds: Option<f64>,
     /// Baseline: strict Ed25519 verification of the N signatures one by one, one thread.
     ed25519_single_seconds: f64,
     /// The same, per second.
@@ -111,6 +121,19 @@ impl fmt::Display for AuditReport {
             "  audit verify:                       {:>8.2} s  {:>10.0} entries/s  {:>6.1} MB/s",
             self.verify_seconds, self.verify_entries_per_sec, self.verify_mb_per_sec
         )?;
+        if let (Some(cpu), Some(per), Some(busy), Some(other)) = (
+            self.verify_cpu_seconds,
+            self.verify_cpu_us_per_entry,
+            self.machine_busy_fraction,
+            self.other_cpu_seconds,
+        ) {
+            writeln!(
+                out,
+                "  its CPU time:                       {cpu:>8.2} s  {per:>10.1} µs an entry \
+                 (machine {:.0}% busy, {other:.1} CPU-s by other processes)",
+                busy * 100.0
+            )?;
+        }
         writeln!(out, "\nBaselines, in process, 1 thread:")?;
         writeln!(
             out,
@@ -331,12 +354,16 @@ fn measure(
         "--attestation-root".into(),
         built.root.display().to_string(),
     ];
+    let cpu_start = cpu::snapshot();
     let start = Instant::now();
     let output = Command::new(strongroom)
         .args(&argv)
         .output()
         .with_context(|| format!("running {}", strongroom.display()))?;
     let verify_seconds = start.elapsed().as_secs_f64();
+    let usage = cpu_start
+        .zip(cpu::snapshot())
+        .and_then(|(a, b)| cpu::usage(&a, &b));
     let passed = output.status.success()
         && serde_json::from_slice::<Value>(&output.stdout).is_ok_and(|r| {
             r["entries"] == args.entries
@@ -365,6 +392,12 @@ fn measure(
         verify_seconds,
         verify_entries_per_sec: n / verify_seconds,
         verify_mb_per_sec: built.file_bytes as f64 / 1e6 / verify_seconds,
+        verify_cpu_seconds: usage.as_ref().map(|u| u.children_cpu_seconds),
+        verify_cpu_us_per_entry: usage.as_ref().map(|u| u.children_cpu_seconds * 1e6 / n),
+        machine_busy_fraction: usage.as_ref().map(|u| u.busy_fraction),
+        other_cpu_seconds: usage
+            .as_ref()
+            .map(|u| (u.rest_cpu_seconds - u.children_cpu_seconds).max(0.0)),
         ed25519_single_seconds,
         ed25519_single_per_sec: n / ed25519_single_seconds,
         sha256_file_seconds,
