@@ -1,32 +1,4 @@
-//! Verifying the audit chain, as an auditor does.
-//!
-//! [`ChainVerifier`] takes the chain's lines in stored order, a chunk at a time, and
-//! either reports the whole chain ([`ChainReport`]) or stops at the FIRST place where it
-//! breaks ([`ChainBreak`]), naming the sequence number and what is wrong there.
-//!
-//! What a valid chain is:
-//! - entries numbered 0, 1, 2… in order, none missing or repeated, each entry's `prev`
-//!   the previous entry's hash (zeros for entry 0);
-//! - entry 0 is a `boot` entry with `first_boot: true`; no later boot entry claims one;
-//! - every boot entry names a new identity and carries an attestation document whose
-//!   nonce is the entry's `prev` and whose user data names that same identity (the
-//!   caller's check, [`ChainVerifier::new`], verifies the document itself); its
-//!   `key_check` and `genesis` are those of the first boot (a change means another
-//!   deployment took over);
-//! - every entry is signed by the identity of the boot entry at or before it (a boot
-//!   entry by the identity it introduces);
-//! - if a checkpoint is expected: the chain reaches its entry, that entry's hash is the
-//!   checkpoint's, and the identity that signed the checkpoint signed that entry.
-//!
-//! Speed: lines are parsed and hashed in parallel (rayon), signatures are checked in
-//! batches of [`BATCH`] (ed25519-dalek's batch verification, in parallel); a batch that
-//! fails is checked entry by entry to find the first bad one. Only the current chunk's
-//! parsed entries are held, so memory is bounded by the chunk size the caller chooses.
-//!
-//! Batch verification accepts the same signatures as strict verification
-//! ([`IdentityPublic::verify`]) for every signature made without the identity's secret
-//! key; it could differ only on signatures the key's holder (the enclave) deliberately
-//! made with a small-order `R`. Identity keys of small order are refused outright.
+//! Verifying the audit chain, as an auditor does: see [`ChainVerifier`].
 
 use std::fmt;
 
@@ -408,7 +380,33 @@ pub trait AttestationCheck: Fn(&[u8], &[u8; 32], u64) -> Result<UserData, String
 
 impl<F: Fn(&[u8], &[u8; 32], u64) -> Result<UserData, String> + Sync> AttestationCheck for F {}
 
-/// Verifies a chain fed in stored order; see the [module docs](self).
+/// Verifies the audit chain: it takes the chain's lines in stored order, a chunk at a
+/// time, and either reports the whole chain ([`ChainReport`]) or stops at the FIRST place where it
+/// breaks ([`ChainBreak`]), naming the sequence number and what is wrong there.
+///
+/// What a valid chain is:
+/// - entries numbered 0, 1, 2… in order, none missing or repeated, each entry's `prev`
+///   the previous entry's hash (zeros for entry 0);
+/// - entry 0 is a `boot` entry with `first_boot: true`; no later boot entry claims one;
+/// - every boot entry names a new identity and carries an attestation document whose
+///   nonce is the entry's `prev` and whose user data names that same identity (the
+///   caller's check, [`ChainVerifier::new`], verifies the document itself); its
+///   `key_check` and `genesis` are those of the first boot (a change means another
+///   deployment took over);
+/// - every entry is signed by the identity of the boot entry at or before it (a boot
+///   entry by the identity it introduces);
+/// - if a checkpoint is expected: the chain reaches its entry, that entry's hash is the
+///   checkpoint's, and the identity that signed the checkpoint signed that entry.
+///
+/// Speed: lines are parsed and hashed in parallel (rayon), signatures are checked in
+/// batches of [`BATCH`] (ed25519-dalek's batch verification, in parallel); a batch that
+/// fails is checked entry by entry to find the first bad one. Only the current chunk's
+/// parsed entries are held, so memory is bounded by the chunk size the caller chooses.
+///
+/// Batch verification accepts the same signatures as strict verification
+/// ([`IdentityPublic::verify`]) for every signature made without the identity's secret
+/// key; it could differ only on signatures the key's holder (the enclave) deliberately
+/// made with a small-order `R`. Identity keys of small order are refused outright.
 pub struct ChainVerifier<F> {
     check: F,
     checkpoint: Option<Checkpoint>,
