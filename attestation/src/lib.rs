@@ -44,5 +44,6 @@ pub use pcrs::{PcrFileError, parse_pcr_file};
 pub use root::{AWS_ROOT_G1_SHA256, TrustedRoot};
 pub use time_fmt::{from_millis, rfc3339};
 pub use verify::{
-    CertificateInfo, Expectations, MAX_CLOCK_SKEW, MAX_DOCUMENT_LEN, VerifiedDocument, verify,
+    CertificateInfo, Expectations, MAX_CLOCK_SKEW, MAX_DOCUMENT_LEN, VerifiedDocument,
+    claimed_timestamp, verify,
 };

@@ -102,6 +102,7 @@ struct Issued {
     key: SigningKey,
     cert: Certificate,
     der: Vec<u8>,
+    not_before: SystemTime,
     not_after: SystemTime,
 }
 
@@ -260,6 +261,7 @@ fn issue(
         key,
         cert,
         der,
+        not_before,
         not_after,
     })
 }
@@ -383,10 +385,14 @@ impl MockNsm {
             .intermediates
             .lock()
             .map_err(|_| NsmError::State("intermediate CA lock poisoned".into()))?;
+        let leaf_starts = now - Duration::from_secs(3);
         let leaf_ends = now + LEAF_LIFETIME;
-        if chain.instance.not_after < leaf_ends
-            || chain.zonal.not_after < leaf_ends
-            || chain.regional.not_after < leaf_ends
+        // Made afresh when they would expire during the leaf's life, and when a test asks
+        // for a document from before they start (after one from later on).
+        let cover = |c: &Issued| c.not_before <= leaf_starts && leaf_ends <= c.not_after;
+        if ![&chain.regional, &chain.zonal, &chain.instance]
+            .into_iter()
+            .all(cover)
         {
             *chain = new_intermediates(&self.root, now)?;
         }
@@ -400,7 +406,7 @@ impl MockNsm {
             Kind::Leaf,
             new_key()?,
             Some(&chain.instance),
-            now - Duration::from_secs(3),
+            leaf_starts,
             LEAF_LIFETIME,
         )?;
         let timestamp = now
@@ -488,6 +494,11 @@ fn load_root(text: &str) -> Result<Issued, NsmError> {
     let der = cert_block.contents().to_vec();
     let cert =
         Certificate::from_der(&der).map_err(|e| state_err("CA certificate")(e.to_string()))?;
+    let not_before = cert
+        .tbs_certificate()
+        .validity()
+        .not_before
+        .to_system_time();
     let not_after = cert.tbs_certificate().validity().not_after.to_system_time();
     if cert.tbs_certificate().subject_public_key_info()
         != &SubjectPublicKeyInfo::from_key(key.verifying_key())
@@ -501,6 +512,7 @@ fn load_root(text: &str) -> Result<Issued, NsmError> {
         key,
         cert,
         der,
+        not_before,
         not_after,
     })
 }

@@ -303,8 +303,8 @@ fn check_optional(
     }
 }
 
-/// Verifies an attestation document (COSE_Sign1 bytes, tagged or untagged) against `exp`.
-pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, VerifyError> {
+/// The COSE_Sign1 structure of a document (tagged or untagged), its size checked first.
+fn parse_sign1(bytes: &[u8]) -> Result<CoseSign1, VerifyError> {
     if bytes.len() > MAX_DOCUMENT_LEN {
         return Err(VerifyError::TooLarge {
             len: bytes.len(),
@@ -317,7 +317,27 @@ pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, Veri
     } else {
         CoseSign1::from_slice(bytes)
     };
-    let sign1 = parsed.map_err(|e| VerifyError::MalformedCose(e.to_string()))?;
+    parsed.map_err(|e| VerifyError::MalformedCose(e.to_string()))
+}
+
+/// The creation time a document claims, read WITHOUT verifying anything. Its one use is
+/// choosing the verification time of an old document: an auditor verifies a document
+/// from years ago at its own time (its certificates have long expired since), then
+/// [`verify`] at that time checks the timestamp along with everything else.
+pub fn claimed_timestamp(bytes: &[u8]) -> Result<SystemTime, VerifyError> {
+    let sign1 = parse_sign1(bytes)?;
+    let payload = sign1
+        .payload
+        .as_deref()
+        .ok_or(VerifyError::MissingPayload)?;
+    Ok(from_millis(
+        AttestationDocument::from_payload(payload)?.timestamp,
+    ))
+}
+
+/// Verifies an attestation document (COSE_Sign1 bytes, tagged or untagged) against `exp`.
+pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, VerifyError> {
+    let sign1 = parse_sign1(bytes)?;
 
     let expected_header = HeaderBuilder::new()
         .algorithm(iana::Algorithm::ES384)

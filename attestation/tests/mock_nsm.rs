@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use ciborium::Value;
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_attestation::{
-    AttestationRequest, Expectations, Nsm, NsmError, TrustedRoot, VerifyError, verify,
+    AttestationRequest, Expectations, Nsm, NsmError, TrustedRoot, VerifyError, claimed_timestamp,
+    from_millis, verify,
 };
 
 fn request() -> AttestationRequest {
@@ -154,6 +155,52 @@ fn intermediates_rotate_before_they_expire() {
     let later = SystemTime::now() + Duration::from_secs(2 * 24 * 3600);
     let doc = nsm.attestation_at(&request(), later).unwrap();
     assert!(verify(&doc, &Expectations::new(later).root(nsm.trusted_root())).is_ok());
+}
+
+#[test]
+fn documents_for_an_earlier_time_after_a_later_one_still_verify() {
+    let nsm = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
+    let now = SystemTime::now();
+    let (early, late) = (
+        now + Duration::from_secs(2 * 24 * 3600),
+        now + Duration::from_secs(9 * 24 * 3600),
+    );
+    for at in [late, early, late] {
+        let doc = nsm.attestation_at(&request(), at).unwrap();
+        let e = Expectations::new(at).root(nsm.trusted_root());
+        assert!(verify(&doc, &e).is_ok());
+    }
+}
+
+#[test]
+fn an_old_document_verifies_at_its_claimed_time_and_not_long_after() {
+    let nsm = MockNsm::ephemeral(MockNsmConfig::default()).unwrap();
+    // Ten days on (fresh intermediates then), to the millisecond the document carries.
+    let made = from_millis(
+        u64::try_from(
+            (SystemTime::now() + Duration::from_secs(10 * 24 * 3600))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    let doc = nsm.attestation_at(&request(), made).unwrap();
+    assert_eq!(claimed_timestamp(&doc).unwrap(), made);
+    let at_its_time = Expectations::new(made).root(nsm.trusted_root());
+    assert_eq!(verify(&doc, &at_its_time).unwrap().timestamp(), made);
+    // A day later its leaf has expired: the time matters.
+    let later = Expectations::new(made + Duration::from_secs(24 * 3600)).root(nsm.trusted_root());
+    assert!(matches!(
+        verify(&doc, &later).unwrap_err(),
+        VerifyError::CertificateExpired { .. }
+    ));
+    // Not a document: refused, not guessed.
+    assert!(claimed_timestamp(b"not cbor").is_err());
+    assert!(matches!(
+        claimed_timestamp(&vec![0; 40 * 1024]).unwrap_err(),
+        VerifyError::TooLarge { .. }
+    ));
 }
 
 #[test]

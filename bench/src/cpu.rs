@@ -17,6 +17,9 @@ pub struct Snapshot {
     cpus: usize,
     /// This process's user + system ticks, all threads.
     own: u64,
+    /// User + system ticks of this process's children that have ended and been waited
+    /// for (a program the benchmark ran and timed).
+    children: u64,
 }
 
 /// CPU used over a window, in CPU-seconds.
@@ -34,6 +37,8 @@ pub struct Usage {
     pub bench_cpu_seconds: f64,
     /// CPU-seconds used by everything else: the proxy, the enclave and any other load.
     pub rest_cpu_seconds: f64,
+    /// CPU-seconds used by this process's children that ended in the window.
+    pub children_cpu_seconds: f64,
 }
 
 /// Reads the counters; None where /proc is not Linux's.
@@ -67,6 +72,9 @@ pub fn snapshot() -> Option<Snapshot> {
     let mut own_fields = after.split_whitespace().skip(11);
     let utime: u64 = own_fields.next()?.parse().ok()?;
     let stime: u64 = own_fields.next()?.parse().ok()?;
+    // cutime and cstime (fields 16 and 17: children waited for) follow.
+    let cutime: u64 = own_fields.next()?.parse().ok()?;
+    let cstime: u64 = own_fields.next()?.parse().ok()?;
 
     Some(Snapshot {
         at,
@@ -74,6 +82,7 @@ pub fn snapshot() -> Option<Snapshot> {
         total: busy + idle,
         cpus: cpus.max(1),
         own: utime + stime,
+        children: cutime + cstime,
     })
 }
 
@@ -87,6 +96,7 @@ pub fn usage(start: &Snapshot, end: &Snapshot) -> Option<Usage> {
     }
     let busy = end.busy.saturating_sub(start.busy);
     let own = end.own.saturating_sub(start.own);
+    let children = end.children.saturating_sub(start.children);
     let ticks_per_cpu_second = total as f64 / (wall * end.cpus as f64);
     let machine = busy as f64 / ticks_per_cpu_second;
     let bench = own as f64 / ticks_per_cpu_second;
@@ -97,6 +107,7 @@ pub fn usage(start: &Snapshot, end: &Snapshot) -> Option<Usage> {
         machine_cpu_seconds: machine,
         bench_cpu_seconds: bench,
         rest_cpu_seconds: (machine - bench).max(0.0),
+        children_cpu_seconds: children as f64 / ticks_per_cpu_second,
     })
 }
 
@@ -116,6 +127,7 @@ mod tests {
             total: 5000,
             cpus: 2,
             own: 100,
+            children: 0,
         };
         // 10 s on 2 CPUs at 100 ticks/s: 2000 ticks, of which 1500 busy, 500 ours.
         let end = Snapshot {
@@ -124,12 +136,14 @@ mod tests {
             total: 7000,
             cpus: 2,
             own: 600,
+            children: 300,
         };
         let u = usage(&start, &end).unwrap();
         assert!((u.busy_fraction - 0.75).abs() < 1e-9);
         assert!((u.machine_cpu_seconds - 15.0).abs() < 1e-9);
         assert!((u.bench_cpu_seconds - 5.0).abs() < 1e-9);
         assert!((u.rest_cpu_seconds - 10.0).abs() < 1e-9);
+        assert!((u.children_cpu_seconds - 3.0).abs() < 1e-9);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! sealed-key open, signing, the answer signature) measured in the same run on the same
 //! machine. Every request carries a request stamp made here with the principal key given.
 
+mod audit_chain;
 mod baseline;
 mod cpu;
 mod load;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::load::{Payload, Plan, Target};
 use crate::report::{Baseline, CpuPerRequest, FullStack, Ratios, Report, Setup};
@@ -31,8 +32,17 @@ const TRANSACTION_BUDGET: u64 = 4000;
 
 /// Benchmarks a running Strongroom server against the crypto floor of the same machine.
 #[derive(Parser)]
-#[command(name = "strongroom-bench", version, about)]
+#[command(
+    name = "strongroom-bench",
+    version,
+    about,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Another benchmark instead of the signing one.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// The Strongroom server (the parent proxy's HTTP API).
     #[arg(
         long,
@@ -86,8 +96,13 @@ struct Args {
     json: Option<PathBuf>,
     /// The principal key file that stamps every request (PEM, or hex seed), e.g. the
     /// development principal `strongroom dev init` writes to DATA/dev/principal.key.
-    #[arg(long, value_name = "FILE", env = "STRONGROOM_PRINCIPAL_KEY")]
-    principal_key: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "STRONGROOM_PRINCIPAL_KEY",
+        required = true
+    )]
+    principal_key: Option<PathBuf>,
     /// What each request signs: a random digest, or an EIP-1559 transfer of 1 wei on
     /// Sepolia (recorded in the enclave's velocity ledger).
     #[arg(long, value_enum, default_value_t = Payload::Digest)]
@@ -103,8 +118,22 @@ struct Args {
     max_requests: Option<u64>,
 }
 
+/// Benchmarks other than signing through a running server.
+#[derive(Subcommand)]
+enum Mode {
+    /// How fast `strongroom audit verify` checks a chain of N entries (built here, with
+    /// mock attestation), against single-threaded Ed25519 and SHA-256 baselines. Needs no
+    /// server; times the `strongroom` program next to this one.
+    AuditChain(audit_chain::AuditChainArgs),
+}
+
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let outcome = match &args.mode {
+        Some(Mode::AuditChain(a)) => audit_chain::run(a),
+        None => run(args),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -122,10 +151,14 @@ fn run(args: Args) -> Result<bool> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let principal_text = std::fs::read_to_string(&args.principal_key)
-        .with_context(|| format!("reading the principal key {}", args.principal_key.display()))?;
+    let principal_path = args
+        .principal_key
+        .as_ref()
+        .context("--principal-key is required")?;
+    let principal_text = std::fs::read_to_string(principal_path)
+        .with_context(|| format!("reading the principal key {}", principal_path.display()))?;
     let principal = strongroom_auth::SigningKey::from_text(&principal_text)
-        .with_context(|| format!("the principal key {}", args.principal_key.display()))?;
+        .with_context(|| format!("the principal key {}", principal_path.display()))?;
     drop(principal_text);
     let principal_id = principal.public().id().to_string();
     let algorithm = principal.algorithm();

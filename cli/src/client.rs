@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use strongroom_attestation::TrustedRoot;
-use strongroom_client::{Client, ClientError, Method, Verifier};
+use strongroom_client::{Client, ClientError, Method, Url, Verifier};
 
 pub use strongroom_client::Answer;
 
@@ -91,6 +91,19 @@ impl Api {
     /// GET `segments` from the enclave, expecting 200 (verified with `--expect-pcrs`).
     pub fn get(&self, segments: &[&str]) -> Result<Value> {
         Ok(self.client.get(segments).map_err(cli_error)?.body)
+    }
+
+    /// The URL of `segments` on this server.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        self.client.url(segments)
+    }
+
+    /// The raw 200 body of an unsigned proxy endpoint (the audit chain's NDJSON), at most
+    /// `max_len` bytes.
+    pub fn get_bytes(&self, url: &Url, max_len: usize) -> Result<Vec<u8>> {
+        self.client
+            .get_unsigned_bytes(url, max_len)
+            .map_err(cli_error)
     }
 
     /// GET `segments` from the proxy itself (`/v1/health`): never signed.

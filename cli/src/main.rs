@@ -1,6 +1,7 @@
 //! `strongroom`: the command-line program for clients, auditors and developers.
 
 mod attestation_cmd;
+mod audit_cmd;
 mod client;
 mod dev_cmd;
 mod health_cmd;
@@ -114,6 +115,9 @@ enum Command {
     /// Attestation documents: fetch one from the server, verify one.
     #[command(subcommand)]
     Attestation(attestation_cmd::AttestationCommand),
+    /// The enclave's signed audit chain: verify it, fetch it, its signed head.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Developer tools for mock mode.
     #[command(subcommand)]
     Mock(mock_cmd::MockCommand),
@@ -141,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
         Command::Attestation(cmd) => attestation_cmd::run(api, cmd),
+        Command::Audit(cmd) => audit_cmd::run(api, cmd),
         Command::Mock(cmd) => mock_cmd::run(cmd),
         Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }

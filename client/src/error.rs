@@ -19,6 +19,14 @@ pub enum Verification {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// The server's answer is longer than the client reads for it.
+    #[error("{url}: the answer is longer than the {limit} bytes expected")]
+    AnswerTooLarge {
+        /// What was asked.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The expected PCR set is empty: every enclave chained to the root would be trusted.
     #[error("no expected PCRs: give at least one PCR value to trust")]
     NoExpectedPcrs,

@@ -50,6 +50,9 @@ pub struct Answer {
     pub verified: Option<VerifiedAnswer>,
 }
 
+/// Largest answer read from the server (a key page, a policy, a JSON-RPC batch fit well).
+pub const MAX_ANSWER_LEN: usize = 16 * 1024 * 1024;
+
 /// The path and query of `url` exactly as the request line carries them: what stamps and
 /// answer signatures cover.
 pub fn wire_path(url: &Url) -> String {
@@ -244,7 +247,8 @@ impl Client {
             let stamp = key
                 .map(|k| stamp_header(k, &method, url, body_bytes))
                 .transpose()?;
-            let received = self.exchange(method.clone(), url, body, stamp.as_deref())?;
+            let received =
+                self.exchange(method.clone(), url, body, stamp.as_deref(), MAX_ANSWER_LEN)?;
             let sent = Sent {
                 method: &method,
                 url,
@@ -293,9 +297,16 @@ impl Client {
 
     /// [`Client::get_unsigned`] for a URL with a query (`/v1/audit?from=SEQ`).
     pub fn get_unsigned_url(&self, url: &Url) -> Result<Value, ClientError> {
-        let received = self.exchange(Method::GET, url, None, None)?;
+        let bytes = self.get_unsigned_bytes(url, MAX_ANSWER_LEN)?;
+        parse_json(url, &bytes)
+    }
+
+    /// The raw 200 body of an unsigned proxy endpoint (`/v1/audit` is NDJSON), at most
+    /// `max_len` bytes; longer is an error, read no further.
+    pub fn get_unsigned_bytes(&self, url: &Url, max_len: usize) -> Result<Vec<u8>, ClientError> {
+        let received = self.exchange(Method::GET, url, None, None, max_len)?;
         if received.status == StatusCode::OK {
-            return parse_json(url, &received.bytes);
+            return Ok(received.bytes);
         }
         if received.status.is_success() {
             return Err(ClientError::UnexpectedStatus {
@@ -409,6 +420,7 @@ impl Client {
         url: &Url,
         body: Option<&[u8]>,
         stamp: Option<&str>,
+        max_len: usize,
     ) -> Result<Received, ClientError> {
         let mut request: RequestBuilder = self.http.request(method, url.clone());
         if let Some(stamp) = stamp {
@@ -428,13 +440,33 @@ impl Client {
             // Not ASCII cannot be a valid header; lossy text fails to parse as one.
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
-        let bytes = response
-            .bytes()
-            .map_err(|e| self.transport_error(url, &e))?;
+        // The proxy is not trusted: read no more than the answer can be.
+        let too_large = || ClientError::AnswerTooLarge {
+            url: url.to_string(),
+            limit: max_len,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_len as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(response, max_len as u64 + 1),
+            &mut bytes,
+        )
+        .map_err(|e| ClientError::Transport {
+            url: url.to_string(),
+            cause: e.to_string(),
+        })?;
+        if bytes.len() > max_len {
+            return Err(too_large());
+        }
         Ok(Received {
             status,
             signatures,
-            bytes: bytes.to_vec(),
+            bytes,
         })
     }
 

@@ -13,6 +13,8 @@
 
 mod answer;
 mod audit;
+#[cfg(feature = "batch")]
+mod chain;
 mod error;
 mod key;
 mod user_data;
@@ -24,6 +26,11 @@ pub use answer::{
 pub use audit::{
     AUDIT_DOMAIN, AuditEntry, CHECKPOINT_DOMAIN, Checkpoint, EntryHeader, GENESIS_PREV,
     MAX_ENTRY_LEN, entry_hash,
+};
+#[cfg(feature = "batch")]
+pub use chain::{
+    AttestationCheck, BATCH, BootRecord, BreakKind, ChainBreak, ChainReport, ChainVerifier,
+    LOOKAHEAD, MAX_LINE_LEN, verify_chain,
 };
 pub use error::IdentityError;
 pub use key::{IdentityKey, IdentityPublic};

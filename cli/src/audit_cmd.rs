@@ -1,0 +1,495 @@
+//! `strongroom audit …`: the enclave's signed audit chain — verify it from its first boot
+//! (from a file or the server), fetch it, show its signed head.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use strongroom_attestation::{
+    Expectations, MAX_CLOCK_SKEW, TrustedRoot, claimed_timestamp, parse_pcr_file, rfc3339, verify,
+};
+use strongroom_identity::{
+    AttestationCheck, ChainBreak, ChainReport, ChainVerifier, Checkpoint, MAX_LINE_LEN, UserData,
+};
+
+use crate::client::{Api, print_json};
+
+/// Lines verified at a time from a file: enough to keep every core busy, few enough that
+/// memory stays bounded (about 30 MB of typical entries).
+const FILE_CHUNK: usize = 65_536;
+/// Entries asked for per request to the server.
+const PAGE: usize = 1000;
+/// Largest answer accepted for one page: every line at its longest, with its newline.
+const MAX_PAGE_BYTES: usize = PAGE * (MAX_LINE_LEN + 1);
+/// How far a boot entry's time and its attestation document's may differ: the enclave
+/// asks for the document and writes the entry moments apart.
+pub const BOOT_SKEW: Duration = MAX_CLOCK_SKEW;
+
+/// Audit subcommands.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole chain from its first boot: order, links, every signature, every
+    /// boot's attestation (at the document's own time) against the expected PCRs. Prints
+    /// a JSON report; exits 1 naming the first entry where the chain breaks.
+    Verify {
+        /// Read the chain from this NDJSON file (`-`: standard input) instead of fetching
+        /// it from the server at --url.
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<String>,
+        /// The enclave image's expected PCRs: `nitro-cli build-enclave` output, or
+        /// `{"PCR0": "hex", …}`, or the mock enclave's `{"0": "hex", …}`.
+        #[arg(long, value_name = "FILE")]
+        expect_pcrs: PathBuf,
+        /// Trusted root of the attestation documents: `aws` (the pinned AWS Nitro Enclaves
+        /// Root G1) or a PEM file (the mock root in mock mode).
+        #[arg(long, value_name = "aws|PEM-FILE", default_value = "aws")]
+        attestation_root: String,
+        /// A checkpoint saved earlier (`strongroom audit head > FILE`): the chain must
+        /// reach it and match it, so a chain cut short since is refused. Fetching from the
+        /// server, its current head is required by default.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Accept debug-mode attestation documents (PCR0 all zeros). Never in production.
+        #[arg(long)]
+        allow_debug: bool,
+    },
+    /// Save the chain (NDJSON, one entry a line) from the server, from entry SEQ on.
+    Fetch {
+        /// The first entry to fetch.
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        from: u64,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Print the chain's signed head (a checkpoint: seq, hash, time, identity, signature)
+    /// after checking its signature under the identity it names. Save it to check later
+    /// with `audit verify --checkpoint`, which ties that identity to an attested boot.
+    Head,
+}
+
+/// Runs an audit subcommand; `api` is called only by those that talk to the server.
+pub fn run(api: impl Fn() -> Result<Api>, cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify {
+            from_file,
+            expect_pcrs,
+            attestation_root,
+            checkpoint,
+            allow_debug,
+        } => {
+            let pcrs = read_pcrs(&expect_pcrs)?;
+            let root = trusted_root(&attestation_root)?;
+            let check = boot_check(root.clone(), pcrs, allow_debug);
+            let saved = checkpoint.as_deref().map(read_checkpoint).transpose()?;
+            let (outcome, source) = match from_file {
+                Some(path) => (verify_file(&path, check, saved)?, path),
+                None => {
+                    let api = api()?;
+                    let checkpoint = match saved {
+                        Some(c) => c,
+                        None => fetch_head(&api)?,
+                    };
+                    let source = api.url(&["v1", "audit"]).to_string();
+                    (verify_server(&api, check, checkpoint)?, source)
+                }
+            };
+            match outcome {
+                Ok(report) => print_json(&report_json(&report, &source, &root)),
+                Err(brk) => Err(broken(&brk)),
+            }
+        }
+        AuditCommand::Fetch { from, out } => fetch(&api()?, from, out.as_deref()),
+        AuditCommand::Head => print_json(&fetch_head(&api()?)?.to_json()),
+    }
+}
+
+/// The error for a broken chain: the break, and how far the chain verified.
+fn broken(brk: &ChainBreak) -> anyhow::Error {
+    let verified = match brk.verified() {
+        0 => "nothing before it verified".to_string(),
+        1 => "entry 0 verified".to_string(),
+        n => format!("entries 0 to {} verified", n - 1),
+    };
+    anyhow!("the audit chain breaks: {brk} ({verified})")
+}
+
+fn read_pcrs(path: &Path) -> Result<Vec<(u8, Vec<u8>)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the expected PCRs {}", path.display()))?;
+    let pcrs = parse_pcr_file(&text).with_context(|| path.display().to_string())?;
+    pcrs.into_iter()
+        .map(|(i, v)| Ok((u8::try_from(i)?, v)))
+        .collect()
+}
+
+/// `aws` or a PEM file.
+fn trusted_root(spec: &str) -> Result<TrustedRoot> {
+    if spec == "aws" {
+        return Ok(TrustedRoot::aws_nitro_g1());
+    }
+    let pem = std::fs::read_to_string(spec).with_context(|| format!("reading the root {spec}"))?;
+    TrustedRoot::from_pem(&pem).with_context(|| format!("the root {spec}"))
+}
+
+fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the checkpoint {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the checkpoint {} is not JSON", path.display()))?;
+    let checkpoint = Checkpoint::from_json(&value)
+        .with_context(|| format!("the checkpoint {}", path.display()))?;
+    checkpoint
+        .verify()
+        .with_context(|| format!("the checkpoint {}", path.display()))?;
+    Ok(checkpoint)
+}
+
+/// The check of a boot entry's attestation document. The document is verified at its
+/// own creation time, so a boot from years ago verifies although its certificates have
+/// long expired; that time must be within [`BOOT_SKEW`] of the entry's. Then: the chain
+/// to `root`, the signature, the PCRs, the nonce (the entry's `prev`); the user data is
+/// returned for the chain verifier to compare with the entry.
+pub fn boot_check(
+    root: TrustedRoot,
+    pcrs: Vec<(u8, Vec<u8>)>,
+    allow_debug: bool,
+) -> impl AttestationCheck {
+    move |doc: &[u8], nonce: &[u8; 32], time: u64| -> Result<UserData, String> {
+        let made = claimed_timestamp(doc).map_err(|e| e.to_string())?;
+        let entry_time = UNIX_EPOCH + Duration::from_secs(time);
+        let apart = made
+            .duration_since(entry_time)
+            .or_else(|_| entry_time.duration_since(made))
+            .unwrap_or_default();
+        if apart > BOOT_SKEW {
+            return Err(format!(
+                "the document is from {} but the entry from {}, {} s apart (at most {} allowed)",
+                rfc3339(made),
+                rfc3339(entry_time),
+                apart.as_secs(),
+                BOOT_SKEW.as_secs()
+            ));
+        }
+        let mut exp = Expectations::new(made)
+            .root(root.clone())
+            .nonce(nonce.to_vec())
+            .allow_debug(allow_debug);
+        for (index, value) in &pcrs {
+            exp = exp.pcr(*index, value.clone());
+        }
+        let verified = verify(doc, &exp).map_err(|e| e.to_string())?;
+        let user_data = verified
+            .document
+            .user_data
+            .ok_or("the document carries no user data")?;
+        UserData::decode(&user_data).map_err(|e| e.to_string())
+    }
+}
+
+/// Lines of a reader, a chunk at a time. A line longer than the verifier accepts is cut
+/// to its first bytes (the verifier refuses it as too long) and the rest skipped, so no
+/// line takes more memory than that.
+struct LineChunks<R> {
+    reader: R,
+    done: bool,
+}
+
+impl<R: BufRead> LineChunks<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            done: false,
+        }
+    }
+
+    fn next_chunk(&mut self, max_lines: usize) -> std::io::Result<Vec<Vec<u8>>> {
+        // One byte over the limit marks a line as too long; one more for its newline.
+        let cap = MAX_LINE_LEN as u64 + 2;
+        let mut chunk = Vec::new();
+        while chunk.len() < max_lines && !self.done {
+            let mut line = Vec::new();
+            let n = (&mut self.reader).take(cap).read_until(b'\n', &mut line)?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            } else if n as u64 == cap {
+                self.skip_line()?;
+            }
+            chunk.push(line);
+        }
+        Ok(chunk)
+    }
+
+    fn skip_line(&mut self) -> std::io::Result<()> {
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                self.done = true;
+                return Ok(());
+            }
+            if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                self.reader.consume(i + 1);
+                return Ok(());
+            }
+            let n = buf.len();
+            self.reader.consume(n);
+        }
+    }
+}
+
+/// Verifies the chain in a file (`-`: standard input). A thread reads the next chunk
+/// while the current one is verified.
+fn verify_file(
+    path: &str,
+    check: impl AttestationCheck,
+    checkpoint: Option<Checkpoint>,
+) -> Result<Result<ChainReport, ChainBreak>> {
+    let reader: Box<dyn BufRead + Send> = if path == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+    } else {
+        let file = File::open(path).with_context(|| format!("opening {path}"))?;
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    };
+    let mut verifier = ChainVerifier::new(check);
+    if let Some(c) = checkpoint {
+        verifier = verifier.expect_checkpoint(c)?;
+    }
+    let mut lines = LineChunks::new(reader);
+    std::thread::scope(|scope| {
+        // One chunk read ahead: memory stays at two chunks.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            loop {
+                let chunk = lines.next_chunk(FILE_CHUNK);
+                let last = !matches!(&chunk, Ok(c) if !c.is_empty());
+                // A closed channel means the verifier stopped (the chain broke).
+                if tx.send(chunk).is_err() || last {
+                    return;
+                }
+            }
+        });
+        for chunk in rx {
+            let chunk = chunk.with_context(|| format!("reading {path}"))?;
+            if chunk.is_empty() {
+                break;
+            }
+            if let Err(brk) = verifier.push_lines(&chunk) {
+                return Ok(Err(brk));
+            }
+        }
+        Ok(verifier.finish())
+    })
+}
+
+/// Verifies the chain the server serves, from entry 0, against `checkpoint`.
+fn verify_server(
+    api: &Api,
+    check: impl AttestationCheck,
+    checkpoint: Checkpoint,
+) -> Result<Result<ChainReport, ChainBreak>> {
+    let mut verifier = ChainVerifier::new(check).expect_checkpoint(checkpoint)?;
+    let mut outcome = Ok(());
+    for_each_page(api, 0, |lines| {
+        outcome = verifier.push_lines(lines);
+        Ok(outcome.is_ok())
+    })?;
+    Ok(match outcome {
+        Err(brk) => Err(brk),
+        Ok(()) => verifier.finish(),
+    })
+}
+
+/// Fetches the chain from entry `from` on, page by page, handing each page's lines to
+/// `page` until it returns false or the server has no more. Returns the lines fetched.
+fn for_each_page(
+    api: &Api,
+    from: u64,
+    mut page: impl FnMut(&[&[u8]]) -> Result<bool>,
+) -> Result<u64> {
+    let mut next = from;
+    loop {
+        let mut url = api.url(&["v1", "audit"]);
+        url.query_pairs_mut()
+            .append_pair("from", &next.to_string())
+            .append_pair("limit", &PAGE.to_string());
+        let body = api.get_bytes(&url, MAX_PAGE_BYTES)?;
+        let lines = split_lines(&body);
+        if lines.is_empty() {
+            return Ok(next - from);
+        }
+        if lines.len() > PAGE {
+            bail!(
+                "{url}: the server sent {} lines for a page of {PAGE}",
+                lines.len()
+            );
+        }
+        // Counted, not read from the entries: the verifier judges what they say.
+        next += lines.len() as u64;
+        if !page(&lines)? {
+            return Ok(next - from);
+        }
+    }
+}
+
+/// The lines of an NDJSON body; a final newline does not make an empty last line.
+fn split_lines(body: &[u8]) -> Vec<&[u8]> {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    if body.is_empty() {
+        return Vec::new();
+    }
+    body.split(|b| *b == b'\n').collect()
+}
+
+/// `GET /v1/audit/head`: the signed checkpoint (an enclave answer, verified like any other
+/// with `--expect-pcrs`), its own signature checked.
+fn fetch_head(api: &Api) -> Result<Checkpoint> {
+    let url = api.url(&["v1", "audit", "head"]);
+    let value = api.get(&["v1", "audit", "head"])?;
+    let checkpoint =
+        Checkpoint::from_json(&value).with_context(|| format!("{url}: the checkpoint"))?;
+    checkpoint
+        .verify()
+        .with_context(|| format!("{url}: the checkpoint"))?;
+    Ok(checkpoint)
+}
+
+/// `audit fetch`: the chain from `from` on, as NDJSON, to `out` or standard output.
+fn fetch(api: &Api, from: u64, out: Option<&Path>) -> Result<()> {
+    let mut file = match out {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let count = for_each_page(api, from, |lines| {
+        let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for line in lines {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        match &mut file {
+            Some(f) => f.write_all(&text).context("writing the chain")?,
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                match stdout.write_all(&text).and_then(|()| stdout.flush()) {
+                    // A reader that went away (`… | head`) has what it wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+                    other => other.context("writing the chain")?,
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    if let Some(mut f) = file {
+        f.flush().context("writing the chain")?;
+    }
+    let place = out.map_or("standard output".to_string(), |p| p.display().to_string());
+    match count {
+        0 => eprintln!("no entries from {from} on"),
+        n => eprintln!(
+            "fetched {n} entries ({from} to {}) to {place}",
+            from + n - 1
+        ),
+    }
+    Ok(())
+}
+
+fn utc(secs: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The report printed for a chain that verified.
+fn report_json(report: &ChainReport, source: &str, root: &TrustedRoot) -> Value {
+    let mut out = report.to_json();
+    if let Some(boots) = out["boots"].as_array_mut() {
+        for boot in boots {
+            let time = boot["time"].as_u64().unwrap_or_default();
+            boot["time_utc"] = json!(utc(time));
+        }
+    }
+    out["verified"] = json!(true);
+    out["source"] = json!(source);
+    out["first_time_utc"] = json!(utc(report.first_time));
+    out["last_time_utc"] = json!(utc(report.last_time));
+    out["attestation_root_sha256"] = json!(hex::encode(root.fingerprint()));
+    out["verified_at"] = json!(rfc3339(SystemTime::now()));
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn chunks(text: &[u8], size: usize) -> Vec<Vec<Vec<u8>>> {
+        let mut r = LineChunks::new(BufReader::new(text));
+        let mut all = Vec::new();
+        loop {
+            let c = r.next_chunk(size).unwrap();
+            if c.is_empty() {
+                return all;
+            }
+            all.push(c);
+        }
+    }
+
+    #[test]
+    fn lines_come_in_chunks_and_a_final_newline_adds_none() {
+        let got = chunks(b"a\nbb\n\nccc\n", 2);
+        assert_eq!(
+            got,
+            [
+                vec![b"a".to_vec(), b"bb".to_vec()],
+                vec![b"".to_vec(), b"ccc".to_vec()]
+            ]
+        );
+        assert_eq!(chunks(b"a\nb", 10), [vec![b"a".to_vec(), b"b".to_vec()]]);
+        assert!(chunks(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_and_the_next_one_read() {
+        let mut text = vec![b'x'; MAX_LINE_LEN * 3];
+        text.extend_from_slice(b"\nnext\n");
+        let got = chunks(&text, 10);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), 2);
+        assert_eq!(got[0][0].len(), MAX_LINE_LEN + 2);
+        assert_eq!(got[0][1], b"next");
+        // Exactly at the limit, it is a line like any other.
+        let mut text = vec![b'y'; MAX_LINE_LEN];
+        text.push(b'\n');
+        assert_eq!(chunks(&text, 10)[0][0].len(), MAX_LINE_LEN);
+    }
+
+    #[test]
+    fn ndjson_bodies_split_into_lines() {
+        assert!(split_lines(b"").is_empty());
+        assert!(split_lines(b"\n").is_empty());
+        assert_eq!(split_lines(b"a\nb\n"), [b"a".as_slice(), b"b"]);
+        assert_eq!(split_lines(b"a\n\nb"), [b"a".as_slice(), b"", b"b"]);
+    }
+
+    #[test]
+    fn broken_chains_say_how_far_they_verified() {
+        let brk = ChainBreak {
+            seq: 57,
+            line: 58,
+            kind: strongroom_identity::BreakKind::Missing { found: 58 },
+            found_unsigned: None,
+        };
+        assert_eq!(
+            broken(&brk).to_string(),
+            "the audit chain breaks: entry 57 is missing (found 58 where 57 was expected, \
+             line 58) (entries 0 to 56 verified)"
+        );
+    }
+}
