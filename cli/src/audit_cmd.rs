@@ -25,6 +25,8 @@ const FILE_CHUNK: usize = 65_536;
 const PAGE: usize = 1000;
 /// Largest answer accepted for one page: every line at its longest, with its newline.
 const MAX_PAGE_BYTES: usize = PAGE * (MAX_LINE_LEN + 1);
+/// Largest checkpoint answer.
+const MAX_HEAD_BYTES: usize = 4096;
 /// How far a boot entry's time and its attestation document's may differ: the enclave
 /// asks for the document and writes the entry moments apart.
 pub const BOOT_SKEW: Duration = MAX_CLOCK_SKEW;
@@ -33,21 +35,14 @@ pub const BOOT_SKEW: Duration = MAX_CLOCK_SKEW;
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole chain from its first boot: order, links, every signature, every
-    /// boot's attestation (at the document's own time) against the expected PCRs. Prints
-    /// a JSON report; exits 1 naming the first entry where the chain breaks.
+    /// boot's attestation (at the document's own time) against the expected PCRs of the
+    /// global --expect-pcrs (required here) and --attestation-root. Prints a JSON report;
+    /// exits 1 naming the first entry where the chain breaks.
     Verify {
         /// Read the chain from this NDJSON file (`-`: standard input) instead of fetching
         /// it from the server at --url.
         #[arg(long, value_name = "FILE")]
         from_file: Option<String>,
-        /// The enclave image's expected PCRs: `nitro-cli build-enclave` output, or
-        /// `{"PCR0": "hex", …}`, or the mock enclave's `{"0": "hex", …}`.
-        #[arg(long, value_name = "FILE")]
-        expect_pcrs: PathBuf,
-        /// Trusted root of the attestation documents: `aws` (the pinned AWS Nitro Enclaves
-        /// Root G1) or a PEM file (the mock root in mock mode).
-        #[arg(long, value_name = "aws|PEM-FILE", default_value = "aws")]
-        attestation_root: String,
         /// A checkpoint saved earlier (`strongroom audit head > FILE`): the chain must
         /// reach it and match it, so a chain cut short since is refused. Fetching from the
         /// server, its current head is required by default.
@@ -73,17 +68,27 @@ pub enum AuditCommand {
 }
 
 /// Runs an audit subcommand; `api` is called only by those that talk to the server.
-pub fn run(api: impl Fn() -> Result<Api>, cmd: AuditCommand) -> Result<()> {
+/// `expect_pcrs` and `attestation_root` are the global flags (the image's expected PCRs:
+/// `nitro-cli build-enclave` output, `{"PCR0": "hex", …}` or the mock's `{"0": "hex", …}`;
+/// the root: `aws` or a PEM file).
+pub fn run(
+    api: impl Fn() -> Result<Api>,
+    cmd: AuditCommand,
+    expect_pcrs: Option<&Path>,
+    attestation_root: Option<&str>,
+) -> Result<()> {
     match cmd {
         AuditCommand::Verify {
             from_file,
-            expect_pcrs,
-            attestation_root,
             checkpoint,
             allow_debug,
         } => {
-            let pcrs = read_pcrs(&expect_pcrs)?;
-            let root = trusted_root(&attestation_root)?;
+            let expect_pcrs = expect_pcrs.context(
+                "audit verify needs --expect-pcrs FILE: the measurements every boot's \
+                 attestation must carry",
+            )?;
+            let pcrs = read_pcrs(expect_pcrs)?;
+            let root = trusted_root(attestation_root.unwrap_or("aws"))?;
             let check = boot_check(root.clone(), pcrs, allow_debug);
             let saved = checkpoint.as_deref().map(read_checkpoint).transpose()?;
             let (outcome, source) = match from_file {
@@ -92,7 +97,7 @@ pub fn run(api: impl Fn() -> Result<Api>, cmd: AuditCommand) -> Result<()> {
                     let api = api()?;
                     let checkpoint = match saved {
                         Some(c) => c,
-                        None => fetch_head(&api)?,
+                        None => fetch_head(&api, false)?,
                     };
                     let source = api.url(&["v1", "audit"]).to_string();
                     (verify_server(&api, check, checkpoint)?, source)
@@ -104,7 +109,7 @@ pub fn run(api: impl Fn() -> Result<Api>, cmd: AuditCommand) -> Result<()> {
             }
         }
         AuditCommand::Fetch { from, out } => fetch(&api()?, from, out.as_deref()),
-        AuditCommand::Head => print_json(&fetch_head(&api()?)?.to_json()),
+        AuditCommand::Head => print_json(&fetch_head(&api()?, true)?.to_json()),
     }
 }
 
@@ -348,11 +353,18 @@ fn split_lines(body: &[u8]) -> Vec<&[u8]> {
     body.split(|b| *b == b'\n').collect()
 }
 
-/// `GET /v1/audit/head`: the signed checkpoint (an enclave answer, verified like any other
-/// with `--expect-pcrs`), its own signature checked.
-fn fetch_head(api: &Api) -> Result<Checkpoint> {
+/// `GET /v1/audit/head`: the signed checkpoint, its own signature checked. With
+/// `as_answer` the answer is also checked as an enclave answer (with `--expect-pcrs`: its
+/// identity attested now); `audit verify` does not need that, since it requires the
+/// checkpoint's identity to be the attested boot that signed the head entry.
+fn fetch_head(api: &Api, as_answer: bool) -> Result<Checkpoint> {
     let url = api.url(&["v1", "audit", "head"]);
-    let value = api.get(&["v1", "audit", "head"])?;
+    let value = if as_answer {
+        api.get(&["v1", "audit", "head"])?
+    } else {
+        let body = api.get_bytes(&url, MAX_HEAD_BYTES)?;
+        serde_json::from_slice(&body).with_context(|| format!("{url}: the answer is not JSON"))?
+    };
     let checkpoint =
         Checkpoint::from_json(&value).with_context(|| format!("{url}: the checkpoint"))?;
     checkpoint

@@ -145,7 +145,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
         Command::Attestation(cmd) => attestation_cmd::run(api, cmd),
-        Command::Audit(cmd) => audit_cmd::run(api, cmd),
+        Command::Audit(cmd) => audit_cmd::run(
+            api,
+            cmd,
+            cli.expect_pcrs.as_deref(),
+            cli.attestation_root.as_deref(),
+        ),
         Command::Mock(cmd) => mock_cmd::run(cmd),
         Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }
