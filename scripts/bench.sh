@@ -2,7 +2,7 @@
 # `make bench`: builds release binaries, starts the whole system in mock mode on a scratch
 # data directory, and runs the end-to-end signing benchmark against it (HTTP → proxy →
 # Unix socket → enclave), next to raw secp256k1 signing and the enclave's crypto floor
-# (stamp verify + sealed-key open + sign) measured in the same run. Every request is
+# (stamp verify + sealed-key open + sign + answer signature) measured in the same run. Every request is
 # stamped with the development principal key scripts/run.sh creates (strongroom dev init);
 # the stamping runs in the bench's clients, on the same cores as the proxy and enclave.
 # The benchmark key is not destroyed (that takes an admin quorum): the scratch data

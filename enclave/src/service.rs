@@ -273,17 +273,24 @@ impl<N: Nsm> Enclave<N> {
                 }
             }
         };
-        if let Some(tail) = &c.audit_tail {
-            match continue_after(&state, tail) {
-                Ok((next, head)) => (state.audit_next, state.audit_head) = (next, head),
-                Err(e) => return err(ErrorCode::BadRequest, e),
+        // Where the chain goes on: after the proxy's last stored entry, or, when the proxy
+        // holds less than the state says was made (entries lost in a crash, or withheld),
+        // from the state's own head, the boot entry saying so, so the gap stays visible.
+        let mut gap = None;
+        match c.audit_tail.as_deref().map(|t| continue_after(&state, t)) {
+            Some(Ok(Some((next, head)))) => (state.audit_next, state.audit_head) = (next, head),
+            Some(Ok(None)) | None if !first_boot && state.audit_next > 0 => {
+                gap = Some(c.audit_tail.as_deref().and_then(tail_seq));
             }
+            Some(Err(e)) => return err(ErrorCode::BadRequest, e),
+            _ => {}
         }
         let identity = match self.identity_key() {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
         };
-        let (log, boot) = match self.boot_entry(&identity, &state, &keys.key_check, first_boot) {
+        let (log, boot) = match self.boot_entry(&identity, &state, &keys.key_check, first_boot, gap)
+        {
             Ok(b) => b,
             Err(e) => return Response::Error(e),
         };
@@ -333,6 +340,7 @@ impl<N: Nsm> Enclave<N> {
         state: &EnclaveState,
         key_check: &[u8; KEY_CHECK_LEN],
         first_boot: bool,
+        gap: Option<Option<u64>>,
     ) -> Result<(AuditLog, AuditRecord), EnclaveError> {
         let user_data = UserData {
             key_check: *key_check,
@@ -359,6 +367,14 @@ impl<N: Nsm> Enclave<N> {
                 .into(),
         );
         fields.insert("first_boot".into(), first_boot.into());
+        if let Some(stored_through) = gap {
+            // Entries before this one that the proxy did not hand back: the chain has a
+            // gap here, which this entry records rather than hides.
+            fields.insert(
+                "unstored".into(),
+                serde_json::json!({"proxy_last_seq": stored_through, "state_next_seq": state.audit_next}),
+            );
+        }
         let mut log =
             AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
         let record = log
@@ -486,7 +502,18 @@ impl<N: Nsm> Enclave<N> {
 /// Where the chain goes on after a reboot: after the last entry the proxy stored, which
 /// the identity that sealed the state must have signed and which cannot be older than the
 /// state's own record of the head.
-fn continue_after(state: &EnclaveState, tail: &str) -> Result<(u64, [u8; 32]), String> {
+/// The sequence number of a stored line, if it parses.
+fn tail_seq(tail: &str) -> Option<u64> {
+    AuditEntry::parse_line(tail)
+        .ok()?
+        .header()
+        .ok()
+        .map(|h| h.seq)
+}
+
+/// `None` when the tail is authentic but older than the state's head: entries were made
+/// that the proxy does not hold.
+fn continue_after(state: &EnclaveState, tail: &str) -> Result<Option<(u64, [u8; 32])>, String> {
     let entry = AuditEntry::parse_line(tail).map_err(|e| format!("audit tail: {e}"))?;
     let header = entry.header().map_err(|e| format!("audit tail: {e}"))?;
     let identity = state
@@ -500,13 +527,16 @@ fn continue_after(state: &EnclaveState, tail: &str) -> Result<(u64, [u8; 32]), S
         .seq
         .checked_add(1)
         .ok_or("audit tail: sequence number out of range")?;
-    if next < state.audit_next || (next == state.audit_next && entry.hash() != state.audit_head) {
+    if next < state.audit_next {
+        return Ok(None);
+    }
+    if next == state.audit_next && entry.hash() != state.audit_head {
         return Err(format!(
-            "audit tail: entry {} is not the chain's head recorded in the state (next {})",
-            header.seq, state.audit_next
+            "audit tail: entry {} differs from the chain's head recorded in the state",
+            header.seq
         ));
     }
-    Ok((next, entry.hash()))
+    Ok(Some((next, entry.hash())))
 }
 
 fn unix_now() -> u64 {
