@@ -314,24 +314,35 @@ async fn relay(
         keys,
         audit_stored: Some(state.audit.stored()),
     };
-    let answer = match ask(&state, Request::Call(call)).await? {
+    let mut answer = match ask(&state, Request::Call(call)).await? {
         Answer::Answer(a) => a,
         other => return Err(unexpected(&other)),
     };
     state.metrics.observe_answer_body(&answer.body);
-    if let Err(e) = state.store.apply(&answer.effects) {
+    let effects = std::mem::take(&mut answer.effects);
+    let seqs: Vec<u64> = effects.audit.iter().map(|r| r.seq).collect();
+    let created = effects
+        .key_created
+        .as_ref()
+        .map(|c| (c.info.id.clone(), c.info.address.clone()));
+    let destroyed = effects.key_destroyed.clone();
+    // The commit waits for the disk (and groups with concurrent answers' commits): off the
+    // async workers.
+    let store = Arc::clone(&state.store);
+    let stored = tokio::task::spawn_blocking(move || store.apply(&effects))
+        .await
+        .map_err(|e| ApiError::internal(format!("storage task: {e}")))?;
+    if let Err(e) = stored {
         // The enclave keeps the entries until told they are stored; fetch them again
         // before the next call.
         state.audit.store_failed();
         return Err(store_err(e));
     }
-    state
-        .audit
-        .stored_entries(answer.effects.audit.iter().map(|r| r.seq));
-    if let Some(created) = &answer.effects.key_created {
-        tracing::info!(key_id = %created.info.id, address = %created.info.address, "key created");
+    state.audit.stored_entries(seqs);
+    if let Some((id, address)) = created {
+        tracing::info!(key_id = %id, %address, "key created");
     }
-    if let Some(id) = &answer.effects.key_destroyed {
+    if let Some(id) = destroyed {
         tracing::info!(key_id = %id, "key destroyed");
     }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);

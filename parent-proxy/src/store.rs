@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use strongroom_protocol::messages::{AuditRecord, Effects};
 
 /// A storage failure.
@@ -77,9 +77,14 @@ pub trait Store: Send + Sync + 'static {
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// An answer's effects waiting for the next commit, and where its result goes.
+type Waiting = (Effects, std::sync::mpsc::Sender<Result<(), StoreError>>);
+
 /// The embedded default: one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Effects waiting for the next commit, each with where its result goes.
+    pending: Mutex<Vec<Waiting>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -146,6 +151,7 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -305,42 +311,35 @@ impl Store for SqliteStore {
     }
 
     fn apply(&self, effects: &Effects) -> Result<(), StoreError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            if let Some(state) = &effects.state {
-                tx.execute(
-                    "UPDATE root SET state = ?1, state_seq = ?2 WHERE id = 1 AND state_seq < ?2",
-                    params![
-                        state.sealed.as_slice(),
-                        i64::try_from(state.seq).unwrap_or(i64::MAX)
-                    ],
-                )?;
-            }
-            if let Some(created) = &effects.key_created {
-                tx.execute(
-                    "INSERT INTO keys (id, sealed, created_at, seq, address)
-                     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keys), ?4)",
-                    params![
-                        created.info.id,
-                        created.sealed.as_slice(),
-                        i64::try_from(created.info.created_at).unwrap_or(i64::MAX),
-                        created.info.address.to_ascii_lowercase(),
-                    ],
-                )?;
-            }
-            if let Some(id) = &effects.key_destroyed {
-                tx.execute("DELETE FROM keys WHERE id = ?1", [id])?;
-            }
-            if let Some(pending) = &effects.pending_request {
-                tx.execute(
-                    "INSERT OR REPLACE INTO requests (id, key_id) VALUES (?1, ?2)",
-                    params![pending.request_id, pending.key_id],
-                )?;
-            }
-            insert_audit(&tx, &effects.audit)?;
-            tx.commit()?;
-            Ok(())
-        })
+        // Group commit: every answer waiting for the connection goes into one transaction
+        // (one fsync), each under its own savepoint so one failing rolls back only itself.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.pending
+            .lock()
+            .map_err(|_| StoreError("database queue poisoned".into()))?
+            .push((effects.clone(), sender));
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("database lock poisoned".into()))?;
+        // A writer before us may have committed ours while we waited for the connection.
+        if let Ok(result) = receiver.try_recv() {
+            return result;
+        }
+        let batch = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .map_err(|_| StoreError("database queue poisoned".into()))?,
+        );
+        let results = commit_batch(&mut conn, &batch);
+        for ((_, waiting), result) in batch.into_iter().zip(results) {
+            let _ = waiting.send(result);
+        }
+        drop(conn);
+        receiver
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError("the database writer went away".into())))
     }
 
     fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -364,9 +363,76 @@ impl Store for SqliteStore {
     }
 }
 
+/// Commits a batch of effects in one transaction, each under its own savepoint; one
+/// result per effect (all fail if the transaction itself cannot be begun or committed).
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[Waiting],
+) -> Vec<Result<(), StoreError>> {
+    let all = |e: rusqlite::Error| {
+        let message = e.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError(message.clone())))
+            .collect()
+    };
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return all(e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (effects, _) in batch {
+        let result = tx.savepoint().map_err(StoreError::from).and_then(|sp| {
+            apply_effects(&sp, effects)?;
+            sp.commit().map_err(StoreError::from)
+        });
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => all(e),
+    }
+}
+
+/// Stores what one answer asks to store.
+fn apply_effects(tx: &Connection, effects: &Effects) -> Result<(), StoreError> {
+    if let Some(state) = &effects.state {
+        tx.execute(
+            "UPDATE root SET state = ?1, state_seq = ?2 WHERE id = 1 AND state_seq < ?2",
+            params![
+                state.sealed.as_slice(),
+                i64::try_from(state.seq).unwrap_or(i64::MAX)
+            ],
+        )?;
+    }
+    if let Some(created) = &effects.key_created {
+        tx.execute(
+            "INSERT INTO keys (id, sealed, created_at, seq, address)
+             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keys), ?4)",
+            params![
+                created.info.id,
+                created.sealed.as_slice(),
+                i64::try_from(created.info.created_at).unwrap_or(i64::MAX),
+                created.info.address.to_ascii_lowercase(),
+            ],
+        )?;
+    }
+    if let Some(id) = &effects.key_destroyed {
+        tx.execute("DELETE FROM keys WHERE id = ?1", [id])?;
+    }
+    if let Some(pending) = &effects.pending_request {
+        tx.execute(
+            "INSERT OR REPLACE INTO requests (id, key_id) VALUES (?1, ?2)",
+            params![pending.request_id, pending.key_id],
+        )?;
+    }
+    insert_audit(tx, &effects.audit)?;
+    Ok(())
+}
+
 /// Inserts audit lines; the same line again is a no-op, another line under a stored
 /// sequence number is refused.
-fn insert_audit(tx: &Transaction<'_>, records: &[AuditRecord]) -> Result<(), StoreError> {
+fn insert_audit(tx: &Connection, records: &[AuditRecord]) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO audit (seq, line) VALUES (?1, ?2) ON CONFLICT (seq) DO NOTHING",
     )?;
@@ -442,6 +508,45 @@ mod tests {
         let lines: Vec<_> = s.audit_range(1, 2).unwrap();
         assert_eq!(lines, [(1, "e1".to_string()), (2, "e2".to_string())]);
         assert!(s.audit_range(9, 10).unwrap().is_empty());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn concurrent_answers_commit_together_and_fail_alone() {
+        let path = temp_db();
+        let s = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+        s.apply(&created("k", b"sealed", 1)).unwrap();
+        let threads: Vec<_> = (0..16u64)
+            .map(|i| {
+                let s = std::sync::Arc::clone(&s);
+                std::thread::spawn(move || {
+                    // Every fourth one also re-creates key "k": refused, and only it.
+                    let mut effects = if i % 4 == 3 {
+                        created("k", b"again", 2)
+                    } else {
+                        Effects::default()
+                    };
+                    effects.audit = vec![audit(i, &format!("e{i}"))];
+                    (i, s.apply(&effects))
+                })
+            })
+            .collect();
+        for t in threads {
+            let (i, result) = t.join().unwrap();
+            assert_eq!(result.is_err(), i % 4 == 3, "answer {i}: {result:?}");
+        }
+        let stored: Vec<u64> = s
+            .audit_range(0, 100)
+            .unwrap()
+            .iter()
+            .map(|(q, _)| *q)
+            .collect();
+        let expected: Vec<u64> = (0..16).filter(|i| i % 4 != 3).collect();
+        assert_eq!(
+            stored, expected,
+            "the refused answers' entries went with them"
+        );
+        assert_eq!(s.key("k").unwrap().as_deref(), Some(&b"sealed"[..]));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
