@@ -192,7 +192,7 @@ impl fmt::Display for Report {
             (format!("stamp sign ({alg}, client side)"), &b.stamp_sign),
             (format!("stamp verify ({alg})"), &b.stamp_verify),
             (
-                "crypto floor: stamp verify + AES-GCM open + sign + answer signature".to_string(),
+                "crypto floor: verify + open + sign + answer signature".to_string(),
                 &b.crypto_floor,
             ),
             (
