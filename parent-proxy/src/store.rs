@@ -365,10 +365,7 @@ impl Store for SqliteStore {
 
 /// Commits a batch of effects in one transaction, each under its own savepoint; one
 /// result per effect (all fail if the transaction itself cannot be begun or committed).
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &[Waiting],
-) -> Vec<Result<(), StoreError>> {
+fn commit_batch(conn: &mut Connection, batch: &[Waiting]) -> Vec<Result<(), StoreError>> {
     let all = |e: rusqlite::Error| {
         let message = e.to_string();
         batch
