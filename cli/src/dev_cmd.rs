@@ -400,6 +400,31 @@ mod tests {
     }
 
     #[test]
+    fn init_writes_a_private_rpc_token_bound_to_the_principal_key() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = temp_dir("devtoken");
+        init(&dir, false).unwrap();
+        let token = std::fs::read_to_string(dir.join("dev/rpc-token")).unwrap();
+        let token = token.trim();
+        assert_eq!(token.len(), 64);
+        let table = std::fs::read_to_string(dir.join("dev/rpc-tokens")).unwrap();
+        let line = table.lines().find(|l| !l.starts_with('#')).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        assert_eq!(line, format!("sha256:{digest} principal.key"));
+        for name in ["rpc-token", "rpc-tokens"] {
+            let mode = std::fs::metadata(dir.join("dev").join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{name} is private");
+        }
+        // Kept on a second run, so a running proxy's table stays valid.
+        init(&dir, false).unwrap();
+        let again = std::fs::read_to_string(dir.join("dev/rpc-token")).unwrap();
+        assert_eq!(again.trim(), token);
+    }
+
+    #[test]
     fn init_reuses_keys_refuses_partial_sets_and_force_replaces() {
         let dir = temp_dir("devreuse");
         init(&dir, false).unwrap();
