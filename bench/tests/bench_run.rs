@@ -380,7 +380,7 @@ fn honest_server_passes_with_every_figure() {
         "cores",
         "ops/s",
         "stamp verify (ed25519)",
-        "crypto floor: stamp verify",
+        "crypto floor: verify + open + sign + answer signature",
         "p50",
         "p99",
         "req/s",
