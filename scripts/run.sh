@@ -34,36 +34,19 @@ if [ ! -f "$pcrs" ]; then
   p() { printf 'strongroom mock enclave PCR%s' "$1" | sha384sum | cut -d' ' -f1; }
   printf '{"0": "%s", "1": "%s", "2": "%s"}\n' "$(p 0)" "$(p 1)" "$(p 2)" > "$pcrs"
 fi
-pcr0=$(sed -n 's/.*"0": "\([0-9a-f]*\)".*/\1/p' "$pcrs")
-policy_pcr0=${STRONGROOM_POLICY_PCR0:-$pcr0}
+# The KMS key policy: `strongroom kms-policy` for these measurements (PCR0 replaced by
+# STRONGROOM_POLICY_PCR0 if set, to watch KMS refuse), plus key administration. The mock
+# KMS checks conditions, not principals; the ARNs are placeholders of the right shape.
+policy_pcrs="$data/kms-policy-pcrs.json"
+if [ -n "${STRONGROOM_POLICY_PCR0:-}" ]; then
+  sed "s/\"0\": \"[0-9a-f]*\"/\"0\": \"$STRONGROOM_POLICY_PCR0\"/" "$pcrs" > "$policy_pcrs"
+else
+  cp "$pcrs" "$policy_pcrs"
+fi
 policy="$data/kms-key-policy.json"
-cat > "$policy" <<JSON
-{
-  "Version": "2012-10-17",
-  "Statement": [
-    {
-      "Sid": "RootKeyOnlyForTheMeasuredEnclave",
-      "Effect": "Allow",
-      "Principal": {"AWS": "*"},
-      "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-      "Resource": "*",
-      "Condition": {
-        "StringEqualsIgnoreCase": {
-          "kms:RecipientAttestation:ImageSha384": "$policy_pcr0",
-          "kms:RecipientAttestation:PCR0": "$policy_pcr0"
-        }
-      }
-    },
-    {
-      "Sid": "KeyAdministration",
-      "Effect": "Allow",
-      "Principal": {"AWS": "*"},
-      "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"],
-      "Resource": "*"
-    }
-  ]
-}
-JSON
+"$bin/strongroom" kms-policy --pcrs "$policy_pcrs" \
+  --role arn:aws:iam::111122223333:role/strongroom-parent \
+  --admin-role arn:aws:iam::111122223333:role/strongroom-admin > "$policy"
 
 # Development admins and principal, and the genesis document the first boot seals.
 "$bin/strongroom" dev init --dir "$data" >&2

@@ -7,6 +7,7 @@ mod dev_cmd;
 mod health_cmd;
 mod input;
 mod keys_cmd;
+mod kms_policy_cmd;
 mod mock_cmd;
 mod policy_cmd;
 mod principal;
@@ -118,6 +119,9 @@ enum Command {
     /// The enclave's signed audit chain: verify it, fetch it, its signed head.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Print the KMS key policy that releases the root key only to an enclave with these
+    /// measurements (PCR0–2), to the parent's role; debug-mode (all-zero) PCRs are refused.
+    KmsPolicy(kms_policy_cmd::KmsPolicyArgs),
     /// Developer tools for mock mode.
     #[command(subcommand)]
     Mock(mock_cmd::MockCommand),
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
             cli.expect_pcrs.as_deref(),
             cli.attestation_root.as_deref(),
         ),
+        Command::KmsPolicy(args) => kms_policy_cmd::run(args),
         Command::Mock(cmd) => mock_cmd::run(cmd),
         Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }
