@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::client::{Api, cli_error, print_text};
-use crate::input::{Hex, bytes_file, hex_arg, pcr_arg};
+use crate::input::{Hex, bytes_file, hex_arg, pcr_arg, trusted_root};
 
 /// Attestation subcommands.
 #[derive(Subcommand)]
@@ -75,13 +75,7 @@ pub fn run(api: impl FnOnce() -> Result<Api>, cmd: AttestationCommand) -> Result
                     .into(),
                 None => SystemTime::now(),
             };
-            let root = if root == "aws" {
-                TrustedRoot::aws_nitro_g1()
-            } else {
-                let pem = std::fs::read_to_string(&root)
-                    .with_context(|| format!("reading root {root}"))?;
-                TrustedRoot::from_pem(&pem).with_context(|| format!("root {root}"))?
-            };
+            let root = trusted_root("--root", &root)?;
             let mut exp = Expectations::new(at)
                 .root(root.clone())
                 .allow_debug(allow_debug);

@@ -17,6 +17,7 @@ use strongroom_identity::{
 };
 
 use crate::client::{Api, print_json};
+use crate::input::trusted_root;
 
 /// Lines verified at a time from a file: enough to keep every core busy, few enough that
 /// memory stays bounded (about 30 MB of typical entries).
@@ -88,7 +89,7 @@ pub fn run(
                  attestation must carry",
             )?;
             let pcrs = read_pcrs(expect_pcrs)?;
-            let root = trusted_root(attestation_root.unwrap_or("aws"))?;
+            let root = trusted_root("--attestation-root", attestation_root.unwrap_or("aws"))?;
             let check = boot_check(root.clone(), pcrs, allow_debug);
             let saved = checkpoint.as_deref().map(read_checkpoint).transpose()?;
             let (outcome, source) = match from_file {
@@ -133,14 +134,6 @@ fn read_pcrs(path: &Path) -> Result<Vec<(u8, Vec<u8>)>> {
 }
 
 /// `aws` or a PEM file.
-fn trusted_root(spec: &str) -> Result<TrustedRoot> {
-    if spec == "aws" {
-        return Ok(TrustedRoot::aws_nitro_g1());
-    }
-    let pem = std::fs::read_to_string(spec).with_context(|| format!("reading the root {spec}"))?;
-    TrustedRoot::from_pem(&pem).with_context(|| format!("the root {spec}"))
-}
-
 fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the checkpoint {}", path.display()))?;

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::input::trusted_root;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use strongroom_attestation::TrustedRoot;
 use strongroom_client::{Client, ClientError, Method, Url, Verifier};
 
 pub use strongroom_client::Answer;
@@ -45,15 +45,8 @@ impl VerifyOptions<'_> {
             .with_context(|| format!("reading --expect-pcrs {}", path.display()))?;
         let mut verifier = Verifier::from_pcr_file(&text)
             .with_context(|| format!("--expect-pcrs {}", path.display()))?;
-        match self.root {
-            None | Some("aws") => {}
-            Some(file) => {
-                let pem = std::fs::read_to_string(file)
-                    .with_context(|| format!("reading --attestation-root {file}"))?;
-                let root = TrustedRoot::from_pem(&pem)
-                    .with_context(|| format!("--attestation-root {file}"))?;
-                verifier = verifier.with_root(root);
-            }
+        if let Some(spec) = self.root {
+            verifier = verifier.with_root(trusted_root("--attestation-root", spec)?);
         }
         if let Some(genesis) = self.genesis {
             verifier = verifier.expect_genesis(genesis);
@@ -323,7 +316,7 @@ mod tests {
         .verifier()
         .unwrap()
         .unwrap();
-        assert_eq!(verifier.root(), &TrustedRoot::aws_nitro_g1());
+        assert_eq!(verifier.root(), &strongroom_attestation::TrustedRoot::aws_nitro_g1());
         assert_eq!(verifier.expected_pcrs()[&0], vec![0xab; 48]);
 
         let nsm = strongroom_attestation::mock::MockNsm::ephemeral(Default::default()).unwrap();

@@ -82,6 +82,16 @@ pub fn pcr_arg(s: &str) -> Result<(u8, Vec<u8>)> {
     Ok((index, hex_bytes(value)?))
 }
 
+/// A trusted attestation root as the CLI names it: `aws` (the pinned AWS Nitro Enclaves
+/// Root G1) or a PEM file (the mock root in mock mode). `flag` names the option in errors.
+pub fn trusted_root(flag: &str, spec: &str) -> Result<strongroom_attestation::TrustedRoot> {
+    if spec == "aws" {
+        return Ok(strongroom_attestation::TrustedRoot::aws_nitro_g1());
+    }
+    let pem = std::fs::read_to_string(spec).with_context(|| format!("reading {flag} {spec}"))?;
+    strongroom_attestation::TrustedRoot::from_pem(&pem).with_context(|| format!("{flag} {spec}"))
+}
+
 /// Reads a file that holds bytes either raw or as base64 text.
 pub fn bytes_file(path: &str) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("reading {path}"))?;

@@ -3,15 +3,16 @@
 //! them. No input may panic it, and every answer is JSON-RPC (or empty for notifications).
 #![no_main]
 
+mod support;
+
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
-use strongroom_attestation::AttestationDocument;
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_auth::{Request as StampedRequest, SigningKey, Stamp};
 use strongroom_enclave::Enclave;
-use strongroom_protocol::messages::{Call, CompleteUnseal, Request, Response, SealedKey};
+use strongroom_protocol::messages::{Call, Request, Response, SealedKey};
 
 /// RFC 8032 test 2's key: the principal `p`, who may create keys and sign anything up to
 /// 1 ETH on chain 1.
@@ -57,23 +58,7 @@ static SETUP: LazyLock<(Enclave<MockNsm>, SealedKey)> = LazyLock::new(|| {
     let nsm = MockNsm::ephemeral(MockNsmConfig::default()).expect("mock NSM");
     // A large backlog: the fuzzer never confirms storing entries.
     let enclave = Enclave::new(nsm).with_audit_backlog(usize::MAX);
-    let Response::UnsealChallenge { attestation_document } = enclave.handle(Request::BeginUnseal)
-    else {
-        panic!("no challenge")
-    };
-    let sign1: ciborium::Value = ciborium::from_reader(attestation_document.as_slice()).expect("cbor");
-    let payload = sign1.as_array().and_then(|a| a[2].as_bytes()).expect("payload").clone();
-    let doc = AttestationDocument::from_payload(&payload).expect("payload");
-    let envelope = strongroom_envelope::seal_for_recipient(&doc.public_key.expect("key"), &[9u8; 32])
-        .expect("envelope");
-    let answer = enclave.handle(Request::CompleteUnseal(CompleteUnseal {
-        ciphertext_for_recipient: envelope.into(),
-        key_check: None,
-        state: None,
-        genesis: Some(GENESIS.as_bytes().to_vec().into()),
-        audit_tail: None,
-    }));
-    assert!(matches!(answer, Response::Unsealed { .. }));
+    support::unseal_first_boot(&enclave, GENESIS);
     let Response::Answer(created) =
         enclave.handle(Request::Call(call("/v1/keys", br#"{"label":"k"}"#, Vec::new())))
     else {
