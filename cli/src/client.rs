@@ -316,7 +316,10 @@ mod tests {
         .verifier()
         .unwrap()
         .unwrap();
-        assert_eq!(verifier.root(), &strongroom_attestation::TrustedRoot::aws_nitro_g1());
+        assert_eq!(
+            verifier.root(),
+            &strongroom_attestation::TrustedRoot::aws_nitro_g1()
+        );
         assert_eq!(verifier.expected_pcrs()[&0], vec![0xab; 48]);
 
         let nsm = strongroom_attestation::mock::MockNsm::ephemeral(Default::default()).unwrap();
