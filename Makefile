@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test test-env lint fmt fuzz bench clean
+.PHONY: all build run test test-env lint fmt fuzz bench eif repro clean
 
 all: build
 
@@ -38,6 +38,14 @@ fuzz:
 BENCH_ARGS ?=
 bench:
 	bash scripts/bench.sh $(BENCH_ARGS)
+
+## The production Enclave Image File (needs Docker and nitro-cli; says what is missing).
+eif:
+	bash eif-build/build.sh
+
+## Builds the production enclave binary twice from clean trees; fails unless identical.
+repro:
+	bash eif-build/repro.sh
 
 clean:
 	$(CARGO) clean

@@ -54,15 +54,19 @@
 //!
 //! # What the tests cover
 //!
-//! The test machine has no vsock device, so no test opens a vsock socket. The
-//! vsock path shares everything except the socket itself: the frame codec
+//! No test here can open a vsock *connection*: outside a Nitro instance there is no
+//! peer (the test machines have either no AF_VSOCK or no loopback transport for it).
+//! `tests/e2e/vsock.rs` runs what can run: the enclave binary binding and holding a vsock
+//! port, and the proxy reporting an unreachable vsock enclave. The vsock path shares
+//! everything except the socket itself: the frame codec
 //! (unit tests in `frame`, property tests in `tests/proptest_frames.rs`), the
 //! async reader and writer (unit tests in `io`, over in-memory streams),
 //! [`Connection`] (unit tests in `connection` and `tests/unix_server.rs`) and
 //! [`AnyStream`]'s delegation (exercised by `tests/unix_server.rs` through
 //! [`bind`]/[`connect`] with a Unix address). Vsock address parsing is
 //! unit-tested in `address`; the vsock-specific code is the two
-//! `tokio_vsock` calls in [`transport`], which are only compiled.
+//! `tokio_vsock` calls in [`transport`], of which `bind` runs in that test and `connect`
+//! only up to its error.
 
 pub mod address;
 pub mod connection;
