@@ -68,5 +68,13 @@ for f in strongroom-enclave rootfs.tar; do
     echo "repro: REPRO_KEEP=1 make repro keeps both under $work for diffoscope" >&2
   fi
 done
+# Identical builds could still both carry a path of this machine; none may be in the binary.
+cargo_home=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)
+for leak in "$work" "$cargo_home" "$root"; do
+  if grep -qaF -- "$leak" "$work/out-0/strongroom-enclave"; then
+    status=1
+    echo "repro: the binary contains the build machine's path $leak" >&2
+  fi
+done
 [ $status -eq 0 ] && echo "repro: commit $commit, SOURCE_DATE_EPOCH $SOURCE_DATE_EPOCH: reproducible"
 exit $status
