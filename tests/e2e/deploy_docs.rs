@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::rc::Rc;
 
 use strongroom_e2e::{bin_dir, repo, temp_data};
 
@@ -143,10 +144,14 @@ fn parse_help(text: &str) -> Help {
     help
 }
 
+/// A program and a subcommand path.
+type HelpKey = (String, Vec<String>);
+
 /// `--help` of each program and subcommand path, run once each.
 struct Programs {
     dir: PathBuf,
-    cache: RefCell<HashMap<(String, Vec<String>), Option<std::rc::Rc<Help>>>>,
+    /// `None`: no such subcommand path.
+    cache: RefCell<HashMap<HelpKey, Option<Rc<Help>>>>,
 }
 
 impl Programs {
@@ -158,7 +163,7 @@ impl Programs {
     }
 
     /// The help of `program path… --help`, or `None` if that subcommand path does not exist.
-    fn help(&self, program: &str, path: &[String]) -> Option<std::rc::Rc<Help>> {
+    fn help(&self, program: &str, path: &[String]) -> Option<Rc<Help>> {
         let key = (program.to_string(), path.to_vec());
         if let Some(h) = self.cache.borrow().get(&key) {
             return h.clone();
@@ -172,7 +177,7 @@ impl Programs {
         let help = out
             .status
             .success()
-            .then(|| std::rc::Rc::new(parse_help(&String::from_utf8_lossy(&out.stdout))));
+            .then(|| Rc::new(parse_help(&String::from_utf8_lossy(&out.stdout))));
         self.cache.borrow_mut().insert(key, help.clone());
         help
     }
