@@ -629,19 +629,6 @@ mod tests {
     const OFFSETS_AT: usize = 28;
     const SIZES_AT: usize = OFFSETS_AT + 8 * MAX_NUM_SECTIONS;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "strongroom-eif-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     /// Deterministic bytes.
     fn bytes(seed: u8, len: usize) -> Vec<u8> {
         (0..len)
@@ -650,12 +637,18 @@ mod tests {
     }
 
     struct Fixture {
+        /// Removed on drop.
+        _temp: tempfile::TempDir,
         dir: PathBuf,
         spec: BuildSpec,
     }
 
     fn fixture(tag: &str, app: &[u8]) -> Fixture {
-        let dir = temp_dir(tag);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("strongroom-eif-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let dir = temp.path().to_path_buf();
         let kernel = dir.join("bzImage");
         std::fs::write(&kernel, bytes(1, 4096)).unwrap();
         let boot = dir.join("bootstrap.cpio");
@@ -671,7 +664,11 @@ mod tests {
             version: "1".into(),
             build_time: build_time(None).unwrap(),
         };
-        Fixture { dir, spec }
+        Fixture {
+            _temp: temp,
+            dir,
+            spec,
+        }
     }
 
     /// SHA-384 over 48 zero bytes and SHA-384 of `parts` concatenated.
