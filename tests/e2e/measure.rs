@@ -154,7 +154,8 @@ fn eif_py(args: &[&str]) {
     interop_script("eif_pcrs.py", args);
 }
 
-fn pcr<'a>(v: &'a Value, i: u8) -> &'a str {
+/// PCR`i` of a printed `{"Measurements": …}`.
+fn pcr(v: &Value, i: u8) -> &str {
     v["Measurements"][format!("PCR{i}")].as_str().unwrap()
 }
 
