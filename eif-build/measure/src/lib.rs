@@ -919,6 +919,95 @@ mod tests {
         ));
     }
 
+    /// Runs the `openssl` command (scripts/test-env.sh installs it).
+    fn openssl(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command (scripts/test-env.sh installs it)");
+        assert!(status.success(), "openssl {args:?}");
+    }
+
+    #[test]
+    fn a_signed_image_passes_the_checks_and_has_pcr8_of_its_certificate() {
+        use aws_nitro_enclaves_image_format::utils::SignKeyData;
+        let f = fixture("signed", &bytes(3, 3000));
+        openssl(
+            &f.dir,
+            &[
+                "ecparam",
+                "-name",
+                "secp384r1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "key.pem",
+            ],
+        );
+        openssl(
+            &f.dir,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=strongroom-test",
+            ],
+        );
+        openssl(
+            &f.dir,
+            &[
+                "x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der",
+            ],
+        );
+        let key = f.dir.join("key.pem");
+        let sign = SignKeyData::new(key.to_str().unwrap(), &f.dir.join("cert.pem")).unwrap();
+        let info = EifIdentityInfo {
+            img_name: "signed".into(),
+            img_version: "1".into(),
+            build_info: EifBuildInfo {
+                build_time: build_time(None).unwrap(),
+                build_tool: "test".into(),
+                build_tool_version: "0".into(),
+                img_os: "Unknown".into(),
+                img_kernel: "Unknown".into(),
+            },
+            docker_info: serde_json::Value::Null,
+            custom_info: serde_json::Value::Null,
+        };
+        let mut builder = EifBuilder::new(
+            &f.spec.kernel,
+            f.spec.cmdline.clone(),
+            Some(sign),
+            Sha384::new(),
+            0,
+            info,
+        );
+        for r in &f.spec.ramdisks {
+            builder.add_ramdisk(r);
+        }
+        let mut out = File::create(&f.spec.output).unwrap();
+        builder.write_to(&mut out);
+        drop(out);
+
+        let m = measure(&f.spec.output).unwrap();
+        let der = std::fs::read(f.dir.join("cert.der")).unwrap();
+        assert_eq!(m.0["PCR8"], pcr(&[&der]));
+        let app = std::fs::read(&f.spec.ramdisks[1]).unwrap();
+        assert_eq!(m.0["PCR2"], pcr(&[&app]));
+        let image = std::fs::read(&f.spec.output).unwrap();
+        let layout = check_layout(&mut std::io::Cursor::new(&image), image.len() as u64).unwrap();
+        assert_eq!(layout.sections.last().unwrap().kind, SectionKind::Signature);
+    }
+
     #[test]
     fn bad_build_inputs_are_refused_before_the_builder() {
         let f = fixture("inputs", &bytes(3, 100));
