@@ -34,9 +34,6 @@ pub const SECTION_HEADER_SIZE: u64 = EifSectionHeader::size() as u64;
 const FIXED_SECTIONS: usize = 3;
 /// The most ramdisks one image can carry.
 pub const MAX_RAMDISKS: usize = MAX_NUM_SECTIONS - FIXED_SECTIONS;
-/// Where the section count sits in the header (after magic, version, flags, memory, cpus,
-/// reserved).
-const NUM_SECTIONS_AT: usize = 26;
 
 /// What went wrong measuring or building an image.
 #[derive(Debug, thiserror::Error)]
@@ -248,10 +245,7 @@ pub fn check_layout<R: Read + Seek>(r: &mut R, len: u64) -> Result<Layout, Layou
     if !(2..=CURRENT_VERSION).contains(&header.version) {
         return Err(EifError::Version(header.version).into());
     }
-    let listed = usize::from(u16::from_be_bytes([
-        raw[NUM_SECTIONS_AT],
-        raw[NUM_SECTIONS_AT + 1],
-    ]));
+    let listed = usize::from(header.num_sections);
     if listed > MAX_NUM_SECTIONS {
         return Err(EifError::TooManySections(listed).into());
     }
@@ -624,6 +618,9 @@ mod tests {
     use super::*;
     use aws_nitro_enclaves_image_format::defs::EifSectionType;
 
+    /// Where the section count sits in the header (after magic, version, flags, memory,
+    /// cpus, reserved), then the table of offsets and of sizes, and the CRC.
+    const NUM_SECTIONS_AT: usize = 26;
     /// Where the header's CRC sits (its last four bytes).
     const CRC_AT: usize = EifHeader::size() - 4;
     const OFFSETS_AT: usize = 28;
