@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test test-env lint fmt fuzz bench eif repro clean
+.PHONY: all build run test test-env eif-tool lint fmt fuzz bench eif repro clean
 
 all: build
 
@@ -14,21 +14,35 @@ run:
 	bash scripts/run.sh
 
 ## Every test: unit, property, integration and interop tests (installs the test clients first).
-test: test-env
+test: test-env eif-tool
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test $(EIF_TOOL_ARGS)
+
+## strongroom-eif, which measures and builds enclave images for `strongroom measure`. A
+## workspace of its own (AWS's EIF crate brings OpenSSL, the AWS SDK and exact pins), built
+## into the main target directory so the crates both share are built once.
+EIF_TOOL_TARGET_DIR = $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
+EIF_TOOL_ARGS = --locked --manifest-path eif-build/measure/Cargo.toml --target-dir $(EIF_TOOL_TARGET_DIR)
+eif-tool:
+	@bash scripts/test-env.sh --system
+	$(CARGO) build $(EIF_TOOL_ARGS)
 
 test-env:
 	@bash scripts/test-env.sh >/dev/null
 
 ## Formatting and clippy, warnings as errors.
 lint:
+	@bash scripts/test-env.sh --system
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path eif-build/measure/Cargo.toml --all -- --check
+	$(CARGO) clippy $(EIF_TOOL_ARGS) --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path eif-build/measure/Cargo.toml --all
 
 ## Every fuzz target for FUZZ_SECONDS each; prints executions and findings per target.
 fuzz:

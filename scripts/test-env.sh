@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain and prints the path of the
 # Python interpreter the interop tests use (and nothing else on stdout: other scripts read
-# it). Idempotent and safe to run concurrently.
-#   - Debian packages: python3 + venv, openssl, nodejs + npm (only if missing; needs root or
-#     sudo)
+# it). Idempotent and safe to run concurrently. With --system, only the Debian packages
+# (what `make eif-tool` and `make lint` need), and nothing is printed.
+#   - Debian packages: python3 + venv, openssl, nodejs + npm, and pkg-config + libssl-dev
+#     for the EIF tool's openssl-sys (only if missing; needs root or sudo)
 #   - a virtualenv at target/test-venv with the independent implementations the tests
 #     compare against (cbor2 + cryptography for COSE/X.509, eth-account, web3.py).
 #   - the Node clients' dependencies (ethers), from tests/interop/node/package-lock.json,
@@ -22,6 +23,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# openssl-sys (the EIF tool, eif-build/measure) finds OpenSSL's headers through pkg-config.
+pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -35,6 +39,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-env: installing Debian packages: ${need_apt[*]}" >&2
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >&2
+fi
+if [ "${1:-}" = "--system" ]; then
+  exit 0
 fi
 # ethers 6 needs Node 18 or later.
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

@@ -10,14 +10,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use strongroom_attestation::{
-    Expectations, MAX_CLOCK_SKEW, TrustedRoot, claimed_timestamp, parse_pcr_file, rfc3339, verify,
+    Expectations, MAX_CLOCK_SKEW, TrustedRoot, claimed_timestamp, rfc3339, verify,
 };
 use strongroom_identity::{
     AttestationCheck, ChainBreak, ChainReport, ChainVerifier, Checkpoint, MAX_LINE_LEN, UserData,
 };
 
 use crate::client::{Api, print_json};
-use crate::input::trusted_root;
+use crate::input::{pcr_file, trusted_root};
 
 /// Lines verified at a time from a file: enough to keep every core busy, few enough that
 /// memory stays bounded (about 30 MB of typical entries).
@@ -125,10 +125,8 @@ fn broken(brk: &ChainBreak) -> anyhow::Error {
 }
 
 fn read_pcrs(path: &Path) -> Result<Vec<(u8, Vec<u8>)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the expected PCRs {}", path.display()))?;
-    let pcrs = parse_pcr_file(&text).with_context(|| path.display().to_string())?;
-    pcrs.into_iter()
+    pcr_file("the expected PCRs", path)?
+        .into_iter()
         .map(|(i, v)| Ok((u8::try_from(i)?, v)))
         .collect()
 }

@@ -92,6 +92,18 @@ pub fn trusted_root(flag: &str, spec: &str) -> Result<strongroom_attestation::Tr
     strongroom_attestation::TrustedRoot::from_pem(&pem).with_context(|| format!("{flag} {spec}"))
 }
 
+/// Reads a PCR file (nitro-cli's output, `{"PCR0": "hex", …}` or `{"0": "hex", …}`);
+/// `what` names it in errors.
+pub fn pcr_file(
+    what: &str,
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<u16, Vec<u8>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    strongroom_attestation::parse_pcr_file(&text)
+        .with_context(|| format!("{what} {}", path.display()))
+}
+
 /// Reads a file that holds bytes either raw or as base64 text.
 pub fn bytes_file(path: &str) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("reading {path}"))?;

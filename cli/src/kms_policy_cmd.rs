@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use strongroom_attestation::parse_pcr_file;
 
 use crate::client::print_json;
+use crate::input::pcr_file;
 
 /// The calls that hand out the root key (to the enclave, under its attested RSA key).
 const GATED: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
@@ -53,9 +53,7 @@ const ADMIN: [&str; 9] = [
 
 /// Runs `kms-policy`.
 pub fn run(args: KmsPolicyArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.pcrs)
-        .with_context(|| format!("reading {}", args.pcrs.display()))?;
-    let pcrs = parse_pcr_file(&text).with_context(|| args.pcrs.display().to_string())?;
+    let pcrs = pcr_file("--pcrs", &args.pcrs)?;
     let mut policy = policy(&pcrs, &args.role)?;
     if let Some(admin) = &args.admin_role {
         check_role(admin)?;
@@ -148,14 +146,12 @@ pub fn policy(pcrs: &BTreeMap<u16, Vec<u8>>, role: &str) -> Result<Value> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::test_support::{nitro_pcr_file, pcrs};
+    use strongroom_attestation::parse_pcr_file;
     use strongroom_mock_kms::policy::{Policy, RequestContext};
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/strongroom-parent";
     const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-
-    fn pcrs(fill: u8) -> BTreeMap<u16, Vec<u8>> {
-        (0..3).map(|i| (i, vec![fill + i as u8; 48])).collect()
-    }
 
     fn attested(pcrs: &BTreeMap<u16, Vec<u8>>) -> RequestContext {
         let pcrs: BTreeMap<u8, Vec<u8>> = pcrs.iter().map(|(i, v)| (*i as u8, v.clone())).collect();
@@ -165,12 +161,7 @@ mod tests {
     #[test]
     fn both_pcr_file_forms_give_the_same_policy() {
         let h = |b: u8| hex::encode([b; 48]);
-        let nitro = format!(
-            r#"{{"Measurements": {{"HashAlgorithm": "Sha384 {{ ... }}", "PCR0": "{}", "PCR1": "{}", "PCR2": "{}"}}}}"#,
-            h(1),
-            h(2),
-            h(3)
-        );
+        let nitro = nitro_pcr_file(1);
         let plain = format!(
             r#"{{"PCR0": "{}", "PCR1": "{}", "PCR2": "{}"}}"#,
             h(1),

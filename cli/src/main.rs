@@ -8,6 +8,7 @@ mod health_cmd;
 mod input;
 mod keys_cmd;
 mod kms_policy_cmd;
+mod measure_cmd;
 mod mock_cmd;
 mod policy_cmd;
 mod principal;
@@ -122,6 +123,10 @@ enum Command {
     /// Print the KMS key policy that releases the root key only to an enclave with these
     /// measurements (PCR0–2), to the parent's role; debug-mode (all-zero) PCRs are refused.
     KmsPolicy(kms_policy_cmd::KmsPolicyArgs),
+    /// Print an enclave image's measurements (PCR0–2; PCR8 if signed) as nitro-cli does, for
+    /// kms-policy --pcrs and --expect-pcrs; --check FILE compares them with a PCR file.
+    /// Needs strongroom-eif (`make eif-tool`).
+    Measure(measure_cmd::MeasureArgs),
     /// Developer tools for mock mode.
     #[command(subcommand)]
     Mock(mock_cmd::MockCommand),
@@ -156,6 +161,7 @@ fn run(cli: Cli) -> Result<()> {
             cli.attestation_root.as_deref(),
         ),
         Command::KmsPolicy(args) => kms_policy_cmd::run(args),
+        Command::Measure(args) => measure_cmd::run(args),
         Command::Mock(cmd) => mock_cmd::run(cmd),
         Command::Dev(cmd) => dev_cmd::run(&cli.data_dir, cmd),
     }

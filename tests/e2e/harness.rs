@@ -239,20 +239,26 @@ pub fn python() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Recovers a signature's signer with eth-keys (Python), independently of our code.
-pub fn recover_with_eth_keys(digest_hex: &str, signature_hex: &str) -> Value {
+/// Runs `tests/interop/SCRIPT ARGS` with the test virtualenv's Python, expecting success;
+/// returns its standard output.
+pub fn interop_script(script: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(python())
-        .arg(repo().join("tests/interop/recover_signer.py"))
-        .arg(digest_hex)
-        .arg(signature_hex)
+        .arg(repo().join("tests/interop").join(script))
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "recover_signer.py: {}",
+        "{script} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+/// Recovers a signature's signer with eth-keys (Python), independently of our code.
+pub fn recover_with_eth_keys(digest_hex: &str, signature_hex: &str) -> Value {
+    let out = interop_script("recover_signer.py", &[digest_hex, signature_hex]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Runs `tests/interop/check_eth_signatures.py` (eth-account) on `request`; returns what it
