@@ -193,6 +193,14 @@ pub enum VerifyError {
         /// Value found, hex.
         found: String,
     },
+    /// The document's PCRs match none of several trusted releases (PCR sets): for each
+    /// release, in the order given, the first PCR that differs or is absent.
+    #[error(
+        "the document's PCRs match none of the {} trusted releases ({})",
+        .0.len(),
+        .0.iter().enumerate().map(|(i, e)| format!("release {}: {e}", i + 1)).collect::<Vec<_>>().join("; ")
+    )]
+    NoTrustedRelease(Vec<VerifyError>),
     /// An optional field that the caller expects is absent.
     #[error("field `{0}` is expected but absent from the document")]
     ExpectedFieldMissing(&'static str),

@@ -34,6 +34,8 @@ pub struct Expectations {
     root: TrustedRoot,
     at: SystemTime,
     pcrs: BTreeMap<u8, Vec<u8>>,
+    /// Further PCR sets accepted instead of `pcrs` (other releases of the image).
+    other_releases: Vec<BTreeMap<u8, Vec<u8>>>,
     nonce: Option<Vec<u8>>,
     public_key: Option<Vec<u8>>,
     user_data: Option<Vec<u8>>,
@@ -49,6 +51,7 @@ impl Expectations {
             root: TrustedRoot::aws_nitro_g1(),
             at,
             pcrs: BTreeMap::new(),
+            other_releases: Vec::new(),
             nonce: None,
             public_key: None,
             user_data: None,
@@ -66,6 +69,18 @@ impl Expectations {
     /// Require PCR `index` to equal `value`.
     pub fn pcr(mut self, index: u8, value: Vec<u8>) -> Self {
         self.pcrs.insert(index, value);
+        self
+    }
+
+    /// Require the document's PCRs to be those of ONE of these releases (sets of PCR
+    /// values by index), completely: during an upgrade both the old and the new image are
+    /// trusted, a mix of their values never. Replaces what [`Expectations::pcr`] set; the
+    /// first set's differences are reported as with `pcr` when there is only one. An empty
+    /// list requires nothing: callers refuse it.
+    pub fn releases(mut self, releases: impl IntoIterator<Item = BTreeMap<u8, Vec<u8>>>) -> Self {
+        let mut releases = releases.into_iter();
+        self.pcrs = releases.next().unwrap_or_default();
+        self.other_releases = releases.collect();
         self
     }
 
@@ -335,6 +350,40 @@ pub fn claimed_timestamp(bytes: &[u8]) -> Result<SystemTime, VerifyError> {
     ))
 }
 
+/// The first PCR of `want` that `got` lacks or carries with another value.
+fn pcr_difference(
+    got: &BTreeMap<u8, Vec<u8>>,
+    want: &BTreeMap<u8, Vec<u8>>,
+) -> Option<VerifyError> {
+    want.iter().find_map(|(index, want)| match got.get(index) {
+        None => Some(VerifyError::PcrMissing(*index)),
+        Some(got) if got != want => Some(VerifyError::PcrMismatch {
+            index: *index,
+            expected: hex::encode(want),
+            found: hex::encode(got),
+        }),
+        Some(_) => None,
+    })
+}
+
+/// The document's PCRs must be all those of one release: the expected PCRs, or one of the
+/// other releases' sets, completely (a mix of two releases' values matches none).
+fn check_pcrs(got: &BTreeMap<u8, Vec<u8>>, exp: &Expectations) -> Result<(), VerifyError> {
+    let first = match pcr_difference(got, &exp.pcrs) {
+        None => return Ok(()),
+        Some(e) if exp.other_releases.is_empty() => return Err(e),
+        Some(e) => e,
+    };
+    let mut differences = vec![first];
+    for release in &exp.other_releases {
+        match pcr_difference(got, release) {
+            None => return Ok(()),
+            Some(e) => differences.push(e),
+        }
+    }
+    Err(VerifyError::NoTrustedRelease(differences))
+}
+
 /// Verifies an attestation document (COSE_Sign1 bytes, tagged or untagged) against `exp`.
 pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, VerifyError> {
     let sign1 = parse_sign1(bytes)?;
@@ -414,16 +463,7 @@ pub fn verify(bytes: &[u8], exp: &Expectations) -> Result<VerifiedDocument, Veri
     if doc.is_debug_mode() && !exp.allow_debug {
         return Err(VerifyError::DebugMode);
     }
-    for (index, want) in &exp.pcrs {
-        let got = doc.pcrs.get(index).ok_or(VerifyError::PcrMissing(*index))?;
-        if got != want {
-            return Err(VerifyError::PcrMismatch {
-                index: *index,
-                expected: hex::encode(want),
-                found: hex::encode(got),
-            });
-        }
-    }
+    check_pcrs(&doc.pcrs, exp)?;
     check_optional("nonce", exp.nonce.as_ref(), doc.nonce.as_ref())?;
     check_optional(
         "public_key",

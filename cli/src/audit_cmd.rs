@@ -1,6 +1,7 @@
 //! `strongroom audit …`: the enclave's signed audit chain — verify it from its first boot
 //! (from a file or the server), fetch it, show its signed head.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,7 +38,8 @@ pub const BOOT_SKEW: Duration = MAX_CLOCK_SKEW;
 pub enum AuditCommand {
     /// Verify the whole chain from its first boot: order, links, every signature, every
     /// boot's attestation (at the document's own time) against the expected PCRs of the
-    /// global --expect-pcrs (required here) and --attestation-root. Prints a JSON report;
+    /// global --expect-pcrs (required here; give every release's file the chain spans: each
+    /// boot must carry all the PCRs of one of them) and --attestation-root. Prints a JSON report;
     /// exits 1 naming the first entry where the chain breaks.
     Verify {
         /// Read the chain from this NDJSON file (`-`: standard input) instead of fetching
@@ -69,13 +71,14 @@ pub enum AuditCommand {
 }
 
 /// Runs an audit subcommand; `api` is called only by those that talk to the server.
-/// `expect_pcrs` and `attestation_root` are the global flags (the image's expected PCRs:
+/// `expect_pcrs` and `attestation_root` are the global flags (the images' expected PCRs,
+/// one file a release:
 /// `nitro-cli build-enclave` output, `{"PCR0": "hex", …}` or the mock's `{"0": "hex", …}`;
 /// the root: `aws` or a PEM file).
 pub fn run(
     api: impl Fn() -> Result<Api>,
     cmd: AuditCommand,
-    expect_pcrs: Option<&Path>,
+    expect_pcrs: &[PathBuf],
     attestation_root: Option<&str>,
 ) -> Result<()> {
     match cmd {
@@ -84,11 +87,16 @@ pub fn run(
             checkpoint,
             allow_debug,
         } => {
-            let expect_pcrs = expect_pcrs.context(
-                "audit verify needs --expect-pcrs FILE: the measurements every boot's \
-                 attestation must carry",
-            )?;
-            let pcrs = read_pcrs(expect_pcrs)?;
+            if expect_pcrs.is_empty() {
+                bail!(
+                    "audit verify needs --expect-pcrs FILE: the measurements every boot's \
+                     attestation must carry (repeat it for each release the chain spans)"
+                );
+            }
+            let pcrs = expect_pcrs
+                .iter()
+                .map(|path| read_pcrs(path))
+                .collect::<Result<Vec<_>>>()?;
             let root = trusted_root("--attestation-root", attestation_root.unwrap_or("aws"))?;
             let check = boot_check(root.clone(), pcrs, allow_debug);
             let saved = checkpoint.as_deref().map(read_checkpoint).transpose()?;
@@ -124,7 +132,7 @@ fn broken(brk: &ChainBreak) -> anyhow::Error {
     anyhow!("the audit chain breaks: {brk} ({verified})")
 }
 
-fn read_pcrs(path: &Path) -> Result<Vec<(u8, Vec<u8>)>> {
+fn read_pcrs(path: &Path) -> Result<BTreeMap<u8, Vec<u8>>> {
     pcr_file("the expected PCRs", path)?
         .into_iter()
         .map(|(i, v)| Ok((u8::try_from(i)?, v)))
@@ -148,11 +156,12 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
 /// The check of a boot entry's attestation document. The document is verified at its
 /// own creation time, so a boot from years ago verifies although its certificates have
 /// long expired; that time must be within [`BOOT_SKEW`] of the entry's. Then: the chain
-/// to `root`, the signature, the PCRs, the nonce (the entry's `prev`); the user data is
-/// returned for the chain verifier to compare with the entry.
+/// to `root`, the signature, the PCRs (all those of one of `releases`), the nonce (the
+/// entry's `prev`); the user data is returned for the chain verifier to compare with the
+/// entry.
 pub fn boot_check(
     root: TrustedRoot,
-    pcrs: Vec<(u8, Vec<u8>)>,
+    releases: Vec<BTreeMap<u8, Vec<u8>>>,
     allow_debug: bool,
 ) -> impl AttestationCheck {
     move |doc: &[u8], nonce: &[u8; 32], time: u64| -> Result<UserData, String> {
@@ -171,13 +180,11 @@ pub fn boot_check(
                 BOOT_SKEW.as_secs()
             ));
         }
-        let mut exp = Expectations::new(made)
+        let exp = Expectations::new(made)
             .root(root.clone())
             .nonce(nonce.to_vec())
-            .allow_debug(allow_debug);
-        for (index, value) in &pcrs {
-            exp = exp.pcr(*index, value.clone());
-        }
+            .allow_debug(allow_debug)
+            .releases(releases.iter().cloned());
         let verified = verify(doc, &exp).map_err(|e| e.to_string())?;
         let user_data = verified
             .document

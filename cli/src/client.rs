@@ -2,7 +2,7 @@
 //! flag to change, which key stamped), the verifier the global flags ask for, and the
 //! helpers that print on stdout.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use crate::principal::PrincipalKeySource;
 /// What the global flags say about verifying answers.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions<'a> {
-    /// `--expect-pcrs FILE`: verify every enclave answer.
-    pub expect_pcrs: Option<&'a Path>,
+    /// `--expect-pcrs FILE`, repeatable (one file a release): verify every enclave answer.
+    pub expect_pcrs: &'a [PathBuf],
     /// `--attestation-root aws|PEM-FILE` (default `aws`).
     pub root: Option<&'a str>,
     /// `--expect-genesis HEX`.
@@ -32,7 +32,7 @@ impl VerifyOptions<'_> {
     /// The verifier these options describe; `None` without `--expect-pcrs`. A root, genesis
     /// or key check given without it is refused rather than silently not checked.
     pub fn verifier(&self) -> Result<Option<Verifier>> {
-        let Some(path) = self.expect_pcrs else {
+        if self.expect_pcrs.is_empty() {
             if self.root.is_some() || self.genesis.is_some() || self.key_check.is_some() {
                 bail!(
                     "--attestation-root, --expect-genesis and --expect-key-check take effect \
@@ -40,11 +40,23 @@ impl VerifyOptions<'_> {
                 );
             }
             return Ok(None);
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading --expect-pcrs {}", path.display()))?;
-        let mut verifier = Verifier::from_pcr_file(&text)
-            .with_context(|| format!("--expect-pcrs {}", path.display()))?;
+        }
+        // One release a file: a document must carry all the PCRs of one of them.
+        let mut verifier: Option<Verifier> = None;
+        for path in self.expect_pcrs {
+            let context = || format!("--expect-pcrs {}", path.display());
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --expect-pcrs {}", path.display()))?;
+            let pcrs = strongroom_attestation::parse_pcr_file(&text).with_context(context)?;
+            verifier = Some(
+                match verifier {
+                    None => Verifier::new(pcrs),
+                    Some(v) => v.also_trust(pcrs),
+                }
+                .with_context(context)?,
+            );
+        }
+        let mut verifier = verifier.context("no --expect-pcrs")?;
         if let Some(spec) = self.root {
             verifier = verifier.with_root(trusted_root("--attestation-root", spec)?);
         }
@@ -310,7 +322,7 @@ mod tests {
         let pcrs = dir.join("pcrs.json");
         std::fs::write(&pcrs, format!(r#"{{"PCR0": "{}"}}"#, "ab".repeat(48))).unwrap();
         let verifier = VerifyOptions {
-            expect_pcrs: Some(&pcrs),
+            expect_pcrs: std::slice::from_ref(&pcrs),
             ..VerifyOptions::default()
         }
         .verifier()
@@ -320,14 +332,26 @@ mod tests {
             verifier.root(),
             &strongroom_attestation::TrustedRoot::aws_nitro_g1()
         );
-        assert_eq!(verifier.expected_pcrs()[&0], vec![0xab; 48]);
+        assert_eq!(verifier.expected_pcrs()[0][&0], vec![0xab; 48]);
+        // Several files: one release each, in order; the same release twice counts once.
+        let next = dir.join("next.json");
+        std::fs::write(&next, format!(r#"{{"PCR0": "{}"}}"#, "cd".repeat(48))).unwrap();
+        let verifier = VerifyOptions {
+            expect_pcrs: &[pcrs.clone(), next.clone(), pcrs.clone()],
+            ..VerifyOptions::default()
+        }
+        .verifier()
+        .unwrap()
+        .unwrap();
+        let releases: Vec<_> = verifier.expected_pcrs().iter().map(|r| r[&0][0]).collect();
+        assert_eq!(releases, [0xab, 0xcd]);
 
         let nsm = strongroom_attestation::mock::MockNsm::ephemeral(Default::default()).unwrap();
         let root = dir.join("root.pem");
         std::fs::write(&root, nsm.root_pem().unwrap()).unwrap();
         let root_text = root.to_str().unwrap();
         let verifier = VerifyOptions {
-            expect_pcrs: Some(&pcrs),
+            expect_pcrs: std::slice::from_ref(&pcrs),
             root: Some(root_text),
             ..VerifyOptions::default()
         }
@@ -338,14 +362,14 @@ mod tests {
         assert_eq!(verifier.root(), &nsm.trusted_root());
 
         let e = VerifyOptions {
-            expect_pcrs: Some(&dir.join("missing.json")),
+            expect_pcrs: &[pcrs.clone(), dir.join("missing.json")],
             ..VerifyOptions::default()
         }
         .verifier()
         .unwrap_err();
         assert!(format!("{e:#}").contains("--expect-pcrs"), "{e:#}");
         let e = VerifyOptions {
-            expect_pcrs: Some(&pcrs),
+            expect_pcrs: std::slice::from_ref(&pcrs),
             root: Some(pcrs.to_str().unwrap()),
             ..VerifyOptions::default()
         }

@@ -8,6 +8,12 @@
 //! (a negated condition holds when the key is missing, so a call with no attestation
 //! document at all is refused whatever other statements or IAM policies allow); and
 //! `ReEncrypt*`, which would re-wrap the root key under an ungated key, is denied outright.
+//!
+//! With several releases (`--pcrs` repeated, during an upgrade: the running image and the
+//! next), one allow statement per release, each requiring that release's three values
+//! together, and each per-PCR deny listing every release's value for its PCR: an enclave
+//! with all the PCRs of one release gets the key; a mix of two releases' values matches
+//! no allow statement and gets nothing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,9 +31,12 @@ const GATED: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 #[derive(clap::Args)]
 pub struct KmsPolicyArgs {
     /// The enclave image's measurements: what `nitro-cli build-enclave` prints
-    /// (`{"Measurements": {"PCR0": …}}`) or `{"PCR0": …, "PCR1": …, "PCR2": …}`.
-    #[arg(long, value_name = "FILE")]
-    pcrs: PathBuf,
+    /// (`{"Measurements": {"PCR0": …}}`) or `{"PCR0": …, "PCR1": …, "PCR2": …}`. Repeat it
+    /// for a transition policy that allows each of several releases (the running one
+    /// first, then the next): the allow statements are
+    /// `StrongroomRootKeyForTheMeasuredEnclave`, then `…Enclave2`, `…Enclave3` in order.
+    #[arg(long, value_name = "FILE", required = true)]
+    pcrs: Vec<PathBuf>,
     /// The parent instance's IAM role (`arn:aws:iam::ACCOUNT:role/NAME`).
     #[arg(long, value_name = "ARN")]
     role: String,
@@ -53,8 +62,14 @@ const ADMIN: [&str; 9] = [
 
 /// Runs `kms-policy`.
 pub fn run(args: KmsPolicyArgs) -> Result<()> {
-    let pcrs = pcr_file("--pcrs", &args.pcrs)?;
-    let mut policy = policy(&pcrs, &args.role)?;
+    let mut releases = Vec::with_capacity(args.pcrs.len());
+    for path in &args.pcrs {
+        let pcrs = pcr_file("--pcrs", path)?;
+        // Checked here too, so that the error names the file.
+        pinned(&pcrs).with_context(|| format!("--pcrs {}", path.display()))?;
+        releases.push(pcrs);
+    }
+    let mut policy = policy(&releases, &args.role)?;
     if let Some(admin) = &args.admin_role {
         check_role(admin)?;
         if let Some(statements) = policy["Statement"].as_array_mut() {
@@ -90,11 +105,10 @@ fn check_role(arn: &str) -> Result<()> {
     Ok(())
 }
 
-/// The key policy for these measurements and this role.
-pub fn policy(pcrs: &BTreeMap<u16, Vec<u8>>, role: &str) -> Result<Value> {
-    check_role(role)?;
-    let mut wanted = Vec::with_capacity(3);
-    for index in 0..3u16 {
+/// The hex PCR0, PCR1 and PCR2 of one release; refused if one is missing or all zeros.
+fn pinned(pcrs: &BTreeMap<u16, Vec<u8>>) -> Result<[String; 3]> {
+    let mut wanted: [String; 3] = Default::default();
+    for (index, slot) in (0..3u16).zip(wanted.iter_mut()) {
         let value = pcrs.get(&index).with_context(|| {
             format!("PCR{index} is missing: the policy pins PCR0, PCR1 and PCR2")
         })?;
@@ -105,31 +119,82 @@ pub fn policy(pcrs: &BTreeMap<u16, Vec<u8>>, role: &str) -> Result<Value> {
                  to one"
             );
         }
-        wanted.push((
-            format!("kms:RecipientAttestation:PCR{index}"),
-            hex::encode(value),
-        ));
+        *slot = hex::encode(value);
     }
-    let all: serde_json::Map<String, Value> = wanted
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let mut statements = vec![json!({
-        "Sid": "StrongroomRootKeyForTheMeasuredEnclave",
-        "Effect": "Allow",
-        "Principal": {"AWS": role},
-        "Action": GATED,
-        "Resource": "*",
-        "Condition": {"StringEqualsIgnoreCase": all},
-    })];
-    for (i, (key, value)) in wanted.iter().enumerate() {
+    Ok(wanted)
+}
+
+/// The Sid of release `n`'s allow statement (0-based): the first keeps the single-release
+/// name, so a one-release policy is the same whatever produced it.
+fn allow_sid(n: usize) -> String {
+    match n {
+        0 => "StrongroomRootKeyForTheMeasuredEnclave".to_string(),
+        n => format!("StrongroomRootKeyForTheMeasuredEnclave{}", n + 1),
+    }
+}
+
+/// The key policy for these releases' measurements (one or more; each PCR0–2 set allowed
+/// as a whole) and this role. The same release given twice is refused: it is a mistake
+/// (the old file passed for the new, say), never a need.
+pub fn policy(releases: &[BTreeMap<u16, Vec<u8>>], role: &str) -> Result<Value> {
+    check_role(role)?;
+    if releases.is_empty() {
+        bail!("no measurements: give --pcrs FILE (once per release)");
+    }
+    let mut pinned_sets: Vec<[String; 3]> = Vec::with_capacity(releases.len());
+    for (n, pcrs) in releases.iter().enumerate() {
+        let wanted = if releases.len() == 1 {
+            pinned(pcrs)?
+        } else {
+            pinned(pcrs).with_context(|| format!("release {} (--pcrs file {})", n + 1, n + 1))?
+        };
+        if let Some(same) = pinned_sets.iter().position(|w| *w == wanted) {
+            bail!(
+                "--pcrs files {} and {} are the same release (PCR0, PCR1 and PCR2 identical): \
+                 give each release once",
+                same + 1,
+                n + 1
+            );
+        }
+        pinned_sets.push(wanted);
+    }
+    let key = |index: usize| format!("kms:RecipientAttestation:PCR{index}");
+    let mut statements = Vec::new();
+    for (n, wanted) in pinned_sets.iter().enumerate() {
+        let all: serde_json::Map<String, Value> = wanted
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (key(i), Value::String(v.clone())))
+            .collect();
+        statements.push(json!({
+            "Sid": allow_sid(n),
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": GATED,
+            "Resource": "*",
+            "Condition": {"StringEqualsIgnoreCase": all},
+        }));
+    }
+    for i in 0..3 {
+        // Every release's value for this PCR, each once (releases often share PCR1, the
+        // kernel); one value stays a plain string, as in a single-release policy.
+        let mut values: Vec<&String> = Vec::new();
+        for wanted in &pinned_sets {
+            if !values.contains(&&wanted[i]) {
+                values.push(&wanted[i]);
+            }
+        }
+        let value = match values.as_slice() {
+            [one] => json!(one),
+            many => json!(many),
+        };
         statements.push(json!({
             "Sid": format!("StrongroomDenyOtherPCR{i}"),
             "Effect": "Deny",
             "Principal": "*",
             "Action": GATED,
             "Resource": "*",
-            "Condition": {"StringNotEqualsIgnoreCase": {key: value}},
+            "Condition": {"StringNotEqualsIgnoreCase": {key(i): value}},
         }));
     }
     statements.push(json!({
@@ -168,8 +233,8 @@ mod tests {
             h(2),
             h(3)
         );
-        let a = policy(&parse_pcr_file(&nitro).unwrap(), ROLE).unwrap();
-        let b = policy(&parse_pcr_file(&plain).unwrap(), ROLE).unwrap();
+        let a = policy(&[parse_pcr_file(&nitro).unwrap()], ROLE).unwrap();
+        let b = policy(&[parse_pcr_file(&plain).unwrap()], ROLE).unwrap();
         assert_eq!(a, b);
         let allow = &a["Statement"][0];
         assert_eq!(allow["Principal"]["AWS"], ROLE);
@@ -182,7 +247,9 @@ mod tests {
     #[test]
     fn kms_releases_the_key_only_to_the_measured_enclave() {
         let measured = pcrs(1);
-        let text = policy(&measured, ROLE).unwrap().to_string();
+        let text = policy(std::slice::from_ref(&measured), ROLE)
+            .unwrap()
+            .to_string();
         // Evaluated by the mock KMS's implementation of key-policy evaluation.
         let p = Policy::parse(&text).unwrap();
         for action in GATED {
@@ -206,15 +273,160 @@ mod tests {
     }
 
     #[test]
+    fn a_transition_policy_releases_the_key_to_either_release_and_never_a_mix() {
+        let old = pcrs(0x10);
+        let new = pcrs(0x20);
+        let value = policy(&[old.clone(), new.clone()], ROLE).unwrap();
+        let sids: Vec<&str> = value["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "StrongroomRootKeyForTheMeasuredEnclave",
+                "StrongroomRootKeyForTheMeasuredEnclave2",
+                "StrongroomDenyOtherPCR0",
+                "StrongroomDenyOtherPCR1",
+                "StrongroomDenyOtherPCR2",
+                "StrongroomDenyReEncrypt",
+            ]
+        );
+        assert_eq!(
+            value["Statement"][3]["Condition"]["StringNotEqualsIgnoreCase"]["kms:RecipientAttestation:PCR1"],
+            json!([hex::encode(&old[&1]), hex::encode(&new[&1])])
+        );
+        let p = Policy::parse(&value.to_string()).unwrap();
+        for action in GATED {
+            let allowed = |pcrs: &BTreeMap<u16, Vec<u8>>| {
+                p.evaluate(action, KEY, &attested(pcrs)).is_allowed()
+            };
+            assert!(allowed(&old), "{action}: the running release");
+            assert!(allowed(&new), "{action}: the next release");
+            // Every mix of the two releases' values: refused.
+            for mask in 1..7u8 {
+                let mix: BTreeMap<u16, Vec<u8>> = (0..3u16)
+                    .map(|i| {
+                        let from = if mask & (1 << i) != 0 { &new } else { &old };
+                        (i, from[&i].clone())
+                    })
+                    .collect();
+                assert!(!allowed(&mix), "{action}: mix {mask:03b}");
+            }
+            // Any other value of any PCR, in either release: refused.
+            for release in [&old, &new] {
+                for index in 0..3u16 {
+                    let mut other = release.clone();
+                    other.get_mut(&index).unwrap()[0] ^= 1;
+                    assert!(!allowed(&other), "{action}: PCR{index} changed");
+                }
+            }
+            assert!(!allowed(&pcrs(0x30)), "{action}: a third release");
+            assert!(!p.evaluate(action, KEY, &RequestContext::new()).is_allowed());
+        }
+        assert!(
+            !p.evaluate("kms:ReEncryptFrom", KEY, &attested(&new))
+                .is_allowed()
+        );
+
+        // Releases that share a PCR (the same kernel: PCR1) list it once.
+        let mut same_kernel = new.clone();
+        same_kernel.insert(1, old[&1].clone());
+        let value = policy(&[old.clone(), same_kernel.clone()], ROLE).unwrap();
+        assert_eq!(
+            value["Statement"][3]["Condition"]["StringNotEqualsIgnoreCase"]["kms:RecipientAttestation:PCR1"],
+            json!(hex::encode(&old[&1]))
+        );
+        let p = Policy::parse(&value.to_string()).unwrap();
+        assert!(
+            p.evaluate(GATED[0], KEY, &attested(&same_kernel))
+                .is_allowed()
+        );
+        assert!(p.evaluate(GATED[0], KEY, &attested(&old)).is_allowed());
+        let mut mix = old.clone();
+        mix.insert(2, new[&2].clone());
+        assert!(!p.evaluate(GATED[0], KEY, &attested(&mix)).is_allowed());
+
+        // Three releases: a third allow statement, numbered.
+        let three = policy(&[old.clone(), new.clone(), pcrs(0x30)], ROLE).unwrap();
+        assert_eq!(
+            three["Statement"][2]["Sid"],
+            "StrongroomRootKeyForTheMeasuredEnclave3"
+        );
+    }
+
+    #[test]
+    fn a_transition_policy_refuses_duplicates_and_debug_releases() {
+        let e = policy(&[pcrs(1), pcrs(2), pcrs(1)], ROLE)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--pcrs files 1 and 3 are the same release"),
+            "{e}"
+        );
+        let mut debug = pcrs(2);
+        debug.insert(1, vec![0; 48]);
+        let e = format!("{:#}", policy(&[pcrs(1), debug], ROLE).unwrap_err());
+        assert!(
+            e.contains("release 2") && e.contains("PCR1 is all zeros"),
+            "{e}"
+        );
+        assert!(policy(&[], ROLE).is_err());
+    }
+
+    #[test]
+    fn a_single_release_policy_is_unchanged() {
+        // What every earlier version printed for pcrs(1) (the deny values plain strings).
+        let h = |b: u8| hex::encode([b; 48]);
+        let got = policy(&[pcrs(1)], ROLE).unwrap();
+        let deny = |i: u8| {
+            json!({
+                "Sid": format!("StrongroomDenyOtherPCR{i}"),
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": GATED,
+                "Resource": "*",
+                "Condition": {"StringNotEqualsIgnoreCase": {
+                    format!("kms:RecipientAttestation:PCR{i}"): h(1 + i)}},
+            })
+        };
+        let want = json!({"Version": "2012-10-17", "Statement": [
+            {
+                "Sid": "StrongroomRootKeyForTheMeasuredEnclave",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROLE},
+                "Action": GATED,
+                "Resource": "*",
+                "Condition": {"StringEqualsIgnoreCase": {
+                    "kms:RecipientAttestation:PCR0": h(1),
+                    "kms:RecipientAttestation:PCR1": h(2),
+                    "kms:RecipientAttestation:PCR2": h(3),
+                }},
+            },
+            deny(0), deny(1), deny(2),
+            {
+                "Sid": "StrongroomDenyReEncrypt",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+                "Resource": "*",
+            },
+        ]});
+        assert_eq!(got.to_string(), want.to_string());
+    }
+
+    #[test]
     fn debug_mode_and_incomplete_measurements_are_refused() {
         let mut debug = pcrs(1);
         debug.insert(0, vec![0; 48]);
-        let e = policy(&debug, ROLE).unwrap_err().to_string();
+        let e = policy(&[debug], ROLE).unwrap_err().to_string();
         assert!(e.contains("debug-mode"), "{e}");
         let mut missing = pcrs(1);
         missing.remove(&2);
         assert!(
-            policy(&missing, ROLE)
+            policy(&[missing], ROLE)
                 .unwrap_err()
                 .to_string()
                 .contains("PCR2")

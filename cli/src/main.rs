@@ -65,15 +65,17 @@ struct Cli {
     data_dir: PathBuf,
     /// Verify every answer of the enclave: trust only enclaves whose attestation documents
     /// carry these PCRs (what `nitro-cli build-enclave` prints, `{"PCR0": "hex", …}`, or
-    /// mock mode's DIR/mock-pcrs.json) and a signature by the identity they name. Without
-    /// it, answers are taken as the server gives them.
+    /// mock mode's DIR/mock-pcrs.json) and a signature by the identity they name. Repeat it
+    /// to trust several releases (during an upgrade: the old and the new image's files): a
+    /// document must carry all the PCRs of one of them. Without it, answers are taken as
+    /// the server gives them.
     #[arg(
         long,
         global = true,
         value_name = "FILE",
         env = "STRONGROOM_EXPECT_PCRS"
     )]
-    expect_pcrs: Option<PathBuf>,
+    expect_pcrs: Vec<PathBuf>,
     /// With --expect-pcrs: the root attestation documents must chain to, `aws` (the
     /// pinned AWS Nitro Enclaves Root G1; the default) or a PEM file (mock mode:
     /// DIR/mock-nsm/root.pem).
@@ -137,7 +139,7 @@ enum Command {
 
 fn run(cli: Cli) -> Result<()> {
     let verify = VerifyOptions {
-        expect_pcrs: cli.expect_pcrs.as_deref(),
+        expect_pcrs: &cli.expect_pcrs,
         root: cli.attestation_root.as_deref(),
         genesis: cli.expect_genesis,
         key_check: cli.expect_key_check,
@@ -154,12 +156,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
         Command::Attestation(cmd) => attestation_cmd::run(api, cmd),
-        Command::Audit(cmd) => audit_cmd::run(
-            api,
-            cmd,
-            cli.expect_pcrs.as_deref(),
-            cli.attestation_root.as_deref(),
-        ),
+        Command::Audit(cmd) => {
+            audit_cmd::run(api, cmd, &cli.expect_pcrs, cli.attestation_root.as_deref())
+        }
         Command::KmsPolicy(args) => kms_policy_cmd::run(args),
         Command::Measure(args) => measure_cmd::run(args),
         Command::Mock(cmd) => mock_cmd::run(cmd),

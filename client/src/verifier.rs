@@ -58,13 +58,16 @@ pub struct VerifiedAnswer {
 
 /// Which enclaves to trust, and the identities already found to be theirs.
 ///
-/// Built from the expected PCRs (an enclave image's measurements); the root is the AWS
+/// Built from the expected PCRs (an enclave image's measurements), or several sets of them
+/// (releases, during an upgrade: [`Verifier::also_trust`], [`Verifier::for_releases`]) of
+/// which a document must match one completely; the root is the AWS
 /// Nitro Enclaves Root G1 unless [`Verifier::with_root`] names another (mock mode).
 /// Thread-safe: one verifier can serve many clients and threads.
 #[derive(Debug)]
 pub struct Verifier {
     root: TrustedRoot,
-    pcrs: BTreeMap<u8, Vec<u8>>,
+    /// The trusted releases: each a complete set of PCR values; never empty, no duplicates.
+    releases: Vec<BTreeMap<u8, Vec<u8>>>,
     genesis: Option<[u8; 32]>,
     key_check: Option<[u8; 16]>,
     max_document_age: Duration,
@@ -81,20 +84,9 @@ impl Verifier {
     /// Trusts enclaves whose documents carry these PCR values (index → value), chained to
     /// the AWS root. Refuses an empty set, which would trust every enclave.
     pub fn new(expected_pcrs: BTreeMap<u16, Vec<u8>>) -> Result<Self, ClientError> {
-        if expected_pcrs.is_empty() {
-            return Err(ClientError::NoExpectedPcrs);
-        }
-        let mut pcrs = BTreeMap::new();
-        for (index, value) in expected_pcrs {
-            let i = u8::try_from(index)
-                .ok()
-                .filter(|i| *i < 32)
-                .ok_or(ClientError::PcrIndex(index))?;
-            pcrs.insert(i, value);
-        }
         Ok(Self {
             root: TrustedRoot::aws_nitro_g1(),
-            pcrs,
+            releases: vec![pcr_set(expected_pcrs)?],
             genesis: None,
             key_check: None,
             max_document_age: DEFAULT_MAX_DOCUMENT_AGE,
@@ -102,6 +94,30 @@ impl Verifier {
             allow_debug: false,
             identities: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Trusts enclaves whose documents carry all the PCR values of one of these releases
+    /// (during an upgrade: the running one and the next). A document mixing two releases'
+    /// values matches none. Refuses an empty list, or an empty set in it.
+    pub fn for_releases(
+        releases: impl IntoIterator<Item = BTreeMap<u16, Vec<u8>>>,
+    ) -> Result<Self, ClientError> {
+        let mut releases = releases.into_iter();
+        let first = releases.next().ok_or(ClientError::NoExpectedPcrs)?;
+        releases.try_fold(Self::new(first)?, Self::also_trust)
+    }
+
+    /// Also trusts enclaves whose documents carry all these PCR values (another release),
+    /// besides the sets already trusted; a set already trusted is not added twice.
+    pub fn also_trust(
+        mut self,
+        expected_pcrs: BTreeMap<u16, Vec<u8>>,
+    ) -> Result<Self, ClientError> {
+        let set = pcr_set(expected_pcrs)?;
+        if !self.releases.contains(&set) {
+            self.releases.push(set);
+        }
+        Ok(self)
     }
 
     /// Trusts the PCRs in a file: what `nitro-cli build-enclave` prints, `{"PCR0": …}`, or
@@ -154,13 +170,15 @@ impl Verifier {
         &self.root
     }
 
-    /// The expected PCRs by index.
-    pub fn expected_pcrs(&self) -> &BTreeMap<u8, Vec<u8>> {
-        &self.pcrs
+    /// The trusted releases, in the order given: each the PCR values (by index) a
+    /// document must carry all of. One set unless [`Verifier::also_trust`] added others.
+    pub fn expected_pcrs(&self) -> &[BTreeMap<u8, Vec<u8>>] {
+        &self.releases
     }
 
     /// Verifies an attestation document (COSE_Sign1 bytes) fetched with `expected_nonce`:
-    /// the chain to the trusted root, the expected PCRs, the nonce, its age, no debug mode
+    /// the chain to the trusted root, the expected PCRs (all of one trusted release's), the
+    /// nonce, its age, no debug mode
     /// (unless allowed), then the user data and the pinned genesis and key-check values.
     /// The identity it names is remembered, so answers it signs verify from then on.
     pub fn verify_attestation(
@@ -175,14 +193,12 @@ impl Verifier {
             });
         }
         let now = SystemTime::now();
-        let mut exp = Expectations::new(now)
+        let exp = Expectations::new(now)
             .root(self.root.clone())
             .nonce(expected_nonce.to_vec())
             .max_age(self.max_document_age)
-            .allow_debug(self.allow_debug);
-        for (index, value) in &self.pcrs {
-            exp = exp.pcr(*index, value.clone());
-        }
+            .allow_debug(self.allow_debug)
+            .releases(self.releases.iter().cloned());
         let verified = verify(document, &exp).map_err(ClientError::Attestation)?;
         let bytes = verified
             .document
@@ -304,6 +320,23 @@ impl Verifier {
             status,
         })
     }
+}
+
+/// A set of expected PCRs by index: not empty, indexes in 0..32.
+fn pcr_set(expected_pcrs: BTreeMap<u16, Vec<u8>>) -> Result<BTreeMap<u8, Vec<u8>>, ClientError> {
+    if expected_pcrs.is_empty() {
+        return Err(ClientError::NoExpectedPcrs);
+    }
+    expected_pcrs
+        .into_iter()
+        .map(|(index, value)| {
+            let i = u8::try_from(index)
+                .ok()
+                .filter(|i| *i < 32)
+                .ok_or(ClientError::PcrIndex(index))?;
+            Ok((i, value))
+        })
+        .collect()
 }
 
 /// A fresh 32-byte nonce for an attestation request, from the operating system.
@@ -508,9 +541,20 @@ mod tests {
         let h = "ab".repeat(48);
         let v = Verifier::from_pcr_file(&format!(r#"{{"PCR0": "{h}", "PCR8": "{h}"}}"#)).unwrap();
         assert_eq!(
-            v.expected_pcrs().keys().copied().collect::<Vec<_>>(),
+            v.expected_pcrs()[0].keys().copied().collect::<Vec<_>>(),
             [0, 8]
         );
+        assert_eq!(v.expected_pcrs().len(), 1);
+        assert!(matches!(
+            Verifier::for_releases(Vec::new()),
+            Err(ClientError::NoExpectedPcrs)
+        ));
+        assert!(matches!(
+            Verifier::new(BTreeMap::from([(0, vec![1; 48])]))
+                .unwrap()
+                .also_trust(BTreeMap::new()),
+            Err(ClientError::NoExpectedPcrs)
+        ));
         assert!(matches!(
             Verifier::from_pcr_file("{}"),
             Err(ClientError::PcrFile(_))
@@ -518,6 +562,134 @@ mod tests {
         assert_eq!(
             v.root().fingerprint(),
             strongroom_attestation::AWS_ROOT_G1_SHA256
+        );
+    }
+
+    /// Two releases' mock NSMs sharing one root: A (the default PCRs) and B (all three
+    /// PCRs different), and the document of each for `f`'s identity and nonce.
+    fn two_releases(f: &Fixture) -> (TrustedRoot, [BTreeMap<u16, Vec<u8>>; 2], [Vec<u8>; 2]) {
+        let dir = std::env::temp_dir().join(format!(
+            "strongroom-verifier-releases-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let a = MockNsmConfig::default();
+        let mut b = a.clone();
+        for (i, v) in &mut b.pcrs {
+            *v = vec![0xb0 + *i as u8; 48];
+        }
+        let nsm_a = MockNsm::open_or_create(&dir, a.clone()).unwrap();
+        let nsm_b = MockNsm::open_or_create(&dir, b.clone()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let request = AttestationRequest {
+            user_data: Some(user_data(&f.key).encode()),
+            nonce: Some(f.nonce.clone()),
+            public_key: None,
+        };
+        let doc = |nsm: &MockNsm| nsm.attestation_at(&request, SystemTime::now()).unwrap();
+        let docs = [doc(&nsm_a), doc(&nsm_b)];
+        (nsm_a.trusted_root(), [a.pcrs, b.pcrs], docs)
+    }
+
+    #[test]
+    fn documents_of_either_trusted_release_verify_and_a_mix_never() {
+        let f = Fixture::new();
+        let (root, [a, b], [doc_a, doc_b]) = two_releases(&f);
+        let both = Verifier::for_releases([a.clone(), b.clone()])
+            .unwrap()
+            .with_root(root.clone());
+        assert_eq!(both.expected_pcrs().len(), 2);
+        both.verify_attestation(&doc_a, &f.nonce).unwrap();
+        both.verify_attestation(&doc_b, &f.nonce).unwrap();
+        // The same with also_trust, in the other order.
+        let both = Verifier::new(b.clone())
+            .unwrap()
+            .also_trust(a.clone())
+            .unwrap()
+            .also_trust(b.clone())
+            .unwrap()
+            .with_root(root.clone());
+        assert_eq!(both.expected_pcrs().len(), 2, "no duplicate release");
+        both.verify_attestation(&doc_a, &f.nonce).unwrap();
+        both.verify_attestation(&doc_b, &f.nonce).unwrap();
+
+        // A alone: B's document is refused, as with one set today (its first difference).
+        let only_a = Verifier::new(a.clone()).unwrap().with_root(root.clone());
+        only_a.verify_attestation(&doc_a, &f.nonce).unwrap();
+        assert!(matches!(
+            only_a.verify_attestation(&doc_b, &f.nonce),
+            Err(ClientError::Attestation(VerifyError::PcrMismatch {
+                index: 0,
+                ..
+            }))
+        ));
+        assert!(only_a.identity(&f.key.public()).is_some());
+
+        // Sets mixing the two releases (A's PCR0 with B's PCR1 and PCR2, and so on) trust
+        // neither document, alone or together, even with a third, unrelated set.
+        let mix = |from_b: &[u16]| -> BTreeMap<u16, Vec<u8>> {
+            a.iter()
+                .map(|(i, v)| {
+                    (
+                        *i,
+                        if from_b.contains(i) {
+                            b[i].clone()
+                        } else {
+                            v.clone()
+                        },
+                    )
+                })
+                .collect()
+        };
+        let mixes = [mix(&[0]), mix(&[1]), mix(&[2]), mix(&[1, 2]), mix(&[0, 2])];
+        let unrelated = BTreeMap::from([(0, vec![7; 48]), (1, vec![7; 48]), (2, vec![7; 48])]);
+        let v = Verifier::for_releases(mixes.iter().cloned().chain([unrelated]))
+            .unwrap()
+            .with_root(root.clone());
+        for doc in [&doc_a, &doc_b] {
+            let e = v.verify_attestation(doc, &f.nonce).unwrap_err();
+            let ClientError::Attestation(VerifyError::NoTrustedRelease(differences)) = &e else {
+                panic!("{e}");
+            };
+            assert_eq!(differences.len(), 6);
+            let text = e.to_string();
+            assert!(
+                text.contains("match none of the 6 trusted releases")
+                    && text.contains("release 1: PCR")
+                    && text.contains("release 6: PCR0 is"),
+                "{text}"
+            );
+        }
+        assert!(v.identity(&f.key.public()).is_none(), "nothing cached");
+
+        // Two releases trusted, a document of neither: both differences named.
+        let c = BTreeMap::from([
+            (0, vec![0xc0; 48]),
+            (1, vec![0xc1; 48]),
+            (2, vec![0xc2; 48]),
+        ]);
+        let e = Verifier::for_releases([b, c])
+            .unwrap()
+            .with_root(root)
+            .verify_attestation(&doc_a, &f.nonce)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("none of the 2 trusted releases")
+                && e.contains(&format!(
+                    "release 1: PCR0 is {}, expected {}",
+                    hex::encode(&a[&0]),
+                    "b0".repeat(48)
+                ))
+                && e.contains(&format!(
+                    "release 2: PCR0 is {}, expected {}",
+                    hex::encode(&a[&0]),
+                    "c0".repeat(48)
+                )),
+            "{e}"
         );
     }
 

@@ -938,6 +938,8 @@ mod tests {
         other_pcrs: MockNsm,
         root: TrustedRoot,
         pcrs: BTreeMap<u16, Vec<u8>>,
+        /// `other_pcrs`' PCRs: another release of the image (PCR2 differs).
+        next_pcrs: BTreeMap<u16, Vec<u8>>,
         /// First boot's time: two days ahead, so the mock makes intermediates valid then.
         t0: u64,
     }
@@ -957,7 +959,7 @@ mod tests {
             let mut other = config.clone();
             other.pcrs.insert(2, vec![0xee; 48]);
             let nsm = MockNsm::open_or_create(&dir, config.clone()).unwrap();
-            let other_pcrs = MockNsm::open_or_create(&dir, other).unwrap();
+            let other_pcrs = MockNsm::open_or_create(&dir, other.clone()).unwrap();
             let root = TrustedRoot::from_pem(&nsm.root_pem().unwrap()).unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
             let now = SystemTime::now()
@@ -969,6 +971,7 @@ mod tests {
                 other_pcrs,
                 root,
                 pcrs: config.pcrs,
+                next_pcrs: other.pcrs.clone(),
                 t0: now + 2 * DAY,
             }
         })
@@ -1492,6 +1495,84 @@ mod tests {
         assert!(
             b.to_string()
                 .starts_with("boot entry 40: attestation refused: ")
+        );
+    }
+
+    /// An auditor's check that trusts several releases: each boot's document must carry all
+    /// the PCRs of one of them.
+    fn releases_check(
+        releases: Vec<BTreeMap<u16, Vec<u8>>>,
+    ) -> impl Fn(&[u8], &[u8; 32], u64) -> Result<UserData, String> + Sync {
+        let releases: Vec<BTreeMap<u8, Vec<u8>>> = releases
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|(i, v)| (u8::try_from(i).unwrap(), v))
+                    .collect()
+            })
+            .collect();
+        move |doc: &[u8], nonce: &[u8; 32], time: u64| {
+            let exp = Expectations::new(UNIX_EPOCH + Duration::from_secs(time))
+                .root(world().root.clone())
+                .nonce(nonce.to_vec())
+                .releases(releases.iter().cloned());
+            let verified = verify(doc, &exp).map_err(|e| e.to_string())?;
+            let user_data = verified.document.user_data.ok_or("no user data")?;
+            UserData::decode(&user_data).map_err(|e| e.to_string())
+        }
+    }
+
+    #[test]
+    fn a_chain_across_an_upgrade_verifies_with_both_releases_trusted() {
+        // Boots at 0 and 40 of the running release, at 80 of the next, then 120 of the
+        // running one again (a rollback during the transition).
+        let w = world();
+        let mut b = Builder::new();
+        b.boot(1, Boot::default()).decisions(39);
+        b.boot(2, Boot::default()).decisions(39);
+        b.boot(
+            3,
+            Boot {
+                other_pcrs: true,
+                ..Boot::default()
+            },
+        )
+        .decisions(39);
+        b.boot(4, Boot::default()).decisions(3);
+        let both = releases_check(vec![w.pcrs.clone(), w.next_pcrs.clone()]);
+        let report = verify_chain(&b.lines, &both).unwrap();
+        assert_eq!(report.entries, 124);
+        assert_eq!(
+            report.boots.iter().map(|b| b.seq).collect::<Vec<_>>(),
+            [0, 40, 80, 120]
+        );
+        // In the other order too.
+        let both = releases_check(vec![w.next_pcrs.clone(), w.pcrs.clone()]);
+        assert!(verify_chain(&b.lines, &both).is_ok());
+
+        // Only the running release: refused at the next release's boot, naming its PCR2.
+        let brk = verify_chain(&b.lines, releases_check(vec![w.pcrs.clone()])).unwrap_err();
+        assert_eq!(brk.seq, 80);
+        assert!(
+            matches!(&brk.kind, BreakKind::AttestationRefused(d) if d.contains("PCR2")),
+            "{brk}"
+        );
+        // Only the next release: refused at the first boot.
+        let brk = verify_chain(&b.lines, releases_check(vec![w.next_pcrs.clone()])).unwrap_err();
+        assert_eq!(brk.seq, 0);
+
+        // A set agreeing with the running release on PCR0 and PCR2 but not PCR1 does not
+        // stand in for it: with that set and the next release, the first boot is refused,
+        // naming each release's first difference.
+        let mut mix = w.pcrs.clone();
+        mix.insert(1, vec![0x42; 48]);
+        let brk =
+            verify_chain(&b.lines, releases_check(vec![mix, w.next_pcrs.clone()])).unwrap_err();
+        assert_eq!(brk.seq, 0);
+        assert!(
+            brk.to_string()
+                .contains("match none of the 2 trusted releases (release 1: PCR1 is"),
+            "{brk}"
         );
     }
 

@@ -8,18 +8,14 @@
 //! variables — `deploy/proxy.env.example`'s, every `STRONGROOM_*` the guide mentions, and
 //! the guide's variable-to-flag table — must be ones the programs read. `make` targets must
 //! be in the Makefile. `deploy/genesis.example.json` must be a genesis document the enclave
-//! accepts, and the guide's key-policy upgrade recipe (the `jq` program) must give a policy
-//! that, evaluated by the mock KMS, releases the root key to the old and the new release's
-//! PCRs and to nothing else.
-//!
-//! Names that colleagues are adding in parallel (the EIF build's make targets and
-//! `strongroom measure`) are listed in [`PENDING_SUBCOMMANDS`] and [`PENDING_MAKE_TARGETS`]:
-//! allowed to be missing, and checked like everything else once they exist.
+//! accepts, and the guide's transition key policy (`strongroom kms-policy` with the old and
+//! the new release's `--pcrs`) must, evaluated by the mock KMS, release the root key to the
+//! old and the new release's PCRs and to nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
 
@@ -27,12 +23,6 @@ use strongroom_e2e::{bin_dir, repo, temp_data};
 
 /// The programs whose command lines are checked.
 const PROGRAMS: [&str; 3] = ["strongroom", "strongroom-proxy", "strongroom-enclave"];
-
-/// Subcommands the guide names that are being built in parallel with it (program, name).
-const PENDING_SUBCOMMANDS: &[(&str, &str)] = &[("strongroom", "measure")];
-
-/// Make targets the guide names that are being built in parallel with it.
-const PENDING_MAKE_TARGETS: &[&str] = &["eif", "repro", "eif-tool"];
 
 /// Environment variables the programs read other than through clap: (name, the source file
 /// that reads it, what in that file shows it does).
@@ -207,13 +197,7 @@ impl Programs {
     }
 
     /// Checks one command line (`words` after the program's name); returns what is wrong.
-    /// `pending` collects pending subcommands that were skipped because they are missing.
-    fn check(
-        &self,
-        program: &str,
-        words: &[String],
-        pending: &mut BTreeSet<String>,
-    ) -> Vec<String> {
+    fn check(&self, program: &str, words: &[String]) -> Vec<String> {
         let mut errors = Vec::new();
         let mut path: Vec<String> = Vec::new();
         let mut help = self
@@ -253,10 +237,6 @@ impl Programs {
                     .help(program, &path)
                     .unwrap_or_else(|| panic!("{program} {} --help failed", path.join(" ")));
                 continue;
-            }
-            if path.is_empty() && PENDING_SUBCOMMANDS.contains(&(program, word)) {
-                pending.insert(format!("{program} {word}"));
-                return errors;
             }
             errors.push(format!(
                 "`{}` has no subcommand {word:?}",
@@ -491,12 +471,7 @@ fn unit_exec_lines(unit: &str) -> String {
 }
 
 /// Checks every checked program's command line in `text`; returns (lines checked, errors).
-fn check_text(
-    programs: &Programs,
-    source: &str,
-    text: &str,
-    pending: &mut BTreeSet<String>,
-) -> (usize, Vec<String>) {
+fn check_text(programs: &Programs, source: &str, text: &str) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut errors = Vec::new();
     for command in commands(text) {
@@ -504,7 +479,7 @@ fn check_text(
             checked += 1;
             // Shown with --nocapture: what was checked.
             eprintln!("{source}: {}", command.join(" "));
-            for e in programs.check(program, &command[1..], pending) {
+            for e in programs.check(program, &command[1..]) {
                 errors.push(format!("{source}: {e} (in: {})", command.join(" ")));
             }
         }
@@ -516,10 +491,7 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn report(errors: &[String], pending: &BTreeSet<String>) {
-    for p in pending {
-        eprintln!("note: `{p}` is named by the guide but does not exist yet (pending)");
-    }
+fn report(errors: &[String]) {
     assert!(
         errors.is_empty(),
         "the deployment docs name things the programs do not have:\n{}",
@@ -531,16 +503,15 @@ fn report(errors: &[String], pending: &BTreeSet<String>) {
 fn deploy_md_command_lines_use_existing_subcommands_and_flags() {
     let programs = Programs::new();
     let doc = read("docs/deploy.md");
-    let mut pending = BTreeSet::new();
     let (mut checked, mut errors) = (0, Vec::new());
     for block in code_blocks(&doc) {
-        let (n, e) = check_text(&programs, "docs/deploy.md", &block, &mut pending);
+        let (n, e) = check_text(&programs, "docs/deploy.md", &block);
         checked += n;
         errors.extend(e);
     }
     let in_blocks = checked;
     for span in inline_spans(&doc) {
-        let (n, e) = check_text(&programs, "docs/deploy.md (inline)", &span, &mut pending);
+        let (n, e) = check_text(&programs, "docs/deploy.md (inline)", &span);
         checked += n;
         errors.extend(e);
     }
@@ -550,13 +521,12 @@ fn deploy_md_command_lines_use_existing_subcommands_and_flags() {
         in_blocks >= 20,
         "only {in_blocks} command lines found in code blocks"
     );
-    report(&errors, &pending);
+    report(&errors);
 }
 
 #[test]
 fn unit_files_run_existing_flags() {
     let programs = Programs::new();
-    let mut pending = BTreeSet::new();
     let mut errors = Vec::new();
     let mut checked = 0;
     let dir = repo().join("deploy/systemd");
@@ -571,7 +541,7 @@ fn unit_files_run_existing_flags() {
     for unit in &units {
         let text = std::fs::read_to_string(unit).unwrap();
         let name = unit.file_name().unwrap().to_string_lossy().into_owned();
-        let (n, e) = check_text(&programs, &name, &unit_exec_lines(&text), &mut pending);
+        let (n, e) = check_text(&programs, &name, &unit_exec_lines(&text));
         checked += n;
         errors.extend(e);
         for var in strongroom_vars(&text) {
@@ -588,7 +558,7 @@ fn unit_files_run_existing_flags() {
         "strongroom-proxy.service does not run strongroom-proxy"
     );
     assert!(checked >= 1);
-    report(&errors, &pending);
+    report(&errors);
 }
 
 /// `STRONGROOM_*` names in a text.
@@ -676,7 +646,7 @@ fn environment_variables_exist() {
         rows >= 6,
         "only {rows} rows of the proxy's variable table found"
     );
-    report(&errors, &BTreeSet::new());
+    report(&errors);
 }
 
 #[test]
@@ -691,7 +661,6 @@ fn make_targets_exist() {
         .collect();
     let doc = read("docs/deploy.md");
     let mut errors = Vec::new();
-    let mut pending = BTreeSet::new();
     for block in code_blocks(&doc) {
         for command in commands(&block) {
             if command[0] != "make" {
@@ -701,29 +670,23 @@ fn make_targets_exist() {
                 .iter()
                 .filter(|w| !w.starts_with('-') && !w.contains('='))
             {
-                if targets.contains(target.as_str()) {
-                    continue;
-                }
-                if PENDING_MAKE_TARGETS.contains(&target.as_str()) {
-                    pending.insert(format!("make {target}"));
-                } else {
+                if !targets.contains(target.as_str()) {
                     errors.push(format!("docs/deploy.md: no make target {target:?}"));
                 }
             }
         }
     }
-    report(&errors, &pending);
+    report(&errors);
 }
 
 #[test]
 fn a_bogus_flag_or_subcommand_is_caught() {
     let programs = Programs::new();
-    let mut pending = BTreeSet::new();
     let text = "strongroom --expect-pcrs m.json audit verify --no-such-flag\n\
                 sudo strongroom-proxy --log-format json --no-such-proxy-flag \\\n  --db x\n\
                 /strongroom-enclave --listen vsock:any:5000 --no-such-enclave-flag\n\
                 strongroom keys no-such-subcommand\n";
-    let (checked, errors) = check_text(&programs, "test", text, &mut pending);
+    let (checked, errors) = check_text(&programs, "test", text);
     assert_eq!(checked, 4, "{errors:?}");
     assert_eq!(errors.len(), 4, "{errors:#?}");
     for expected in [
@@ -738,7 +701,6 @@ fn a_bogus_flag_or_subcommand_is_caught() {
         &programs,
         "unit",
         &unit_exec_lines("ExecStart=-/usr/local/bin/strongroom-proxy \\\n  --listen-addr 1\n"),
-        &mut pending,
     );
     assert_eq!(errors.len(), 1, "{errors:?}");
     // Values are skipped, comments and redirections are not words, good lines pass.
@@ -747,7 +709,6 @@ fn a_bogus_flag_or_subcommand_is_caught() {
         "test",
         "strongroom kms-policy --pcrs m.json --role R --admin-role A > p.json # --nope\n\
          diff <(strongroom --url http://x audit head) x.json && strongroom dev key --out k",
-        &mut pending,
     );
     assert_eq!((checked, errors.len()), (3, 0), "{errors:?}");
 }
@@ -763,23 +724,34 @@ fn genesis_example_is_accepted_by_the_enclave() {
     );
 }
 
-/// Runs the guide's `jq -s '…' old-policy.json new-policy.json` on two `strongroom
-/// kms-policy` outputs and evaluates the result with the mock KMS.
+/// Runs the guide's `strongroom kms-policy` commands of the upgrade, with two releases'
+/// measurements written where they name them and `$ROLE` and `$ADMIN` set, and evaluates
+/// the policies with the mock KMS: the transition policy (two `--pcrs`) releases the root
+/// key to the old and the new release and nothing else; the final one (the new release's
+/// alone) to the new release only.
 #[test]
-fn upgrade_policy_recipe_allows_exactly_the_two_releases() {
+fn upgrade_policies_allow_exactly_the_releases_they_name() {
     use strongroom_mock_kms::policy::{Policy, RequestContext};
 
-    if Command::new("jq").arg("--version").output().is_err() {
-        eprintln!("jq is not installed: the upgrade recipe is not checked");
-        return;
-    }
     let doc = read("docs/deploy.md");
-    let program = code_blocks(&doc)
+    let upgrade = &doc[doc
+        .find("## Upgrades")
+        .expect("the guide's Upgrades section")..];
+    let upgrade = &upgrade[..upgrade[3..].find("\n## ").map_or(upgrade.len(), |n| n + 3)];
+    let kms_policy_commands: Vec<Vec<String>> = code_blocks(upgrade)
         .iter()
         .flat_map(|b| commands(b))
-        .find(|c| c.len() > 2 && c[0] == "jq" && c[1] == "-s")
-        .map(|c| c[2].clone())
-        .expect("the guide's upgrade recipe (`jq -s '…' old-policy.json new-policy.json`)");
+        .filter(|c| c.len() > 2 && c[0] == "strongroom" && c[1] == "kms-policy")
+        .collect();
+    let pcrs_flags = |c: &Vec<String>| c.iter().filter(|w| *w == "--pcrs").count();
+    let transition = kms_policy_commands
+        .iter()
+        .find(|c| pcrs_flags(c) == 2)
+        .expect("the guide's transition policy (`strongroom kms-policy --pcrs old… --pcrs new…`)");
+    let after = kms_policy_commands
+        .iter()
+        .find(|c| pcrs_flags(c) == 1)
+        .expect("the guide's policy after the switch (`strongroom kms-policy --pcrs new…`)");
 
     let dir = temp_data("deploy-docs");
     let pcrs = |fill: u8| -> BTreeMap<u8, Vec<u8>> {
@@ -787,64 +759,75 @@ fn upgrade_policy_recipe_allows_exactly_the_two_releases() {
             .map(|i| (i, vec![fill.wrapping_add(i); 48]))
             .collect()
     };
-    let write_pcrs = |name: &str, pcrs: &BTreeMap<u8, Vec<u8>>| -> PathBuf {
+    let (old, new) = (pcrs(0x10), pcrs(0x80));
+    for (release, pcrs) in [("old", &old), ("new", &new)] {
         let measurements: serde_json::Map<String, serde_json::Value> = pcrs
             .iter()
             .map(|(i, v)| (format!("PCR{i}"), hex::encode(v).into()))
             .collect();
-        let path = dir.join(name);
+        std::fs::create_dir_all(dir.join(release)).unwrap();
         let json = serde_json::json!({"Measurements": measurements});
-        std::fs::write(&path, json.to_string()).unwrap();
-        path
-    };
-    let kms_policy = |pcr_file: &Path, out: &str| -> PathBuf {
+        std::fs::write(
+            dir.join(release).join("measurements.json"),
+            json.to_string(),
+        )
+        .unwrap();
+    }
+    let role = "arn:aws:iam::111122223333:role/strongroom-parent";
+    let admin = "arn:aws:iam::111122223333:role/strongroom-key-admin";
+    // Runs one of the guide's command lines in `dir` (where old/ and new/ are).
+    let run = |command: &[String]| -> (String, Policy) {
+        let args: Vec<&str> = command[1..]
+            .iter()
+            .map(|w| match w.as_str() {
+                "$ROLE" => role,
+                "$ADMIN" => admin,
+                w => w,
+            })
+            .collect();
         let output = Command::new(bin_dir().join("strongroom"))
-            .arg("kms-policy")
-            .arg("--pcrs")
-            .arg(pcr_file)
-            .args(["--role", "arn:aws:iam::111122223333:role/strongroom-parent"])
-            .args([
-                "--admin-role",
-                "arn:aws:iam::111122223333:role/strongroom-key-admin",
-            ])
+            .args(&args)
+            .current_dir(&dir)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let path = dir.join(out);
-        std::fs::write(&path, &output.stdout).unwrap();
-        path
+        assert!(output.status.success(), "{}: {output:?}", command.join(" "));
+        let text = String::from_utf8(output.stdout).unwrap();
+        let policy = Policy::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (text, policy)
     };
-    let (old, new) = (pcrs(0x10), pcrs(0x80));
-    let old_policy = kms_policy(&write_pcrs("old.json", &old), "old-policy.json");
-    let new_policy = kms_policy(&write_pcrs("new.json", &new), "new-policy.json");
-    let merged = Command::new("jq")
-        .arg("-s")
-        .arg(&program)
-        .arg(&old_policy)
-        .arg(&new_policy)
-        .output()
-        .unwrap();
-    assert!(merged.status.success(), "jq: {merged:?}");
-    let text = String::from_utf8(merged.stdout).unwrap();
-    let policy = Policy::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-
     let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    let allowed = |pcrs: &BTreeMap<u8, Vec<u8>>, action: &str| {
+    let allowed = |policy: &Policy, pcrs: &BTreeMap<u8, Vec<u8>>, action: &str| {
         policy
             .evaluate(action, key, &RequestContext::new().with_attestation(pcrs))
             .is_allowed()
     };
+
+    let (text, policy) = run(transition);
     for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
-        assert!(allowed(&old, action), "old release refused: {text}");
-        assert!(allowed(&new, action), "new release refused: {text}");
+        assert!(
+            allowed(&policy, &old, action),
+            "old release refused: {text}"
+        );
+        assert!(
+            allowed(&policy, &new, action),
+            "new release refused: {text}"
+        );
         // A mix of the two releases, or one PCR of a third: refused.
         for index in 0..3u8 {
-            let mut mixed = old.clone();
-            mixed.insert(index, new[&index].clone());
-            assert!(!allowed(&mixed, action), "mixed PCR{index} allowed: {text}");
+            for (a, b) in [(&old, &new), (&new, &old)] {
+                let mut mixed = a.clone();
+                mixed.insert(index, b[&index].clone());
+                assert!(
+                    !allowed(&policy, &mixed, action),
+                    "mixed PCR{index} allowed: {text}"
+                );
+            }
             let mut other = new.clone();
             other.insert(index, vec![0x42; 48]);
-            assert!(!allowed(&other, action), "other PCR{index} allowed: {text}");
+            assert!(
+                !allowed(&policy, &other, action),
+                "other PCR{index} allowed: {text}"
+            );
         }
         assert!(
             !policy
@@ -853,6 +836,26 @@ fn upgrade_policy_recipe_allows_exactly_the_two_releases() {
             "no attestation allowed: {text}"
         );
     }
-    assert!(!allowed(&new, "kms:ReEncryptFrom"));
+    assert!(!allowed(&policy, &new, "kms:ReEncryptFrom"));
+    assert!(!allowed(&policy, &old, "kms:ReEncryptTo"));
+    // The key-admin statement is there, and gives no key material.
+    assert!(text.contains("StrongroomKeyAdministration"), "{text}");
+
+    let (text, policy) = run(after);
+    assert!(
+        after.iter().any(|w| w.starts_with("new/")),
+        "the final policy must be the new release's: {}",
+        after.join(" ")
+    );
+    for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+        assert!(
+            allowed(&policy, &new, action),
+            "new release refused: {text}"
+        );
+        assert!(
+            !allowed(&policy, &old, action),
+            "old release still allowed: {text}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
