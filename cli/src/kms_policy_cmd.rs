@@ -146,7 +146,8 @@ pub fn policy(releases: &[BTreeMap<u16, Vec<u8>>], role: &str) -> Result<Value> 
         let wanted = if releases.len() == 1 {
             pinned(pcrs)?
         } else {
-            pinned(pcrs).with_context(|| format!("release {} (--pcrs file {})", n + 1, n + 1))?
+            pinned(pcrs)
+                .with_context(|| format!("release {} (the --pcrs file in that place)", n + 1))?
         };
         if let Some(same) = pinned_sets.iter().position(|w| *w == wanted) {
             bail!(

@@ -54,8 +54,12 @@ fn strongroom(args: &[&str], stdin: Option<&[u8]>) -> Output {
 /// time of the first boot (ahead of now, so the mock's certificates are valid then).
 struct World {
     nsm: MockNsm,
+    /// The next release's NSM (same root; PCR0 and PCR2 differ, PCR1 is the same kernel).
+    next: MockNsm,
     dir: PathBuf,
     pcrs: PathBuf,
+    /// The next release's PCR file.
+    next_pcrs: PathBuf,
     root: PathBuf,
     t0: u64,
 }
@@ -66,21 +70,32 @@ fn world() -> &'static World {
         let dir = temp_dir("world");
         let config = MockNsmConfig::default();
         let nsm = MockNsm::open_or_create(&dir.join("nsm"), config.clone()).unwrap();
-        let pcrs: Map<String, Value> = config
-            .pcrs
-            .iter()
-            .map(|(i, v)| (i.to_string(), json!(hex::encode(v))))
-            .collect();
-        let pcr_file = dir.join("pcrs.json");
-        std::fs::write(&pcr_file, Value::Object(pcrs).to_string()).unwrap();
+        let mut next_config = config.clone();
+        next_config.pcrs.insert(0, vec![0xd0; 48]);
+        next_config.pcrs.insert(2, vec![0xd2; 48]);
+        let next = MockNsm::open_or_create(&dir.join("nsm"), next_config.clone()).unwrap();
+        let write_pcrs = |name: &str, config: &MockNsmConfig| {
+            let pcrs: Map<String, Value> = config
+                .pcrs
+                .iter()
+                .map(|(i, v)| (i.to_string(), json!(hex::encode(v))))
+                .collect();
+            let path = dir.join(name);
+            std::fs::write(&path, Value::Object(pcrs).to_string()).unwrap();
+            path
+        };
+        let pcr_file = write_pcrs("pcrs.json", &config);
+        let next_pcrs = write_pcrs("next-pcrs.json", &next_config);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
         World {
             nsm,
+            next,
             root: dir.join("nsm").join("root.pem"),
             pcrs: pcr_file,
+            next_pcrs,
             dir,
             t0: now + 2 * DAY,
         }
@@ -96,6 +111,8 @@ struct Builder {
     seq: u64,
     prev: [u8; 32],
     time: u64,
+    /// The next boots are of the next release (the world's `next` NSM).
+    next_release: bool,
 }
 
 impl Builder {
@@ -106,6 +123,7 @@ impl Builder {
             seq: 0,
             prev: GENESIS_PREV,
             time: world().t0,
+            next_release: false,
         }
     }
 
@@ -139,8 +157,12 @@ impl Builder {
             public_key: None,
         };
         let made = (self.time as i64 + doc_delay) as u64;
-        let doc = world()
-            .nsm
+        let nsm = if self.next_release {
+            &world().next
+        } else {
+            &world().nsm
+        };
+        let doc = nsm
             .attestation_at(&request, UNIX_EPOCH + Duration::from_secs(made))
             .unwrap();
         self.keys.push(key);
@@ -349,6 +371,70 @@ fn boots_are_checked_against_the_root_the_pcrs_and_their_time() {
     assert!(
         err.contains("boot entry 4: attestation refused: the document is from")
             && err.contains("3600 s apart"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_chain_across_an_upgrade_verifies_with_every_release_given() {
+    let w = world();
+    // Boots 0 and 20 of the running release, 40 of the next, 60 of the running one again
+    // (a rollback), 80 of the next.
+    let mut b = Builder::new();
+    b.boot(1, 7).decisions(19);
+    b.boot(2, 7).decisions(19);
+    b.next_release = true;
+    b.boot(3, 7).decisions(19);
+    b.next_release = false;
+    b.boot(4, 7).decisions(19);
+    b.next_release = true;
+    b.boot(5, 7).decisions(2);
+    let (old, next) = (w.pcrs.to_str().unwrap(), w.next_pcrs.to_str().unwrap());
+    for files in [[old, next], [next, old]] {
+        let report = verify_file(
+            "upgrade-both",
+            &b.lines,
+            &["--expect-pcrs", files[0], "--expect-pcrs", files[1]],
+        )
+        .unwrap();
+        assert_eq!(report["entries"], 83, "{report}");
+        assert_eq!(report["boots"].as_array().unwrap().len(), 5, "{report}");
+    }
+
+    // The running release's file alone: refused at the next release's first boot.
+    let err = verify_file("upgrade-old", &b.lines, &["--expect-pcrs", old]).unwrap_err();
+    assert!(
+        err.contains("boot entry 40: attestation refused: ")
+            && err.contains("PCR0 is d0d0")
+            && err.contains("entries 0 to 39 verified"),
+        "{err}"
+    );
+    // The next release's alone: refused at entry 0.
+    let err = verify_file("upgrade-new", &b.lines, &["--expect-pcrs", next]).unwrap_err();
+    assert!(err.contains("boot entry 0: attestation refused: "), "{err}");
+
+    // A file mixing the two releases (the next release's PCR0, the running one's PCR1 and
+    // PCR2) with the next release's: the running release's boots match neither.
+    let mix = w.dir.join("mix-pcrs.json");
+    let old_pcrs: Value = serde_json::from_str(&std::fs::read_to_string(&w.pcrs).unwrap()).unwrap();
+    let mut mixed = old_pcrs.clone();
+    mixed["0"] = json!("d0".repeat(48));
+    std::fs::write(&mix, mixed.to_string()).unwrap();
+    let err = verify_file(
+        "upgrade-mix",
+        &b.lines,
+        &[
+            "--expect-pcrs",
+            mix.to_str().unwrap(),
+            "--expect-pcrs",
+            next,
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("boot entry 0: attestation refused: ")
+            && err.contains("match none of the 2 trusted releases (release 1: PCR0 is")
+            && err.contains("release 2: PCR0 is"),
         "{err}"
     );
 }

@@ -10,7 +10,8 @@
 //! under the AWS Nitro Enclaves root.
 //!
 //! - [`Verifier`] is pure (no HTTP): it knows which enclaves to trust (a root, expected
-//!   PCRs, optionally a pinned genesis digest and root-key check value), verifies
+//!   PCRs — during an upgrade several releases' sets, of which a document must match one
+//!   completely: [`Verifier::also_trust`] —, optionally a pinned genesis digest and root-key check value), verifies
 //!   attestation documents fetched with a nonce of the caller's, remembers the identities
 //!   they name, and checks answers against them. Services with their own HTTP stack use it
 //!   directly.
