@@ -565,9 +565,11 @@ mod tests {
         );
     }
 
+    type Pcrs = BTreeMap<u16, Vec<u8>>;
+
     /// Two releases' mock NSMs sharing one root: A (the default PCRs) and B (all three
     /// PCRs different), and the document of each for `f`'s identity and nonce.
-    fn two_releases(f: &Fixture) -> (TrustedRoot, [BTreeMap<u16, Vec<u8>>; 2], [Vec<u8>; 2]) {
+    fn two_releases(f: &Fixture) -> (TrustedRoot, [Pcrs; 2], [Vec<u8>; 2]) {
         let dir = std::env::temp_dir().join(format!(
             "strongroom-verifier-releases-{}-{}",
             std::process::id(),
