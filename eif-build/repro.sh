@@ -19,6 +19,10 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
   rustup target add "$TARGET" >&2
 fi
 if ! command -v musl-gcc >/dev/null; then
+  command -v apt-get >/dev/null || {
+    echo "repro: musl-gcc is missing and this is not a Debian system: install musl's gcc wrapper (Debian/Ubuntu: musl-tools), or run make repro in a Debian container" >&2
+    exit 2
+  }
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || {

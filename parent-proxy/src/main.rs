@@ -79,9 +79,11 @@ async fn kms_client(args: &Args) -> aws_sdk_kms::Client {
         .region(aws_config::Region::new(args.region.clone()));
     if let Some(endpoint) = &args.kms_endpoint {
         loader = loader.endpoint_url(endpoint);
-        // The mock KMS does not check signatures; without AWS credentials in the
-        // environment, sign with placeholder ones rather than searching for real ones.
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        // The mock KMS (on this machine) does not check signatures; without AWS credentials
+        // in the environment, sign with placeholder ones rather than searching for real
+        // ones. Any other endpoint (a KMS VPC endpoint's URL) is real KMS: the default
+        // chain, i.e. the instance role.
+        if is_loopback_endpoint(endpoint) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
             loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
                 "mock",
                 "mock",
@@ -92,6 +94,21 @@ async fn kms_client(args: &Args) -> aws_sdk_kms::Client {
         }
     }
     aws_sdk_kms::Client::new(&loader.load().await)
+}
+
+/// Whether an endpoint URL names this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback_endpoint(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn shutdown_signal() {
@@ -178,4 +195,34 @@ async fn main() -> Result<()> {
         .context("serving HTTP")?;
     tracing::info!("proxy stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_endpoint;
+
+    #[test]
+    fn only_this_machine_gets_placeholder_credentials() {
+        for local in [
+            "http://127.0.0.1:4000",
+            "http://127.0.0.1",
+            "http://localhost:4000/",
+            "http://LOCALHOST",
+            "http://[::1]:4000",
+            "http://127.1.2.3:80/x",
+        ] {
+            assert!(is_loopback_endpoint(local), "{local}");
+        }
+        for remote in [
+            "https://vpce-0123-abcd.kms.us-east-1.vpce.amazonaws.com",
+            "https://kms.us-east-1.amazonaws.com",
+            "http://10.0.0.5:443",
+            "http://127.0.0.1.example.com",
+            "http://localhost.example.com",
+            "http://user@kms.example.com",
+            "http://[2001:db8::1]:443",
+        ] {
+            assert!(!is_loopback_endpoint(remote), "{remote}");
+        }
+    }
 }
