@@ -191,10 +191,14 @@ impl Stack {
         self.shutdown();
     }
 
+    // run.sh stops everything alike on INT and TERM. TERM, because a test runner started
+    // in the background of a non-interactive shell hands its children SIGINT ignored, and
+    // bash cannot trap a signal ignored on entry: run.sh and its components would keep
+    // running.
     fn shutdown(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
-                .arg("-INT")
+                .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -206,7 +210,7 @@ impl Stack {
             }
             let _ = child.kill();
             let _ = child.wait();
-            panic!("run.sh did not stop on Ctrl-C within 20 s");
+            panic!("run.sh did not stop on TERM within 20 s");
         }
     }
 }
@@ -217,7 +221,7 @@ impl Drop for Stack {
             self.shutdown();
         } else if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
-                .arg("-INT")
+                .arg("-TERM")
                 .arg(c.id().to_string())
                 .status();
             let _ = c.wait();
