@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::input::trusted_root;
+use crate::input::{pcr_file, trusted_root};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use strongroom_client::{Client, ClientError, Method, Url, Verifier};
@@ -44,16 +44,13 @@ impl VerifyOptions<'_> {
         // One release a file: a document must carry all the PCRs of one of them.
         let mut verifier: Option<Verifier> = None;
         for path in self.expect_pcrs {
-            let context = || format!("--expect-pcrs {}", path.display());
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --expect-pcrs {}", path.display()))?;
-            let pcrs = strongroom_attestation::parse_pcr_file(&text).with_context(context)?;
+            let pcrs = pcr_file("--expect-pcrs", path)?;
             verifier = Some(
                 match verifier {
                     None => Verifier::new(pcrs),
                     Some(v) => v.also_trust(pcrs),
                 }
-                .with_context(context)?,
+                .with_context(|| format!("--expect-pcrs {}", path.display()))?,
             );
         }
         let mut verifier = verifier.context("no --expect-pcrs")?;

@@ -3,19 +3,25 @@
 //! a machine lacks. (The reproducibility itself is `make repro`, which CI runs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use strongroom_e2e::{bin_dir, repo, temp_data};
+
+/// Runs `eif-build/check-no-mock.sh` on `binary`.
+fn check_no_mock(binary: &Path) -> Output {
+    Command::new("bash")
+        .arg(repo().join("eif-build/check-no-mock.sh"))
+        .arg(binary)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn the_mock_nsm_check_refuses_the_test_build_of_the_enclave() {
     // The workspace's test build of the enclave has the mock NSM in (tests/Cargo.toml).
     let enclave = bin_dir().join("strongroom-enclave");
-    let out = Command::new("bash")
-        .arg(repo().join("eif-build/check-no-mock.sh"))
-        .arg(&enclave)
-        .output()
-        .unwrap();
+    let out = check_no_mock(&enclave);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("the mock NSM is compiled in"), "{err}");
@@ -27,19 +33,11 @@ fn the_mock_nsm_check_passes_a_binary_without_it() {
     let dir = temp_data("no-mock");
     let bin = dir.join("plain");
     std::fs::write(&bin, b"\x7fELF a binary without the markers").unwrap();
-    let out = Command::new("bash")
-        .arg(repo().join("eif-build/check-no-mock.sh"))
-        .arg(&bin)
-        .output()
-        .unwrap();
+    let out = check_no_mock(&bin);
     assert!(out.status.success(), "{out:?}");
     // One marker is enough to refuse.
     std::fs::write(&bin, b"\x7fELF ... mock-nsm-ca.pem ...").unwrap();
-    let out = Command::new("bash")
-        .arg(repo().join("eif-build/check-no-mock.sh"))
-        .arg(&bin)
-        .output()
-        .unwrap();
+    let out = check_no_mock(&bin);
     assert_eq!(out.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
