@@ -14,8 +14,11 @@ run:
 	bash scripts/run.sh
 
 ## Every test: unit, property, integration and interop tests (installs the test clients first).
+# `build --all-targets` makes the plain binaries the end-to-end tests run (the proxy has no
+# tests of its own to make `cargo test` build it) with the same features as the tests, so
+# `cargo test` reuses every artefact instead of building the workspace a second time.
 test: test-env eif-tool
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(CARGO) test $(EIF_TOOL_ARGS)

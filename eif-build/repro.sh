@@ -57,6 +57,8 @@ for i in 0 1; do
   # Each tree has its own target directory: nothing is shared but the crate downloads.
   (cd "$tree" && umask $((i == 0 ? 22 : 77)) && CARGO_TARGET_DIR="$tree/target" \
     bash eif-build/enclave-binary.sh "$work/out-$i" >/dev/null)
+  # The outputs are in out-$i; a release target directory is ~1 GB that CI's disk needs.
+  [ "${REPRO_KEEP:-0}" = 1 ] || rm -rf "$tree/target"
 done
 
 status=0
