@@ -95,6 +95,11 @@ impl Api {
         Ok(self.client.get(segments).map_err(cli_error)?.body)
     }
 
+    /// GET a URL of this server with a query, like [`Api::get`].
+    pub fn get_url(&self, url: &Url) -> Result<Value> {
+        Ok(self.client.get_url(url).map_err(cli_error)?.body)
+    }
+
     /// The URL of `segments` on this server.
     pub fn url(&self, segments: &[&str]) -> Url {
         self.client.url(segments)

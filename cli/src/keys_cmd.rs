@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 use strongroom_client::{Method, StatusCode};
 
 use crate::client::{Api, print_json};
@@ -19,8 +19,17 @@ pub enum KeysCommand {
         #[arg(long, value_name = "LABEL")]
         label: String,
     },
-    /// List the keys.
-    List,
+    /// List every key, fetching page after page, as `{"keys": […], "refused": […]}`
+    /// (`refused`: stored blobs the enclave would not open, with the reason).
+    List {
+        /// Start after this key id (keys are listed in id order).
+        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
+        after: Option<String>,
+        /// Keys per request, 1 to 256.
+        #[arg(long, value_name = "N", default_value_t = MAX_PAGE,
+              value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PAGE)))]
+        page_size: u16,
+    },
     /// Print one key's public description.
     Show {
         /// Key id.
@@ -36,6 +45,12 @@ pub enum KeysCommand {
     },
 }
 
+/// The enclave's largest page of `GET /v1/keys`.
+const MAX_PAGE: u16 = 256;
+/// Where `keys list` stops following pages: a parent attaching garbage blobs (each listed
+/// under `refused`) could otherwise page on forever.
+const MAX_LISTED: usize = 100_000;
+
 /// Runs a keys subcommand.
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: KeysCommand) -> Result<()> {
     let answer = match cmd {
@@ -48,7 +63,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: KeysCommand) -> Resul
             }
             answer.body
         }
-        KeysCommand::List => api.get(&["v1", "keys"])?,
+        KeysCommand::List { after, page_size } => list_all(api, after, page_size)?,
         KeysCommand::Show { id } => api.get(&["v1", "keys", &id])?,
         KeysCommand::Destroy { id } => {
             let key = principal.load()?;
@@ -57,4 +72,56 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: KeysCommand) -> Resul
         }
     };
     print_json(&answer)
+}
+
+/// Every key after `after`, following `next_after` from page to page. The pages come
+/// through the parent, which could serve one twice to loop the listing: each page must
+/// list ids in increasing order after the previous page's last.
+fn list_all(api: &Api, mut after: Option<String>, page_size: u16) -> Result<Value> {
+    let mut keys = Vec::new();
+    let mut refused = Vec::new();
+    loop {
+        let mut url = api.url(&["v1", "keys"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = &after {
+                query.append_pair("after", after);
+            }
+            query.append_pair("limit", &page_size.to_string());
+        }
+        let page = api.get_url(&url)?;
+        let mut ids = Vec::new();
+        for (list, into) in [("keys", &mut keys), ("refused", &mut refused)] {
+            let Some(items) = page[list].as_array() else {
+                bail!("the key listing has no {list:?} array");
+            };
+            for item in items {
+                let Some(id) = item["id"].as_str() else {
+                    bail!("an entry of the key listing's {list:?} has no id");
+                };
+                ids.push(id.to_string());
+                into.push(item.clone());
+            }
+        }
+        ids.sort();
+        if let Some(first) = ids.first()
+            && after.as_ref().is_some_and(|after| first <= after)
+        {
+            bail!("the key listing went backwards: {first} after {after:?}");
+        }
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            bail!("the key listing names a key twice in one page");
+        }
+        match page["next_after"].as_str() {
+            Some(next) if keys.len() + refused.len() >= MAX_LISTED => {
+                bail!("stopped after {MAX_LISTED} keys; go on with --after {next}")
+            }
+            Some(next) if ids.last().map(String::as_str) == Some(next) => {
+                after = Some(next.to_string());
+            }
+            Some(next) => bail!("the key listing continues after {next}, not its last key"),
+            None => break,
+        }
+    }
+    Ok(json!({ "keys": keys, "refused": refused }))
 }

@@ -264,8 +264,30 @@ async fn create(axum::Json(body): axum::Json<Value>) -> Response {
     (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
-async fn list() -> Response {
-    axum::Json(json!({ "keys": [key(KEY_ID, "alpha")] })).into_response()
+/// `GET /v1/keys?after=&limit=` over three stored blobs in id order, the destroyed one
+/// refused. With `limit=3` it misbehaves as a lying parent could: the first page again,
+/// whatever `after` says.
+async fn list(uri: axum::http::Uri) -> Response {
+    let param = |name: &str| {
+        uri.query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    let limit: usize = param("limit").map_or(256, |n| n.parse().unwrap());
+    let after = param("after").filter(|_| limit != 3);
+    let page: Vec<&str> = [DESTROYED_ID, KEY_ID, PENDING_ID]
+        .into_iter()
+        .filter(|id| after.is_none_or(|after| *id > after))
+        .take(limit)
+        .collect();
+    let (refused, keys): (Vec<&str>, Vec<&str>) = page.iter().partition(|id| **id == DESTROYED_ID);
+    let next_after = (page.len() == limit).then(|| page.last());
+    axum::Json(json!({
+        "keys": keys.iter().map(|id| key(id, "alpha")).collect::<Vec<_>>(),
+        "refused": refused.iter().map(|id| json!({"id": id, "reason": "key_destroyed"})).collect::<Vec<_>>(),
+        "next_after": next_after,
+    }))
+    .into_response()
 }
 
 async fn show(UrlPath(id): UrlPath<String>) -> Response {
@@ -587,6 +609,48 @@ fn principal_id() -> String {
 }
 
 #[test]
+fn keys_list_follows_every_page_and_refuses_a_page_served_again() {
+    let server = spawn_server(true);
+    let url = server.url.as_str();
+    let all = json!({
+        "keys": [key(KEY_ID, "alpha"), key(PENDING_ID, "alpha")],
+        "refused": [{"id": DESTROYED_ID, "reason": "key_destroyed"}],
+    });
+    assert_eq!(json_out(&strongroom(url, &["keys", "list"])), all);
+
+    // One key per request: three full pages, then an empty one.
+    let listed = json_out(&strongroom(url, &["keys", "list", "--page-size", "1"]));
+    assert_eq!(listed, all);
+    let paths: Vec<String> = server.seen()[1..].iter().map(|s| s.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/keys?limit=1".to_string(),
+            format!("/v1/keys?after={DESTROYED_ID}&limit=1"),
+            format!("/v1/keys?after={KEY_ID}&limit=1"),
+            format!("/v1/keys?after={PENDING_ID}&limit=1"),
+        ]
+    );
+
+    let rest = json_out(&strongroom(url, &["keys", "list", "--after", KEY_ID]));
+    assert_eq!(
+        rest,
+        json!({"keys": [key(PENDING_ID, "alpha")], "refused": []})
+    );
+
+    // A parent serving the first page again, whatever `after` asks, would loop forever.
+    let err = failure(&strongroom(
+        url,
+        &["keys", "list", "--page-size", "3", "--after", KEY_ID],
+    ));
+    assert!(err.contains("the key listing went backwards"), "{err}");
+    for bad in ["0", "257", "x"] {
+        let out = strongroom(url, &["keys", "list", "--page-size", bad]);
+        assert_eq!(out.status.code(), Some(2), "--page-size {bad}");
+    }
+}
+
+#[test]
 fn commands_send_the_api_requests_and_print_the_answers() {
     let server = spawn_server(true);
     let url = server.url.as_str();
@@ -627,7 +691,7 @@ fn commands_send_the_api_requests_and_print_the_answers() {
     let seen = one_more(&server, 2);
     assert_eq!(
         (seen.method.as_str(), seen.path.as_str()),
-        ("GET", "/v1/keys")
+        ("GET", "/v1/keys?limit=256")
     );
 
     let shown = json_out(&strongroom(url, &["keys", "show", KEY_ID]));

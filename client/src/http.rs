@@ -197,8 +197,12 @@ impl Client {
     /// GET `segments` from the enclave, expecting 200. Reads need no stamp. Verified when
     /// the client has a verifier.
     pub fn get(&self, segments: &[&str]) -> Result<Answer, ClientError> {
-        let url = self.url(segments);
-        let answer = self.request(Method::GET, &url, None, None)?;
+        self.get_url(&self.url(segments))
+    }
+
+    /// [`Client::get`] for a URL with a query (`/v1/keys?after=ID&limit=N`).
+    pub fn get_url(&self, url: &Url) -> Result<Answer, ClientError> {
+        let answer = self.request(Method::GET, url, None, None)?;
         if answer.status != StatusCode::OK {
             return Err(ClientError::UnexpectedStatus {
                 url: url.to_string(),

@@ -193,6 +193,18 @@ fn tampered_swapped_and_destroyed_blobs_are_refused() {
     let err = stack.cli_err(&["sign", "digest", "--key", &a, "--digest", &d]);
     assert!(err.contains("key_destroyed"), "{err}");
     assert!(sign(&stack, &b, &d)["signature"].is_string());
+    // The listing, one key per page: b, and a refused by name rather than hidden.
+    let listed = stack.cli_json(&["keys", "list", "--page-size", "1"]);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["keys"][0]["id"], b.as_str());
+    assert_eq!(listed["refused"][0]["id"], a.as_str(), "{listed}");
+    assert!(
+        listed["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("destroyed"),
+        "{listed}"
+    );
     stack.stop();
 
     // And after a restart of everything.
