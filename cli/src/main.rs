@@ -4,6 +4,7 @@ mod attestation_cmd;
 mod audit_cmd;
 mod client;
 mod dev_cmd;
+mod genesis_cmd;
 mod health_cmd;
 mod input;
 mod keys_cmd;
@@ -129,6 +130,9 @@ enum Command {
     /// kms-policy --pcrs and --expect-pcrs; --check FILE compares them with a PCR file.
     /// Needs strongroom-eif (`make eif-tool`).
     Measure(measure_cmd::MeasureArgs),
+    /// Genesis documents: the digest a deployment booted with one publishes, offline.
+    #[command(subcommand)]
+    Genesis(genesis_cmd::GenesisCommand),
     /// Developer tools for mock mode.
     #[command(subcommand)]
     Mock(mock_cmd::MockCommand),
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Health => health_cmd::run(&api()?),
         Command::Keys(cmd) => keys_cmd::run(&api()?, &principal, cmd),
+        Command::Genesis(cmd) => genesis_cmd::run(cmd),
         Command::Sign(cmd) => sign_cmd::run(&api()?, &principal, cmd),
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),

@@ -9,14 +9,11 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use strongroom_policy::Policy;
-pub use strongroom_policy::{AdminSet, AdminSetDoc, proposal_digest};
+pub use strongroom_policy::{AdminSet, AdminSetDoc, Genesis, MAX_GENESIS_LEN, proposal_digest};
 
 /// Most open proposals at once.
 pub const MAX_PROPOSALS: usize = 32;
-/// Largest genesis document.
-pub const MAX_GENESIS_LEN: usize = 320 * 1024;
 
 /// Why a governance document or action was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -28,59 +25,6 @@ pub enum GovernanceError {
     /// The policy inside does not validate.
     #[error("policy: {0}")]
     Policy(String),
-}
-
-/// The first boot's document: the admin set and the first policy.
-#[derive(Clone, Debug)]
-pub struct Genesis {
-    /// The admins.
-    pub admins: AdminSet,
-    /// The first policy.
-    pub policy: Policy,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GenesisDoc {
-    version: u32,
-    admins: AdminSetDoc,
-    policy: serde_json::Value,
-}
-
-impl Genesis {
-    /// Parses `{"version": 1, "admins": {...}, "policy": {...}}`.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, GovernanceError> {
-        if bytes.len() > MAX_GENESIS_LEN {
-            return Err(GovernanceError::Invalid(format!(
-                "genesis document larger than {MAX_GENESIS_LEN} bytes"
-            )));
-        }
-        let doc: GenesisDoc = serde_json::from_slice(bytes)
-            .map_err(|e| GovernanceError::Invalid(format!("genesis document: {e}")))?;
-        if doc.version != 1 {
-            return Err(GovernanceError::Invalid(format!(
-                "genesis version {} is not supported (expected 1)",
-                doc.version
-            )));
-        }
-        let admins =
-            AdminSet::from_doc(&doc.admins).map_err(|e| GovernanceError::Invalid(e.to_string()))?;
-        let policy_bytes = serde_json::to_vec(&doc.policy)
-            .map_err(|e| GovernanceError::Invalid(format!("genesis policy: {e}")))?;
-        let policy =
-            Policy::from_json(&policy_bytes).map_err(|e| GovernanceError::Policy(e.to_string()))?;
-        Ok(Self { admins, policy })
-    }
-
-    /// The genesis digest published in attestation documents: SHA-256 over a domain tag,
-    /// the admin-set digest and the policy digest.
-    pub fn digest(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"strongroom/v1/genesis");
-        h.update(self.admins.digest());
-        h.update(self.policy.digest());
-        h.finalize().into()
-    }
 }
 
 /// What a proposal changes.

@@ -28,7 +28,8 @@ struct Args {
     #[arg(long, env = "STRONGROOM_MOCK_PCRS")]
     mock_pcrs: Option<std::path::PathBuf>,
     /// Log format: `text` or `json`.
-    #[arg(long, default_value = "text")]
+    #[arg(long, env = "STRONGROOM_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
     log_format: String,
 }
 

@@ -27,9 +27,10 @@ struct Args {
     /// The enclave: `vsock:CID:PORT` (production) or `unix:PATH` (mock mode).
     #[arg(long, env = "STRONGROOM_ENCLAVE", default_value = "vsock:16:5000")]
     enclave: Address,
-    /// Connections kept to the enclave (concurrent requests in flight).
-    #[arg(long, default_value_t = 16)]
-    enclave_connections: usize,
+    /// Connections kept to the enclave (concurrent requests in flight), 1 to 1024.
+    #[arg(long, env = "STRONGROOM_ENCLAVE_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    enclave_connections: u16,
     /// SQLite database file.
     #[arg(long, env = "STRONGROOM_DB", default_value = "data/strongroom.sqlite")]
     db: PathBuf,
@@ -56,7 +57,8 @@ struct Args {
     #[arg(long, env = "STRONGROOM_RPC_TOKENS", value_name = "FILE")]
     rpc_tokens: Option<PathBuf>,
     /// Log format: `text` or `json`.
-    #[arg(long, default_value = "text")]
+    #[arg(long, env = "STRONGROOM_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
     log_format: String,
 }
 
@@ -152,7 +154,7 @@ async fn main() -> Result<()> {
     }
     let metrics = Arc::new(Metrics::new());
     let enclave = Arc::new(
-        EnclaveClient::new(args.enclave.clone(), args.enclave_connections)
+        EnclaveClient::new(args.enclave.clone(), usize::from(args.enclave_connections))
             .with_metrics(Arc::clone(&metrics)),
     );
     let kms = Kms::new(kms_client(&args).await, args.kms_key_id.clone())

@@ -9,6 +9,10 @@ pub enum PolicyError {
     /// An admin set breaks a rule (threshold, count, duplicate or invalid key).
     #[error("admin set: {0}")]
     AdminSet(String),
+    /// A genesis document is too large, does not parse, has another version, or its policy
+    /// is invalid (the message says which).
+    #[error("{0}")]
+    Genesis(String),
     /// The document is larger than [`crate::MAX_POLICY_LEN`]; refused before parsing.
     #[error("policy document is {len} bytes, more than the {max}-byte limit")]
     TooLarge {

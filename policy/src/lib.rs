@@ -16,7 +16,9 @@ mod units;
 
 pub use engine::{Context, Decision, Engine, KeyRef, Outcome};
 pub use error::PolicyError;
-pub use governance::{AdminSet, AdminSetDoc, MAX_ADMINS, proposal_digest};
+pub use governance::{
+    AdminSet, AdminSetDoc, Genesis, MAX_ADMINS, MAX_GENESIS_LEN, proposal_digest,
+};
 pub use intent::{
     Action, Erc20Call, Intent, MessageIntent, Permit, PermitScheme, TransactionIntent, TxType,
     TypedDataIntent,

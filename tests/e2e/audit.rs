@@ -156,3 +156,66 @@ fn a_chain_across_three_boots_verifies_and_every_tampering_is_named() {
     stack.stop();
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// Admins compute the genesis digest from their own file before the first boot
+/// (`strongroom genesis digest`) and pin it: the running enclave's attested digest matches,
+/// `policy show` reports the same policy and admin digests, and a client pinning the digest
+/// of any other genesis refuses the enclave.
+#[test]
+fn the_offline_genesis_digest_pins_the_deployment() {
+    let data = temp_data("genesis");
+    let stack = Stack::start_ready(&data);
+    let file = data.join("dev/genesis.json");
+    let offline = stack.cli_json(&["genesis", "digest", file.to_str().unwrap()]);
+    let digest = offline["genesis_digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64, "{offline}");
+
+    let shown = verified(&stack, &["--expect-genesis", &digest, "policy", "show"]);
+    for field in [
+        "genesis_digest",
+        "policy_digest",
+        "admins_digest",
+        "admin_key_ids",
+    ] {
+        assert_eq!(shown[field], offline[field], "{field}: {shown}");
+    }
+    assert_eq!(shown["state_seq"], 0);
+
+    // Another genesis: the same admins at threshold 1.
+    let mut other: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    other["admins"]["threshold"] = 1.into();
+    let other_file = data.join("other-genesis.json");
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    let other_digest =
+        stack.cli_json(&["genesis", "digest", other_file.to_str().unwrap()])["genesis_digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert_ne!(other_digest, digest);
+    let pcrs = stack.data.join("mock-pcrs.json");
+    let root = stack.data.join("mock-nsm/root.pem");
+    let refused = stack.cli_err(&[
+        "--expect-pcrs",
+        pcrs.to_str().unwrap(),
+        "--attestation-root",
+        root.to_str().unwrap(),
+        "--expect-genesis",
+        &other_digest,
+        "policy",
+        "show",
+    ]);
+    assert!(
+        refused.contains(&format!(
+            "the enclave's genesis digest is {digest}, expected {other_digest}"
+        )),
+        "{refused}"
+    );
+
+    // A document the enclave would refuse gets no digest.
+    other["admins"]["threshold"] = 9.into();
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    let err = stack.cli_err(&["genesis", "digest", other_file.to_str().unwrap()]);
+    assert!(err.contains("admin threshold"), "{err}");
+    stack.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+}

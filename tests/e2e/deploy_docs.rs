@@ -859,3 +859,78 @@ fn upgrade_policies_allow_exactly_the_releases_they_name() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The settings the guide passes through the environment take effect there, and values out
+/// of range are refused at start (exit 2, naming the variable's flag) rather than misread.
+#[test]
+fn environment_settings_are_read_and_checked() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let data = temp_data("env-settings");
+    let socket = data.join("enclave.sock");
+    let mut enclave = Command::new(bin_dir().join("strongroom-enclave"))
+        .args(["--listen", &format!("unix:{}", socket.display()), "--nsm"])
+        .arg(format!("mock:{}", data.join("nsm").display()))
+        .env("STRONGROOM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(enclave.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    enclave.kill().unwrap();
+    enclave.wait().unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!("STRONGROOM_LOG_FORMAT=json, not a JSON log line ({e}): {line}")
+    });
+    assert!(
+        event["level"].is_string() && event["fields"]["message"].is_string(),
+        "{event}"
+    );
+
+    for (program, var, value, flag) in [
+        (
+            "strongroom-enclave",
+            "STRONGROOM_LOG_FORMAT",
+            "yaml",
+            "--log-format",
+        ),
+        (
+            "strongroom-proxy",
+            "STRONGROOM_LOG_FORMAT",
+            "xml",
+            "--log-format",
+        ),
+        (
+            "strongroom-proxy",
+            "STRONGROOM_ENCLAVE_CONNECTIONS",
+            "0",
+            "--enclave-connections",
+        ),
+        (
+            "strongroom-proxy",
+            "STRONGROOM_ENCLAVE_CONNECTIONS",
+            "1025",
+            "--enclave-connections",
+        ),
+    ] {
+        let out = Command::new(bin_dir().join(program))
+            .env(var, value)
+            .env("STRONGROOM_DB", data.join("never.sqlite"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{program} {var}={value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(value),
+            "{program} {var}={value}: {err}"
+        );
+    }
+    assert!(!data.join("never.sqlite").exists());
+    std::fs::remove_dir_all(&data).unwrap();
+}
