@@ -44,6 +44,10 @@ pub struct KmsPolicyArgs {
     /// policy, tags, deletion) — never `kms:Decrypt`, `kms:*` or `ReEncrypt`.
     #[arg(long, value_name = "ARN")]
     admin_role: Option<String>,
+    /// Also a read-only statement for this role (repeatable): describe the key, read its
+    /// policy, grants, tags and rotation status — what an auditor checks, nothing more.
+    #[arg(long, value_name = "ARN")]
+    auditor_role: Vec<String>,
 }
 
 /// What key administrators may do: everything needed to manage the key and its policy
@@ -60,6 +64,18 @@ const ADMIN: [&str; 9] = [
     "kms:GetKeyRotationStatus",
 ];
 
+/// What auditors may do: read the key's description, policy, grants, tags and rotation
+/// status (`aws kms get-key-policy`, `describe-key`, `list-grants`), nothing that changes
+/// the key or yields key material.
+const AUDIT: [&str; 6] = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:ListKeyPolicies",
+    "kms:ListGrants",
+    "kms:ListResourceTags",
+    "kms:GetKeyRotationStatus",
+];
+
 /// Runs `kms-policy`.
 pub fn run(args: KmsPolicyArgs) -> Result<()> {
     let mut releases = Vec::with_capacity(args.pcrs.len());
@@ -70,23 +86,62 @@ pub fn run(args: KmsPolicyArgs) -> Result<()> {
         releases.push(pcrs);
     }
     let mut policy = policy(&releases, &args.role)?;
-    if let Some(admin) = &args.admin_role {
-        check_role(admin)?;
-        if let Some(statements) = policy["Statement"].as_array_mut() {
-            statements.push(json!({
-                "Sid": "StrongroomKeyAdministration",
-                "Effect": "Allow",
-                "Principal": {"AWS": admin},
-                "Action": ADMIN,
-                "Resource": "*",
-            }));
+    let admins: Vec<String> = args.admin_role.into_iter().collect();
+    for (flag, sid, roles, actions) in [
+        (
+            "--admin-role",
+            "StrongroomKeyAdministration",
+            &admins,
+            &ADMIN[..],
+        ),
+        (
+            "--auditor-role",
+            "StrongroomKeyAudit",
+            &args.auditor_role,
+            &AUDIT[..],
+        ),
+    ] {
+        if let Some(statement) = role_statement(flag, sid, roles, actions)?
+            && let Some(statements) = policy["Statement"].as_array_mut()
+        {
+            statements.push(statement);
         }
     }
     print_json(&policy)
 }
 
+/// An allow statement of `actions` for `roles` (none: no statement; one: the ARN as a
+/// string, as AWS writes it; several: a list).
+fn role_statement(
+    flag: &str,
+    sid: &str,
+    roles: &[String],
+    actions: &[&str],
+) -> Result<Option<Value>> {
+    let mut distinct: Vec<&String> = Vec::with_capacity(roles.len());
+    for role in roles {
+        check_role(flag, role)?;
+        if distinct.contains(&role) {
+            bail!("{flag} {role} is given twice");
+        }
+        distinct.push(role);
+    }
+    let principal = match distinct.as_slice() {
+        [] => return Ok(None),
+        [one] => json!(one),
+        many => json!(many),
+    };
+    Ok(Some(json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": actions,
+        "Resource": "*",
+    })))
+}
+
 /// Checks an IAM role ARN: `arn:PARTITION:iam::12-digit-account:role/[path/]name`.
-fn check_role(arn: &str) -> Result<()> {
+fn check_role(flag: &str, arn: &str) -> Result<()> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let ok = matches!(
         parts.as_slice(),
@@ -100,7 +155,7 @@ fn check_role(arn: &str) -> Result<()> {
                 })
     );
     if !ok {
-        bail!("--role {arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)");
+        bail!("{flag} {arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)");
     }
     Ok(())
 }
@@ -137,7 +192,7 @@ fn allow_sid(n: usize) -> String {
 /// as a whole) and this role. The same release given twice is refused: it is a mistake
 /// (the old file passed for the new, say), never a need.
 pub fn policy(releases: &[BTreeMap<u16, Vec<u8>>], role: &str) -> Result<Value> {
-    check_role(role)?;
+    check_role("--role", role)?;
     if releases.is_empty() {
         bail!("no measurements: give --pcrs FILE (once per release)");
     }
@@ -435,9 +490,72 @@ mod tests {
     }
 
     #[test]
+    fn auditors_may_read_the_key_and_its_policy_and_nothing_else() {
+        const AUDITOR: &str = "arn:aws:iam::123456789012:role/auditor";
+        const OTHER: &str = "arn:aws:iam::210987654321:role/external-auditor";
+        let one = role_statement(
+            "--auditor-role",
+            "StrongroomKeyAudit",
+            &[AUDITOR.into()],
+            &AUDIT,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(one["Principal"]["AWS"], AUDITOR);
+        assert_eq!(one["Effect"], "Allow");
+        assert!(one.get("Condition").is_none());
+        let actions: Vec<&str> = one["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"kms:GetKeyPolicy") && actions.contains(&"kms:DescribeKey"));
+        for action in &actions {
+            let verb = action.strip_prefix("kms:").unwrap();
+            assert!(
+                ["Describe", "Get", "List"]
+                    .iter()
+                    .any(|v| verb.starts_with(v)),
+                "{action} is not read-only"
+            );
+            assert!(!GATED.contains(action), "{action}");
+        }
+
+        let two = role_statement(
+            "--auditor-role",
+            "StrongroomKeyAudit",
+            &[AUDITOR.into(), OTHER.into()],
+            &AUDIT,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(two["Principal"]["AWS"], serde_json::json!([AUDITOR, OTHER]));
+        assert!(
+            role_statement("--auditor-role", "S", &[], &AUDIT)
+                .unwrap()
+                .is_none()
+        );
+        let twice = role_statement(
+            "--auditor-role",
+            "S",
+            &[AUDITOR.into(), AUDITOR.into()],
+            &AUDIT,
+        );
+        assert!(twice.unwrap_err().to_string().contains("given twice"));
+        let user = role_statement(
+            "--auditor-role",
+            "S",
+            &["arn:aws:iam::123456789012:user/a".into()],
+            &AUDIT,
+        );
+        assert!(user.unwrap_err().to_string().starts_with("--auditor-role "));
+    }
+
+    #[test]
     fn only_role_arns_are_accepted() {
         for good in [ROLE, "arn:aws-us-gov:iam::123456789012:role/path/to/role"] {
-            assert!(check_role(good).is_ok(), "{good}");
+            assert!(check_role("--role", good).is_ok(), "{good}");
         }
         for bad in [
             "arn:aws:iam::123456789012:user/alice",
@@ -447,7 +565,7 @@ mod tests {
             "*",
             "arn:aws:iam::123456789012:role/a b",
         ] {
-            assert!(check_role(bad).is_err(), "{bad}");
+            assert!(check_role("--role", bad).is_err(), "{bad}");
         }
     }
 }

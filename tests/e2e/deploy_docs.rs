@@ -725,7 +725,7 @@ fn genesis_example_is_accepted_by_the_enclave() {
 }
 
 /// Runs the guide's `strongroom kms-policy` commands of the upgrade, with two releases'
-/// measurements written where they name them and `$ROLE` and `$ADMIN` set, and evaluates
+/// measurements written where they name them and `$ROLE`, `$ADMIN` and `$AUDITOR` set, and evaluates
 /// the policies with the mock KMS: the transition policy (two `--pcrs`) releases the root
 /// key to the old and the new release and nothing else; the final one (the new release's
 /// alone) to the new release only.
@@ -775,6 +775,7 @@ fn upgrade_policies_allow_exactly_the_releases_they_name() {
     }
     let role = "arn:aws:iam::111122223333:role/strongroom-parent";
     let admin = "arn:aws:iam::111122223333:role/strongroom-key-admin";
+    let auditor = "arn:aws:iam::111122223333:role/strongroom-auditor";
     // Runs one of the guide's command lines in `dir` (where old/ and new/ are).
     let run = |command: &[String]| -> (String, Policy) {
         let args: Vec<&str> = command[1..]
@@ -782,6 +783,7 @@ fn upgrade_policies_allow_exactly_the_releases_they_name() {
             .map(|w| match w.as_str() {
                 "$ROLE" => role,
                 "$ADMIN" => admin,
+                "$AUDITOR" => auditor,
                 w => w,
             })
             .collect();
@@ -840,6 +842,7 @@ fn upgrade_policies_allow_exactly_the_releases_they_name() {
     assert!(!allowed(&policy, &old, "kms:ReEncryptTo"));
     // The key-admin statement is there, and gives no key material.
     assert!(text.contains("StrongroomKeyAdministration"), "{text}");
+    assert!(text.contains("StrongroomKeyAudit\""), "{text}");
 
     let (text, policy) = run(after);
     assert!(
