@@ -74,7 +74,10 @@ async fn handle(State(enclave): State<Arc<Enclave>>, request: Request) -> Respon
         _ => {}
     }
     let (status, body) = match (parts.method.as_str(), parts.uri.path()) {
-        ("GET", "/v1/keys") => (200, json!({"keys": [{"id": "k", "label": "alpha"}]})),
+        ("GET", "/v1/keys") => (
+            200,
+            json!({"keys": [{"id": "k", "label": "alpha"}], "refused": [], "next_after": null}),
+        ),
         ("GET", "/v1/keys/forged") => (200, json!({"id": "forged", "label": "genuine"})),
         ("POST", "/v1/keys") => (201, json!({"id": "k", "label": "new"})),
         _ => (
