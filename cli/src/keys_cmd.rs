@@ -104,24 +104,24 @@ fn list_all(api: &Api, mut after: Option<String>, page_size: u16) -> Result<Valu
             }
         }
         ids.sort();
-        if let Some(first) = ids.first()
-            && after.as_ref().is_some_and(|after| first <= after)
+        if let (Some(first), Some(after)) = (ids.first(), &after)
+            && first <= after
         {
-            bail!("the key listing went backwards: {first} after {after:?}");
+            bail!("the key listing went backwards: {first} in the page after {after}");
         }
         if ids.windows(2).any(|w| w[0] == w[1]) {
             bail!("the key listing names a key twice in one page");
         }
-        match page["next_after"].as_str() {
-            Some(next) if keys.len() + refused.len() >= MAX_LISTED => {
-                bail!("stopped after {MAX_LISTED} keys; go on with --after {next}")
-            }
-            Some(next) if ids.last().map(String::as_str) == Some(next) => {
-                after = Some(next.to_string());
-            }
-            Some(next) => bail!("the key listing continues after {next}, not its last key"),
-            None => break,
+        let Some(next) = page["next_after"].as_str() else {
+            break;
+        };
+        if ids.last().map(String::as_str) != Some(next) {
+            bail!("the key listing continues after {next}, not after its last key");
         }
+        if keys.len() + refused.len() >= MAX_LISTED {
+            bail!("stopped after {MAX_LISTED} keys; go on with --after {next}");
+        }
+        after = Some(next.to_string());
     }
     Ok(json!({ "keys": keys, "refused": refused }))
 }
