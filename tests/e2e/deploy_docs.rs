@@ -10,7 +10,8 @@
 //! be in the Makefile. `deploy/genesis.example.json` must be a genesis document the enclave
 //! accepts, and the guide's transition key policy (`strongroom kms-policy` with the old and
 //! the new release's `--pcrs`) must, evaluated by the mock KMS, release the root key to the
-//! old and the new release's PCRs and to nothing else.
+//! old and the new release's PCRs and to nothing else. The enclave unit's
+//! `strongroom-enclave-run` restarts a dead enclave (against a stand-in `nitro-cli`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::cell::RefCell;
@@ -935,5 +936,112 @@ fn environment_settings_are_read_and_checked() {
         );
     }
     assert!(!data.join("never.sqlite").exists());
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// A stand-in `nitro-cli` (no Nitro hypervisor here) that records its calls in `calls` and
+/// answers `describe-enclaves` in nitro-cli's documented shape from the file `state`
+/// (absent: no enclave). `run-enclave` fails if `run-fails` exists.
+const STAND_IN_NITRO_CLI: &str = r#"#!/bin/sh
+d=$(dirname "$0")
+echo "$*" >> "$d/calls"
+case $1 in
+  run-enclave)
+    if [ -f "$d/run-fails" ]; then echo "[ E26 ] Insufficient memory requested." >&2; exit 1; fi
+    echo RUNNING > "$d/state" ;;
+  describe-enclaves)
+    if [ -f "$d/state" ]; then
+      printf '[\n  {\n    "EnclaveName": "strongroom",\n    "EnclaveID": "i-0abc-enc1",\n    "ProcessID": 4242,\n    "EnclaveCID": 16,\n    "NumberOfCPUs": 2,\n    "CPUIDs": [\n      1,\n      3\n    ],\n    "MemoryMiB": 1024,\n    "State": "%s",\n    "Flags": "NONE"\n  }\n]\n' "$(cat "$d/state")"
+    else
+      echo "[]"
+    fi ;;
+esac
+"#;
+
+/// `strongroom-enclave-run`, as the enclave unit runs it, against [`STAND_IN_NITRO_CLI`]:
+/// it starts the enclave with the unit's arguments, stays while the enclave is RUNNING, and
+/// exits 1 (so `Restart=on-failure` starts it again) when the enclave is terminating or
+/// gone; it refuses debug mode and fails when `run-enclave` does.
+#[test]
+fn the_enclave_unit_restarts_a_dead_enclave() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let unit = read("deploy/systemd/strongroom-enclave.service");
+    assert!(unit.contains("\nRestart=on-failure\n"), "{unit}");
+    let exec = unit_exec_lines(&unit);
+    let start = commands(&exec)
+        .into_iter()
+        .find(|c| c[0] == "/usr/local/bin/strongroom-enclave-run")
+        .expect("the unit's ExecStart runs /usr/local/bin/strongroom-enclave-run");
+    let args = &start[1..];
+
+    let data = temp_data("enclave-run");
+    let fake = data.join("nitro-cli");
+    std::fs::write(&fake, STAND_IN_NITRO_CLI).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", data.display(), std::env::var("PATH").unwrap());
+    let spawn = |args: &[String]| {
+        Command::new("sh")
+            .arg(repo().join("deploy/bin/strongroom-enclave-run"))
+            .args(args)
+            .env("PATH", &path)
+            .env("STRONGROOM_ENCLAVE_WATCH_SECS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let calls = || std::fs::read_to_string(data.join("calls")).unwrap_or_default();
+    let exit_within = |child: &mut std::process::Child, secs: u64| {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                return (status.code(), err);
+            }
+            assert!(start.elapsed() < Duration::from_secs(secs), "still running");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    for (end, reported) in [(Some("TERMINATING"), "is TERMINATING"), (None, "is absent")] {
+        std::fs::write(data.join("calls"), "").unwrap();
+        let mut child = spawn(args);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(child.try_wait().unwrap().is_none(), "stays while RUNNING");
+        let log = calls();
+        assert!(
+            log.starts_with(&format!(
+                "run-enclave --enclave-name strongroom {}\n",
+                args.join(" ")
+            )),
+            "{log}"
+        );
+        assert!(log.contains("describe-enclaves\n"), "{log}");
+        match end {
+            Some(state) => std::fs::write(data.join("state"), state).unwrap(),
+            None => std::fs::remove_file(data.join("state")).unwrap(),
+        }
+        let (code, err) = exit_within(&mut child, 10);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(reported), "{err}");
+    }
+
+    std::fs::write(data.join("calls"), "").unwrap();
+    let mut debug = args.to_vec();
+    debug.push("--debug-mode".into());
+    let (code, err) = exit_within(&mut spawn(&debug), 10);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--debug-mode is not allowed"), "{err}");
+    assert_eq!(calls(), "", "nothing started");
+
+    std::fs::write(data.join("run-fails"), "").unwrap();
+    let (code, err) = exit_within(&mut spawn(args), 10);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Insufficient memory"), "{err}");
+    assert!(!calls().contains("describe-enclaves"), "{}", calls());
     std::fs::remove_dir_all(&data).unwrap();
 }
