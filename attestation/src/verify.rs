@@ -33,9 +33,9 @@ const SECP384R1: &str = "1.3.132.0.34";
 pub struct Expectations {
     root: TrustedRoot,
     at: SystemTime,
-    pcrs: BTreeMap<u8, Vec<u8>>,
-    /// Further PCR sets accepted instead of `pcrs` (other releases of the image).
-    other_releases: Vec<BTreeMap<u8, Vec<u8>>>,
+    /// The PCR sets accepted (releases of the image): a document must carry all of one.
+    /// Empty: no PCR requirement.
+    releases: Vec<BTreeMap<u8, Vec<u8>>>,
     nonce: Option<Vec<u8>>,
     public_key: Option<Vec<u8>>,
     user_data: Option<Vec<u8>>,
@@ -50,8 +50,7 @@ impl Expectations {
         Self {
             root: TrustedRoot::aws_nitro_g1(),
             at,
-            pcrs: BTreeMap::new(),
-            other_releases: Vec::new(),
+            releases: Vec::new(),
             nonce: None,
             public_key: None,
             user_data: None,
@@ -66,9 +65,15 @@ impl Expectations {
         self
     }
 
-    /// Require PCR `index` to equal `value`.
+    /// Require PCR `index` to equal `value` (in the first release, with
+    /// [`Expectations::releases`]).
     pub fn pcr(mut self, index: u8, value: Vec<u8>) -> Self {
-        self.pcrs.insert(index, value);
+        match self.releases.first_mut() {
+            Some(first) => {
+                first.insert(index, value);
+            }
+            None => self.releases.push(BTreeMap::from([(index, value)])),
+        }
         self
     }
 
@@ -78,9 +83,7 @@ impl Expectations {
     /// first set's differences are reported as with `pcr` when there is only one. An empty
     /// list requires nothing: callers refuse it.
     pub fn releases(mut self, releases: impl IntoIterator<Item = BTreeMap<u8, Vec<u8>>>) -> Self {
-        let mut releases = releases.into_iter();
-        self.pcrs = releases.next().unwrap_or_default();
-        self.other_releases = releases.collect();
+        self.releases = releases.into_iter().collect();
         self
     }
 
@@ -366,22 +369,21 @@ fn pcr_difference(
     })
 }
 
-/// The document's PCRs must be all those of one release: the expected PCRs, or one of the
-/// other releases' sets, completely (a mix of two releases' values matches none).
+/// The document's PCRs must be all those of one release, completely (a mix of two
+/// releases' values matches none). With one release, its first difference is the error.
 fn check_pcrs(got: &BTreeMap<u8, Vec<u8>>, exp: &Expectations) -> Result<(), VerifyError> {
-    let first = match pcr_difference(got, &exp.pcrs) {
-        None => return Ok(()),
-        Some(e) if exp.other_releases.is_empty() => return Err(e),
-        Some(e) => e,
-    };
-    let mut differences = vec![first];
-    for release in &exp.other_releases {
+    let mut differences = Vec::with_capacity(exp.releases.len());
+    for release in &exp.releases {
         match pcr_difference(got, release) {
             None => return Ok(()),
             Some(e) => differences.push(e),
         }
     }
-    Err(VerifyError::NoTrustedRelease(differences))
+    match differences.len() {
+        0 => Ok(()),
+        1 => Err(differences.swap_remove(0)),
+        _ => Err(VerifyError::NoTrustedRelease(differences)),
+    }
 }
 
 /// Verifies an attestation document (COSE_Sign1 bytes, tagged or untagged) against `exp`.

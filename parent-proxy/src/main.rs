@@ -100,13 +100,14 @@ async fn kms_client(args: &Args) -> aws_sdk_kms::Client {
 
 /// Whether an endpoint URL names this machine (`localhost`, 127.0.0.0/8, `[::1]`).
 fn is_loopback_endpoint(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return false;
     };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    // IPv6 hosts keep their brackets in `Uri::host`.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
