@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
 
-use strongroom_e2e::{bin_dir, repo, temp_data};
+use strongroom_e2e::{bin_dir, repo, temp_data, wait_exit};
 
 /// The programs whose command lines are checked.
 const PROGRAMS: [&str; 3] = ["strongroom", "strongroom-proxy", "strongroom-enclave"];
@@ -965,7 +965,7 @@ esac
 #[test]
 fn the_enclave_unit_restarts_a_dead_enclave() {
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let unit = read("deploy/systemd/strongroom-enclave.service");
     assert!(unit.contains("\nRestart=on-failure\n"), "{unit}");
@@ -994,18 +994,6 @@ fn the_enclave_unit_restarts_a_dead_enclave() {
             .unwrap()
     };
     let calls = || std::fs::read_to_string(data.join("calls")).unwrap_or_default();
-    let exit_within = |child: &mut std::process::Child, secs: u64| {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-                return (status.code(), err);
-            }
-            assert!(start.elapsed() < Duration::from_secs(secs), "still running");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
 
     for (end, reported) in [(Some("TERMINATING"), "is TERMINATING"), (None, "is absent")] {
         std::fs::write(data.join("calls"), "").unwrap();
@@ -1025,7 +1013,7 @@ fn the_enclave_unit_restarts_a_dead_enclave() {
             Some(state) => std::fs::write(data.join("state"), state).unwrap(),
             None => std::fs::remove_file(data.join("state")).unwrap(),
         }
-        let (code, err) = exit_within(&mut child, 10);
+        let (code, err) = wait_exit(&mut child, Duration::from_secs(10));
         assert_eq!(code, Some(1), "{err}");
         assert!(err.contains(reported), "{err}");
     }
@@ -1033,13 +1021,13 @@ fn the_enclave_unit_restarts_a_dead_enclave() {
     std::fs::write(data.join("calls"), "").unwrap();
     let mut debug = args.to_vec();
     debug.push("--debug-mode".into());
-    let (code, err) = exit_within(&mut spawn(&debug), 10);
+    let (code, err) = wait_exit(&mut spawn(&debug), Duration::from_secs(10));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--debug-mode is not allowed"), "{err}");
     assert_eq!(calls(), "", "nothing started");
 
     std::fs::write(data.join("run-fails"), "").unwrap();
-    let (code, err) = exit_within(&mut spawn(args), 10);
+    let (code, err) = wait_exit(&mut spawn(args), Duration::from_secs(10));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("Insufficient memory"), "{err}");
     assert!(!calls().contains("describe-enclaves"), "{}", calls());

@@ -59,7 +59,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running system; stopped (Ctrl-C to run.sh) on drop.
+/// A running system; stopped (TERM to run.sh) on drop.
 pub struct Stack {
     child: Option<Child>,
     /// Its data directory.
@@ -186,21 +186,14 @@ impl Stack {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// Stops the system as Ctrl-C would, and waits for it.
+    /// Stops the system as Ctrl-C would (see [`terminate`]), and waits for it.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
-    // run.sh stops everything alike on INT and TERM. TERM, because a test runner started
-    // in the background of a non-interactive shell hands its children SIGINT ignored, and
-    // bash cannot trap a signal ignored on entry: run.sh and its components would keep
-    // running.
     fn shutdown(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            terminate(&child);
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -220,12 +213,38 @@ impl Drop for Stack {
         if !std::thread::panicking() {
             self.shutdown();
         } else if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            terminate(&c);
             let _ = c.wait();
         }
+    }
+}
+
+/// Sends run.sh TERM. It stops everything alike on INT and TERM; TERM, because a test
+/// runner started in the background of a non-interactive shell hands its children SIGINT
+/// ignored, and bash cannot trap a signal ignored on entry: run.sh and its components would
+/// keep running.
+fn terminate(run_sh: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(run_sh.id().to_string())
+        .status();
+}
+
+/// Waits up to `timeout` for `child` (spawned with stderr piped) to exit; its exit code
+/// (None if a signal ended it) and stderr. Panics if it is still running then.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "process did not exit within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -13,13 +13,13 @@
 //! one set of error paths (`protocol/tests/unix_server.rs`, and each end-to-end test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use strongroom_e2e::{bin_dir, temp_data};
+use strongroom_e2e::{bin_dir, temp_data, wait_exit};
 
 /// Whether this kernel offers AF_VSOCK (its device node exists only then).
 fn vsock_available() -> bool {
@@ -54,24 +54,6 @@ fn first_line(child: &mut Child, timeout: Duration) -> Option<String> {
     rx.recv_timeout(timeout).expect("no output in time")
 }
 
-fn wait_exit(child: &mut Child, timeout: Duration) -> (i32, String) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status.code().unwrap_or(-1), err);
-        }
-        assert!(start.elapsed() < timeout, "process did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn enclave_holds_its_vsock_port_or_says_why_not() {
     let data = temp_data("vsock-enclave");
@@ -87,7 +69,7 @@ fn enclave_holds_its_vsock_port_or_says_why_not() {
         // The port is really held: a second enclave cannot bind it, and says so.
         let mut second = spawn_enclave(&listen, &data);
         let (code, err) = wait_exit(&mut second, Duration::from_secs(20));
-        assert_ne!(code, 0);
+        assert_ne!(code, Some(0));
         assert!(err.contains(&format!("listening on {listen}")), "{err}");
         assert!(err.to_lowercase().contains("in use"), "{err}");
         first.kill().unwrap();
@@ -96,7 +78,7 @@ fn enclave_holds_its_vsock_port_or_says_why_not() {
         // No AF_VSOCK: a clear error naming the address, not a hang or a panic.
         assert_eq!(line, None);
         let (code, err) = wait_exit(&mut first, Duration::from_secs(20));
-        assert_ne!(code, 0);
+        assert_ne!(code, Some(0));
         assert!(err.contains(&format!("listening on {listen}")), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
