@@ -5,8 +5,13 @@
 //! which decisions took effect. The proxy stores them with the answer's other effects and
 //! says in each call how many it holds (`Call::audit_stored`); entries it has not confirmed
 //! stay here, so after a storage failure it can fetch them again
-//! (`Request::AuditBacklog`), and once [`MAX_UNSTORED`] are waiting the enclave refuses new
-//! decisions rather than make ones that may never be recorded.
+//! (`Request::AuditBacklog`, in pages of at most [`BACKLOG_PAGE_BYTES`]), and once
+//! [`MAX_UNSTORED`] are waiting the enclave refuses new decisions rather than make ones
+//! that may never be recorded.
+//!
+//! An entry is built in two steps, [`AuditLog::prepare`] (sign; can fail, changes nothing)
+//! and [`AuditLog::commit`] (cannot fail), so a caller can apply the record to the state
+//! between them and either both happen or neither.
 
 use std::collections::VecDeque;
 
@@ -14,8 +19,26 @@ use serde_json::{Map, Value};
 use strongroom_identity::{AuditEntry, Checkpoint, GENESIS_PREV, IdentityError, IdentityKey};
 use strongroom_protocol::messages::AuditRecord;
 
+use crate::record::Position;
+
 /// Entries the enclave keeps for the proxy before it refuses to decide anything more.
 pub const MAX_UNSTORED: usize = 4096;
+/// Most bytes of entry lines one `AuditBacklog` answer carries (well inside a frame).
+pub const BACKLOG_PAGE_BYTES: usize = 1024 * 1024;
+
+/// A signed entry not yet in the log: [`AuditLog::commit`] puts it there.
+#[derive(Debug)]
+pub struct Prepared {
+    record: AuditRecord,
+    position: Position,
+}
+
+impl Prepared {
+    /// Where the entry goes: its sequence number, hash and time.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+}
 
 /// The chain's head and the unconfirmed entries.
 #[derive(Debug)]
@@ -54,6 +77,39 @@ impl AuditLog {
         (self.next_seq, self.head)
     }
 
+    /// Builds and signs the next entry without keeping it.
+    pub fn prepare(
+        &self,
+        key: &IdentityKey,
+        time: u64,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> Result<Prepared, IdentityError> {
+        let (entry, hash) = AuditEntry::build(key, self.next_seq, &self.head, time, kind, fields)?;
+        Ok(Prepared {
+            record: AuditRecord {
+                seq: self.next_seq,
+                line: entry.to_line(),
+            },
+            position: Position {
+                seq: self.next_seq,
+                hash,
+                time,
+            },
+        })
+    }
+
+    /// Keeps a prepared entry as the next one; returns its record for the proxy. A
+    /// prepared entry is for the position it was made at: prepare and commit under one
+    /// lock.
+    pub fn commit(&mut self, prepared: Prepared) -> AuditRecord {
+        debug_assert_eq!(prepared.position.seq, self.next_seq);
+        self.next_seq = prepared.position.seq.saturating_add(1);
+        self.head = prepared.position.hash;
+        self.unstored.push_back(prepared.record.clone());
+        prepared.record
+    }
+
     /// Builds, signs and keeps the next entry; returns its record for the proxy.
     pub fn append(
         &mut self,
@@ -62,15 +118,8 @@ impl AuditLog {
         kind: &str,
         fields: Map<String, Value>,
     ) -> Result<AuditRecord, IdentityError> {
-        let (entry, hash) = AuditEntry::build(key, self.next_seq, &self.head, time, kind, fields)?;
-        let record = AuditRecord {
-            seq: self.next_seq,
-            line: entry.to_line(),
-        };
-        self.next_seq += 1;
-        self.head = hash;
-        self.unstored.push_back(record.clone());
-        Ok(record)
+        let prepared = self.prepare(key, time, kind, fields)?;
+        Ok(self.commit(prepared))
     }
 
     /// The proxy holds every entry below `stored`: forget those.
@@ -85,13 +134,19 @@ impl AuditLog {
         self.unstored.len() >= self.limit
     }
 
-    /// The unconfirmed entries from `from` on.
+    /// The unconfirmed entries from `from` on, as many as fit in [`BACKLOG_PAGE_BYTES`]
+    /// (always at least one, when there is one): the proxy asks again from after the last.
     pub fn backlog(&self, from: u64) -> Vec<AuditRecord> {
-        self.unstored
-            .iter()
-            .filter(|r| r.seq >= from)
-            .cloned()
-            .collect()
+        let mut bytes = 0usize;
+        let mut page = Vec::new();
+        for r in self.unstored.iter().filter(|r| r.seq >= from) {
+            bytes = bytes.saturating_add(r.line.len());
+            if !page.is_empty() && bytes > BACKLOG_PAGE_BYTES {
+                break;
+            }
+            page.push(r.clone());
+        }
+        page
     }
 
     /// How many entries wait for the proxy.
@@ -135,6 +190,41 @@ mod tests {
         let c = log.checkpoint(&key, 12).unwrap();
         assert_eq!((c.seq, c.hash), (1, eb.hash()));
         c.verify().unwrap();
+    }
+
+    #[test]
+    fn the_backlog_comes_in_pages_that_fit_a_frame() {
+        let key = IdentityKey::from_seed(&[1; 32]);
+        let mut log = AuditLog::default();
+        let mut fields = Map::new();
+        fields.insert("pad".into(), "x".repeat(100_000).into());
+        for _ in 0..25 {
+            log.append(&key, 1, "decision", fields.clone()).unwrap();
+        }
+        let mut from = 0;
+        let mut pages = 0;
+        while from < 25 {
+            let page = log.backlog(from);
+            assert!(!page.is_empty());
+            assert!(page.iter().map(|r| r.line.len()).sum::<usize>() <= BACKLOG_PAGE_BYTES);
+            assert_eq!(page[0].seq, from, "a page starts where asked");
+            from = page.last().unwrap().seq + 1;
+            pages += 1;
+        }
+        assert_eq!(pages, 3, "25 entries of ~100 KB in pages of at most 1 MiB");
+        assert!(log.backlog(25).is_empty());
+    }
+
+    #[test]
+    fn a_prepared_entry_changes_nothing_until_committed() {
+        let key = IdentityKey::from_seed(&[1; 32]);
+        let mut log = AuditLog::default();
+        let p = log.prepare(&key, 5, "decision", fields()).unwrap();
+        assert_eq!(log.head(), (0, GENESIS_PREV));
+        assert_eq!(log.unstored(), 0);
+        let pos = p.position();
+        let r = log.commit(p);
+        assert_eq!((r.seq, log.head()), (0, (1, pos.hash)));
     }
 
     #[test]

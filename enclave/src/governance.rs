@@ -137,9 +137,10 @@ pub enum ApprovalError {
 }
 
 impl Proposal {
-    /// Records an admin's approval of `digest`; returns the number of approvals.
-    pub fn approve(
-        &mut self,
+    /// Checks an admin's approval of `digest` without recording it; returns the number of
+    /// approvals it would make.
+    pub fn check_approval(
+        &self,
         admins: &AdminSet,
         admin_key_id: &str,
         digest: &[u8; 32],
@@ -152,10 +153,23 @@ impl Proposal {
                 expected: hex::encode(self.digest),
             });
         }
-        if !self.approvals.insert(admin_key_id.to_string()) {
+        if self.approvals.contains(admin_key_id) {
             return Err(ApprovalError::Duplicate(admin_key_id.to_string()));
         }
-        Ok(self.approvals.len())
+        Ok(self.approvals.len() + 1)
+    }
+
+    /// Whether `approvals` of these admins reach the threshold.
+    pub fn would_apply(&self, admins: &AdminSet, with: &str) -> bool {
+        self.approvals
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(with))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| admins.key(id).is_some())
+            .count()
+            >= admins.threshold() as usize
     }
 
     /// True once `admins.threshold()` distinct admins approved.

@@ -8,25 +8,31 @@
 //! check value, derives working keys with HKDF-SHA256 and opens the sealed state — or, on
 //! the first boot, seals the genesis document (admin set and first policy).
 //!
-//! Calls (`api`): every principal request arrives as the client sent it (method, path,
-//! body, stamp); the enclave checks the stamp against the keys in its sealed policy,
-//! decodes the body itself (`payload`, with `strongroom-eth`), asks the policy engine,
-//! signs, and answers with the status and JSON the proxy returns unchanged. Policy and
-//! admin changes take a quorum of admins (`governance`); signing requests can wait for
-//! approvers or a time-lock (`requests`). Everything that must outlive a boot is in the
-//! sealed state (`state`).
+//! Calls (`call`): every principal request arrives as the client sent it (method, path,
+//! body, stamp); the enclave checks the stamp against the keys in its policy, decodes the
+//! body itself (`payload`, with `strongroom-eth`), asks the policy engine, signs, and
+//! answers with the status and JSON the proxy returns unchanged. Policy and admin changes
+//! take a quorum of admins (`governance`); signing requests can wait for approvers or a
+//! time-lock (`requests`).
+//!
+//! State as a log: every change is a `record` appended to the audit chain and applied by
+//! `EnclaveState::apply` (`apply`), live and at boot alike; the `state` is sealed as a
+//! snapshot now and then, and a boot replays the records after the snapshot it is given
+//! (`boot`).
 //!
 //! Keys: secp256k1 secrets made from NSM randomness mixed with the OS RNG, sealed with
 //! AES-256-GCM with their identity in the associated data, unsealed only to sign.
 
-pub mod api;
+pub mod apply;
 pub mod audit;
+pub mod boot;
+pub mod call;
 pub mod governance;
 pub mod keys;
 pub mod payload;
+pub mod record;
 pub mod requests;
 pub mod rootkey;
-pub mod rpc;
 pub mod seal;
 pub mod server;
 pub mod service;

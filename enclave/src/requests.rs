@@ -6,10 +6,16 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use strongroom_policy::{Action, Decision, Intent};
 
-/// Most requests kept (waiting and recently finished).
-pub const MAX_REQUESTS: usize = 256;
-/// Most finished requests kept for their callers to collect.
-pub const MAX_FINISHED: usize = 64;
+/// Most requests one principal may have waiting at once.
+pub const MAX_PENDING_PER_PRINCIPAL: usize = 16;
+/// Most bytes of request bodies one principal may have waiting at once.
+pub const MAX_PENDING_BYTES_PER_PRINCIPAL: usize = 256 * 1024;
+/// Most finished requests kept per principal for collection; older ones are dropped.
+pub const MAX_FINISHED_PER_PRINCIPAL: usize = 8;
+/// Largest signing answer a finished request keeps; a larger one keeps its hashes and
+/// signature only (the full answer went to whoever completed the request, and the
+/// transaction can be rebuilt from the body and the signature).
+pub const MAX_KEPT_RESULT_LEN: usize = 16 * 1024;
 
 /// Where a request is in its life.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,16 +87,39 @@ mod intent_as_json {
     }
 }
 
-/// The requests book: bounded, oldest finished requests dropped first.
+/// The requests book. Bounded per principal, so no principal can fill it for others:
+/// [`MAX_PENDING_PER_PRINCIPAL`] waiting requests with at most
+/// [`MAX_PENDING_BYTES_PER_PRINCIPAL`] of bodies, and the newest
+/// [`MAX_FINISHED_PER_PRINCIPAL`] finished ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requests {
     items: Vec<PendingRequest>,
 }
 
-/// The book is full of waiting requests.
+/// A principal is at one of its quotas.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{MAX_REQUESTS} requests are already waiting; approve or cancel some first")]
-pub struct RequestsFull;
+#[non_exhaustive]
+pub enum QuotaError {
+    /// Too many requests waiting.
+    #[error(
+        "principal {0:?} has {MAX_PENDING_PER_PRINCIPAL} requests waiting for approvals or a \
+         time-lock; cancel or complete some first"
+    )]
+    Requests(String),
+    /// Too many bytes of bodies waiting.
+    #[error(
+        "principal {principal:?} has {held} bytes of request bodies waiting; another {more} \
+         would exceed {MAX_PENDING_BYTES_PER_PRINCIPAL}"
+    )]
+    Bytes {
+        /// The principal.
+        principal: String,
+        /// Bytes waiting.
+        held: usize,
+        /// Bytes asked for.
+        more: usize,
+    },
+}
 
 impl Requests {
     /// All requests, oldest first.
@@ -108,31 +137,43 @@ impl Requests {
         self.items.iter_mut().find(|r| r.id == id)
     }
 
-    /// Adds a request, dropping the oldest finished ones beyond [`MAX_FINISHED`].
-    pub fn insert(&mut self, request: PendingRequest) -> Result<(), RequestsFull> {
-        self.prune();
-        if self.items.len() >= MAX_REQUESTS {
-            return Err(RequestsFull);
+    /// Whether `principal` may have one more request waiting with a body of `len` bytes.
+    pub fn check_quota(&self, principal: &str, len: usize) -> Result<(), QuotaError> {
+        let (count, held) = self
+            .items
+            .iter()
+            .filter(|r| r.principal == principal && r.status == Status::Pending)
+            .fold((0usize, 0usize), |(c, b), r| (c + 1, b + r.body.len()));
+        if count >= MAX_PENDING_PER_PRINCIPAL {
+            return Err(QuotaError::Requests(principal.to_string()));
         }
+        if held.saturating_add(len) > MAX_PENDING_BYTES_PER_PRINCIPAL {
+            return Err(QuotaError::Bytes {
+                principal: principal.to_string(),
+                held,
+                more: len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a request, within its principal's quota.
+    pub fn insert(&mut self, request: PendingRequest) -> Result<(), QuotaError> {
+        self.check_quota(&request.principal, request.body.len())?;
         self.items.push(request);
         Ok(())
     }
 
-    /// Removes a request.
-    pub fn remove(&mut self, id: &str) {
-        self.items.retain(|r| r.id != id);
-    }
-
-    /// Drops the oldest finished requests beyond [`MAX_FINISHED`].
-    pub fn prune(&mut self) {
+    /// Drops `principal`'s oldest finished requests beyond [`MAX_FINISHED_PER_PRINCIPAL`].
+    pub fn prune(&mut self, principal: &str) {
         let finished = self
             .items
             .iter()
-            .filter(|r| r.status != Status::Pending)
+            .filter(|r| r.principal == principal && r.status != Status::Pending)
             .count();
-        let mut excess = finished.saturating_sub(MAX_FINISHED);
+        let mut excess = finished.saturating_sub(MAX_FINISHED_PER_PRINCIPAL);
         self.items.retain(|r| {
-            if excess > 0 && r.status != Status::Pending {
+            if excess > 0 && r.principal == principal && r.status != Status::Pending {
                 excess -= 1;
                 false
             } else {
@@ -141,9 +182,47 @@ impl Requests {
         });
     }
 
-    /// Checks the invariants of a book read back from sealed state.
+    /// Checks the invariants of a book read back from sealed state: unique ids, every
+    /// principal within its quotas.
     pub fn is_well_formed(&self) -> bool {
         let ids: BTreeSet<&str> = self.items.iter().map(|r| r.id.as_str()).collect();
-        self.items.len() <= MAX_REQUESTS && ids.len() == self.items.len()
+        if ids.len() != self.items.len() {
+            return false;
+        }
+        let principals: BTreeSet<&str> = self.items.iter().map(|r| r.principal.as_str()).collect();
+        principals.into_iter().all(|p| {
+            let mine = || self.items.iter().filter(move |r| r.principal == p);
+            let pending = mine().filter(|r| r.status == Status::Pending);
+            let bytes: usize = pending.clone().map(|r| r.body.len()).sum();
+            pending.count() <= MAX_PENDING_PER_PRINCIPAL
+                && bytes <= MAX_PENDING_BYTES_PER_PRINCIPAL
+                && mine().filter(|r| r.status != Status::Pending).count()
+                    <= MAX_FINISHED_PER_PRINCIPAL
+        })
     }
+}
+
+/// What a finished request keeps of its signing answer: all of it up to
+/// [`MAX_KEPT_RESULT_LEN`], else its hashes and signature.
+pub fn kept_result(result: &serde_json::Value) -> serde_json::Value {
+    let len = serde_json::to_vec(result).map_or(usize::MAX, |v| v.len());
+    if len <= MAX_KEPT_RESULT_LEN {
+        return result.clone();
+    }
+    let mut kept = serde_json::Map::new();
+    for name in [
+        "hash",
+        "signing_hash",
+        "signature",
+        "r",
+        "s",
+        "v",
+        "decision",
+    ] {
+        if let Some(v) = result.get(name) {
+            kept.insert(name.into(), v.clone());
+        }
+    }
+    kept.insert("raw_omitted".into(), true.into());
+    serde_json::Value::Object(kept)
 }

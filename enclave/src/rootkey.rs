@@ -10,6 +10,8 @@ use zeroize::{Zeroize, Zeroizing};
 const SEAL_LABEL: &[u8] = b"strongroom/v1/seal";
 /// Label of the check value that identifies a root key without revealing it.
 const KEY_CHECK_LABEL: &[u8] = b"strongroom/v1/key-check";
+/// Label of the key that tags each boot's identity as this deployment's.
+const IDENTITY_TAG_LABEL: &[u8] = b"strongroom/v1/identity-tag";
 
 /// Length of the root key (KMS `GenerateDataKey` with `KeySpec=AES_256`).
 pub const ROOT_KEY_LEN: usize = 32;
@@ -37,6 +39,8 @@ pub struct WorkingKeys {
     pub seal: Zeroizing<[u8; 32]>,
     /// Check value of the root key (safe to store outside).
     pub key_check: [u8; 16],
+    /// HMAC-SHA256 key that tags boot identities (see [`crate::boot::IdentityTagKey`]).
+    pub identity_tag: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for WorkingKeys {
@@ -77,6 +81,7 @@ impl RootKey {
         WorkingKeys {
             seal: self.derive::<32>(SEAL_LABEL),
             key_check: *self.derive::<16>(KEY_CHECK_LABEL),
+            identity_tag: self.derive::<32>(IDENTITY_TAG_LABEL),
         }
     }
 }
@@ -91,6 +96,7 @@ mod tests {
         let root = RootKey::from_bytes(&mut [7u8; 32]).unwrap();
         let k = root.working_keys();
         assert_ne!(k.seal[..16], k.key_check[..]);
+        assert_ne!(*k.seal, *k.identity_tag);
         let other = RootKey::from_bytes(&mut [8u8; 32]).unwrap().working_keys();
         assert_ne!(k.key_check, other.key_check);
         assert_ne!(*k.seal, *other.seal);

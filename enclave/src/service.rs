@@ -1,33 +1,43 @@
 //! The enclave's request handler: an explicit phase machine, no I/O of its own beyond the
 //! NSM. Every request is hostile input: sizes are checked first, errors are typed, and no
 //! secret reaches an error message.
-
-use std::sync::RwLock;
-use std::time::SystemTime;
+//!
+//! | phase             | accepts                                                    |
+//! |-------------------|------------------------------------------------------------|
+//! | `AwaitingRootKey` | `BeginUnseal`, `CompleteUnseal`                            |
+//! | `Loading`         | `SnapshotChunk` (later boots: the stored snapshot)         |
+//! | `Replaying`       | `ReplayRecords`, `FinishBoot`                              |
+//! | `Ready`           | `Call`, `DescribeKey`, `AuditBacklog`, `ReadSnapshot`      |
+//!
+//! `Status` and `GetAttestation` are answered in every phase. A boot that fails after the
+//! root key was opened (a snapshot or record refused) goes back to `AwaitingRootKey`: the
+//! proxy starts again with `BeginUnseal`.
 
 use std::cell::RefCell;
+use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use serde_bytes::ByteBuf;
-use serde_json::{Map, Value};
 use strongroom_attestation::{AttestationRequest, MAX_NONCE_LEN, Nsm};
 use strongroom_envelope::RecipientKey;
 use strongroom_identity::{
-    AnswerSignature, AuditEntry, Checkpoint, IdentityKey, IdentityPublic, UserData,
-    answer_request_digest,
+    AnswerSignature, Checkpoint, IdentityKey, UserData, answer_request_digest,
 };
 use strongroom_protocol::messages::{
     AuditRecord, Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo,
-    MAX_ENVELOPE_LEN, MAX_SEALED_LEN, MAX_STATE_LEN, Phase, Request, Response, SealedKey,
-    SealedState,
+    MAX_ENVELOPE_LEN, MAX_REPLAY_PAGE_BYTES, MAX_SEALED_LEN, MAX_SNAPSHOT_LEN, Phase, Request,
+    Response, SNAPSHOT_CHUNK_LEN, SealedKey,
 };
 use zeroize::Zeroize;
 
-use crate::api::{self, ApiError, Governed, GovernedLock, Host};
+use crate::apply::Applied;
 use crate::audit::AuditLog;
+use crate::boot::{IdentityTagKey, Replay};
+use crate::call::{self, ApiError, Governed, GovernedLock, Host};
 use crate::governance::Genesis;
 use crate::keys::{KEY_OBJECT_VERSION, KeyRecord, check_label};
-use crate::requests::Requests;
+use crate::record::{Boot, Record};
 use crate::rootkey::RootKey;
 use crate::seal::{Curve, ObjectId, ObjectKind, Sealer};
 use crate::state::{EnclaveState, STATE_OBJECT};
@@ -45,14 +55,36 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error(EnclaveError::new(code, message))
 }
 
-/// Unsealed: the keys derived from the root and the state.
-struct Ready {
+/// What the root key gives: the sealing key, its check value, the identity-tag key.
+struct Keys {
     sealer: Sealer,
     key_check: [u8; KEY_CHECK_LEN],
+    tags: IdentityTagKey,
+}
+
+/// Later boot: the stored snapshot arriving in parts.
+struct Loading {
+    keys: Keys,
+    expected: usize,
+    received: Vec<u8>,
+}
+
+/// The state being rebuilt from the snapshot and the records after it.
+struct Booting {
+    keys: Keys,
+    replay: Replay,
+    first_boot: bool,
+}
+
+/// Unsealed and serving.
+struct Ready {
+    keys: Keys,
     boot_time: u64,
     /// This boot's identity: signs answers and audit entries.
     identity: IdentityKey,
     gov: GovernedLock,
+    /// The snapshot being read by the proxy: its position and sealed bytes.
+    snapshot: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
 enum PhaseState {
@@ -60,6 +92,8 @@ enum PhaseState {
     AwaitingRootKey {
         pending: Option<RecipientKey>,
     },
+    Loading(Box<Loading>),
+    Replaying(Box<Booting>),
     Ready(Box<Ready>),
 }
 
@@ -88,6 +122,17 @@ fn key_object(id: [u8; 16]) -> ObjectId {
 /// Constant-time equality for check values.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn not_ready() -> Response {
+    err(ErrorCode::NotReady, "the enclave is not unsealed yet")
+}
+
+fn wrong_phase(what: &str) -> Response {
+    err(
+        ErrorCode::WrongPhase,
+        format!("{what} does not fit the enclave's phase"),
+    )
 }
 
 impl<N: Nsm> Enclave<N> {
@@ -121,12 +166,16 @@ impl<N: Nsm> Enclave<N> {
             Request::Status => Response::Status(self.phase()),
             Request::BeginUnseal => self.begin_unseal(),
             Request::CompleteUnseal(c) => self.complete_unseal(c),
+            Request::SnapshotChunk { bytes } => self.snapshot_chunk(&bytes),
+            Request::ReplayRecords { records } => self.replay_records(&records),
+            Request::FinishBoot => self.finish_boot(),
             Request::GetAttestation { nonce } => self.attestation(nonce),
             Request::DescribeKey { key_id, sealed } => {
                 self.with_key(&key_id, &sealed, |k| Response::Key(k.info()))
             }
             Request::Call(call) => self.call(&call),
             Request::AuditBacklog { from } => self.audit_backlog(from),
+            Request::ReadSnapshot { offset } => self.read_snapshot(offset),
             _ => err(ErrorCode::BadRequest, "unsupported request"),
         }
     }
@@ -154,7 +203,8 @@ impl<N: Nsm> Enclave<N> {
         if matches!(*phase, PhaseState::Ready(_)) {
             return err(ErrorCode::WrongPhase, "already unsealed");
         }
-        // Any earlier challenge's key is dropped here: one key, one attempt.
+        // Any earlier challenge's key, or half-done boot, is dropped here: one key, one
+        // attempt.
         *phase = PhaseState::AwaitingRootKey { pending: None };
         let key = match RecipientKey::generate() {
             Ok(k) => k,
@@ -180,8 +230,8 @@ impl<N: Nsm> Enclave<N> {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
         let key = match &mut *phase {
-            PhaseState::Ready(_) => return err(ErrorCode::WrongPhase, "already unsealed"),
             PhaseState::AwaitingRootKey { pending } => pending.take(),
+            _ => return err(ErrorCode::WrongPhase, "already unsealed or booting"),
         };
         // From here the challenge key is gone whatever happens: a failed attempt means a new
         // attestation, so a parent cannot probe one RSA key with chosen ciphertexts.
@@ -194,11 +244,17 @@ impl<N: Nsm> Enclave<N> {
         if c.ciphertext_for_recipient.len() > MAX_ENVELOPE_LEN {
             return err(ErrorCode::UnsealFailed, UNSEAL_FAILED);
         }
-        let first_boot = match (&c.key_check, &c.state, &c.genesis) {
-            (None, None, Some(_)) if c.audit_tail.is_none() => true,
-            (Some(k), Some(s), None) if k.len() == KEY_CHECK_LEN && s.len() <= MAX_STATE_LEN => {
-                false
-            }
+        let snapshot_len = match (&c.key_check, c.snapshot_len, &c.genesis) {
+            (None, None, Some(_)) => None,
+            (Some(k), Some(len), None) if k.len() == KEY_CHECK_LEN => match usize::try_from(len) {
+                Ok(len) if (1..=MAX_SNAPSHOT_LEN).contains(&len) => Some(len),
+                _ => {
+                    return err(
+                        ErrorCode::BadRequest,
+                        format!("a snapshot is 1 to {MAX_SNAPSHOT_LEN} bytes"),
+                    );
+                }
+            },
             (None, None, None) => {
                 return err(
                     ErrorCode::BadRequest,
@@ -208,7 +264,7 @@ impl<N: Nsm> Enclave<N> {
             _ => {
                 return err(
                     ErrorCode::BadRequest,
-                    "key_check and state must both be given (later boots) or a genesis \
+                    "key_check and snapshot_len must both be given (later boots) or a genesis \
                      document instead (first boot)",
                 );
             }
@@ -226,98 +282,207 @@ impl<N: Nsm> Enclave<N> {
         let Some(root) = RootKey::from_bytes(&mut plaintext) else {
             return err(ErrorCode::UnsealFailed, UNSEAL_FAILED);
         };
-        let keys = root.working_keys();
+        let working = root.working_keys();
         drop(root);
         if let Some(stored) = &c.key_check
-            && !ct_eq(stored, &keys.key_check)
+            && !ct_eq(stored, &working.key_check)
         {
             return err(
                 ErrorCode::WrongRootKey,
                 "KMS released a root key whose check value differs from this deployment's",
             );
         }
-        let Ok(sealer) = Sealer::new(&keys.seal) else {
+        let Ok(sealer) = Sealer::new(&working.seal) else {
             return err(ErrorCode::Internal, "cannot initialise the sealing cipher");
         };
-        let mut state = match genesis {
-            Some(genesis) => EnclaveState {
-                seq: 0,
-                destroyed: Default::default(),
-                genesis: genesis.digest(),
-                admins: genesis.admins,
-                engine: strongroom_policy::Engine::new(
-                    genesis.policy,
-                    strongroom_policy::Ledger::default(),
-                ),
-                proposals: Vec::new(),
-                requests: Requests::default(),
-                audit_next: 0,
-                audit_head: strongroom_identity::GENESIS_PREV,
-                identity: None,
-            },
-            None => {
-                let blob = c.state.as_deref().map(|b| b.as_slice()).unwrap_or_default();
-                match sealer.open(&STATE_OBJECT, blob) {
-                    Ok(p) => match EnclaveState::from_plaintext(&p) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            // Authentic but unreadable: a bug, not an attack; the detail is
-                            // for the operator's log.
-                            tracing::error!(error = %e, "sealed state does not parse");
-                            return err(ErrorCode::BlobRejected, "enclave state is malformed");
-                        }
-                    },
-                    Err(_) => {
-                        return err(ErrorCode::BlobRejected, "enclave state is not authentic");
-                    }
+        let keys = Keys {
+            sealer,
+            key_check: working.key_check,
+            tags: IdentityTagKey::new(&working.identity_tag),
+        };
+        match (genesis, snapshot_len) {
+            (Some(genesis), _) => {
+                *phase = PhaseState::Replaying(Box::new(Booting {
+                    keys,
+                    replay: Replay::new(EnclaveState::genesis(genesis)),
+                    first_boot: true,
+                }));
+                Response::ReplayFrom { seq: 0 }
+            }
+            (None, Some(expected)) => {
+                *phase = PhaseState::Loading(Box::new(Loading {
+                    keys,
+                    expected,
+                    received: Vec::new(),
+                }));
+                Response::SnapshotReceived { received: 0 }
+            }
+            (None, None) => err(ErrorCode::Internal, "neither genesis nor snapshot"),
+        }
+    }
+
+    fn snapshot_chunk(&self, bytes: &[u8]) -> Response {
+        let Ok(mut phase) = self.phase.write() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Loading(loading) = &mut *phase else {
+            return wrong_phase("a snapshot part");
+        };
+        if bytes.len() > SNAPSHOT_CHUNK_LEN
+            || loading.received.len().saturating_add(bytes.len()) > loading.expected
+        {
+            *phase = PhaseState::AwaitingRootKey { pending: None };
+            return err(
+                ErrorCode::BadRequest,
+                "snapshot part longer than announced; start again with BeginUnseal",
+            );
+        }
+        loading.received.extend_from_slice(bytes);
+        if loading.received.len() < loading.expected {
+            return Response::SnapshotReceived {
+                received: loading.received.len() as u64,
+            };
+        }
+        let PhaseState::Loading(loading) =
+            std::mem::replace(&mut *phase, PhaseState::AwaitingRootKey { pending: None })
+        else {
+            return err(ErrorCode::Internal, "phase changed under its lock");
+        };
+        let Loading { keys, received, .. } = *loading;
+        let state = match keys.sealer.open(&STATE_OBJECT, &received) {
+            Ok(p) => match EnclaveState::from_plaintext(&p) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Sealed under this deployment's key but unreadable by this release
+                    // (another release's format) or a bug: either way not usable.
+                    tracing::error!(error = %e, "sealed snapshot does not parse");
+                    return err(
+                        ErrorCode::BlobRejected,
+                        "the snapshot is authentic but this release cannot read it; start \
+                         again with BeginUnseal",
+                    );
                 }
+            },
+            Err(_) => {
+                return err(
+                    ErrorCode::BlobRejected,
+                    "the snapshot is not authentic; start again with BeginUnseal",
+                );
             }
         };
-        // Where the chain goes on: after the proxy's last stored entry, or, when the proxy
-        // holds less than the state says was made (entries lost in a crash, or withheld),
-        // from the state's own head, the boot entry saying so, so the gap stays visible.
-        let mut gap = None;
-        match c.audit_tail.as_deref().map(|t| continue_after(&state, t)) {
-            Some(Ok(Some((next, head)))) => (state.audit_next, state.audit_head) = (next, head),
-            Some(Ok(None)) | None if !first_boot && state.audit_next > 0 => {
-                gap = Some(c.audit_tail.as_deref().and_then(tail_seq));
-            }
-            Some(Err(e)) => return err(ErrorCode::BadRequest, e),
-            _ => {}
+        if state.identity.is_none() {
+            return err(
+                ErrorCode::BlobRejected,
+                "the snapshot names no identity to check the records after it",
+            );
         }
+        let seq = state.audit_next;
+        *phase = PhaseState::Replaying(Box::new(Booting {
+            keys,
+            replay: Replay::new(state),
+            first_boot: false,
+        }));
+        Response::ReplayFrom { seq }
+    }
+
+    fn replay_records(&self, records: &[AuditRecord]) -> Response {
+        let Ok(mut phase) = self.phase.write() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Replaying(booting) = &mut *phase else {
+            return wrong_phase("replayed records");
+        };
+        let bytes: usize = records.iter().map(|r| r.line.len()).sum();
+        if bytes > MAX_REPLAY_PAGE_BYTES {
+            return err(
+                ErrorCode::BadRequest,
+                format!("more than {MAX_REPLAY_PAGE_BYTES} bytes of records in one page"),
+            );
+        }
+        if booting.first_boot && !records.is_empty() {
+            return err(
+                ErrorCode::BadRequest,
+                "a first boot has no records to replay",
+            );
+        }
+        let Booting { keys, replay, .. } = &mut **booting;
+        match replay.push(records, &keys.tags) {
+            Ok(()) => Response::ReplayFrom {
+                seq: replay.next_seq(),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "replay refused a record");
+                *phase = PhaseState::AwaitingRootKey { pending: None };
+                err(
+                    ErrorCode::BlobRejected,
+                    format!("{e}; start again with BeginUnseal"),
+                )
+            }
+        }
+    }
+
+    fn finish_boot(&self) -> Response {
+        let Ok(mut phase) = self.phase.write() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        if !matches!(*phase, PhaseState::Replaying(_)) {
+            return wrong_phase("FinishBoot");
+        }
+        let PhaseState::Replaying(booting) =
+            std::mem::replace(&mut *phase, PhaseState::AwaitingRootKey { pending: None })
+        else {
+            return err(ErrorCode::Internal, "phase changed under its lock");
+        };
+        let Booting {
+            keys,
+            replay,
+            first_boot,
+        } = *booting;
+        let (mut state, resumed) = replay.finish();
         let identity = match self.identity_key() {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
         };
-        let (log, boot) = match self.boot_entry(&identity, &state, &keys.key_check, first_boot, gap)
-        {
-            Ok(b) => b,
-            Err(e) => return Response::Error(e),
+        let mut log =
+            AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
+        let boot =
+            match self.boot_record(&identity, &state, &keys, (!first_boot).then_some(resumed)) {
+                Ok(r) => r,
+                Err(e) => return Response::Error(e),
+            };
+        let record = match boot
+            .to_fields()
+            .map_err(|e| e.to_string())
+            .and_then(|(kind, fields)| {
+                log.prepare(&identity, unix_now(), kind, fields)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|prepared| {
+                state
+                    .apply(&boot, prepared.position())
+                    .map(|_| log.commit(prepared))
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(r) => r,
+            Err(e) => return err(ErrorCode::Internal, format!("boot record: {e}")),
         };
-        (state.audit_next, state.audit_head) = log.head();
-        state.identity = Some(identity.public().0);
-        let sealed_state = match seal_state(&sealer, &state) {
-            Ok(s) => s,
-            Err(e) => return Response::Error(e),
-        };
-        let seq = state.seq;
-        let mut governed = Governed::new(state, REPLAY_CAPACITY);
-        governed.audit = log;
-        tracing::info!(first_boot, identity = %identity.public(), audit_seq = boot.seq, "unsealed");
+        tracing::info!(
+            first_boot,
+            identity = %identity.public(),
+            audit_seq = record.seq,
+            "unsealed"
+        );
+        let key_check = keys.key_check;
         *phase = PhaseState::Ready(Box::new(Ready {
-            sealer,
-            key_check: keys.key_check,
+            keys,
             boot_time: unix_now(),
             identity,
-            gov: std::sync::Mutex::new(governed),
+            gov: Mutex::new(Governed::new(state, log, REPLAY_CAPACITY)),
+            snapshot: Mutex::new(None),
         }));
         Response::Unsealed {
-            key_check: keys.key_check.to_vec().into(),
-            state: SealedState {
-                seq,
-                sealed: sealed_state.into(),
-            },
-            audit: vec![boot],
+            key_check: key_check.to_vec().into(),
+            audit: vec![record],
         }
     }
 
@@ -330,20 +495,19 @@ impl<N: Nsm> Enclave<N> {
         Ok(key)
     }
 
-    /// The boot's audit entry: the new identity, and an attestation document binding it
-    /// (user data) to this point of the chain (nonce = the previous entry's hash) and to
-    /// the measured image (PCRs), so auditors can follow the hand-over from one boot's
-    /// identity to the next.
-    fn boot_entry(
+    /// The boot's record: the new identity with its tag, and an attestation document
+    /// binding it (user data) to this point of the chain (nonce = the previous entry's
+    /// hash) and to the measured image (PCRs), so auditors can follow the hand-over from
+    /// one boot's identity to the next.
+    fn boot_record(
         &self,
         identity: &IdentityKey,
         state: &EnclaveState,
-        key_check: &[u8; KEY_CHECK_LEN],
-        first_boot: bool,
-        gap: Option<Option<u64>>,
-    ) -> Result<(AuditLog, AuditRecord), EnclaveError> {
+        keys: &Keys,
+        resumed: Option<crate::record::Resumed>,
+    ) -> Result<Record, EnclaveError> {
         let user_data = UserData {
-            key_check: *key_check,
+            key_check: keys.key_check,
             genesis: state.genesis,
             admins: state.admins.digest(),
             policy: state.engine.policy().digest(),
@@ -358,29 +522,14 @@ impl<N: Nsm> Enclave<N> {
             .nsm
             .attestation(&request)
             .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("NSM attestation: {e}")))?;
-        let mut fields = Map::new();
-        fields.insert("identity".into(), identity.public().to_string().into());
-        fields.insert(
-            "attestation".into(),
-            base64::engine::general_purpose::STANDARD
-                .encode(&document)
-                .into(),
-        );
-        fields.insert("first_boot".into(), first_boot.into());
-        if let Some(stored_through) = gap {
-            // Entries before this one that the proxy did not hand back: the chain has a
-            // gap here, which this entry records rather than hides.
-            fields.insert(
-                "unstored".into(),
-                serde_json::json!({"proxy_last_seq": stored_through, "state_next_seq": state.audit_next}),
-            );
-        }
-        let mut log =
-            AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
-        let record = log
-            .append(identity, unix_now(), "boot", fields)
-            .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("audit: {e}")))?;
-        Ok((log, record))
+        let public = identity.public().0;
+        Ok(Record::Boot(Boot {
+            identity: identity.public().to_string(),
+            attestation: base64::engine::general_purpose::STANDARD.encode(&document),
+            first_boot: resumed.is_none(),
+            identity_tag: hex::encode(keys.tags.tag(&public)),
+            resumed,
+        }))
     }
 
     fn audit_backlog(&self, from: u64) -> Response {
@@ -388,11 +537,48 @@ impl<N: Nsm> Enclave<N> {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
         let PhaseState::Ready(ready) = &*phase else {
-            return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
+            return not_ready();
         };
         match ready.gov.lock() {
             Ok(g) => Response::AuditEntries(g.audit.backlog(from)),
             Err(_) => err(ErrorCode::Internal, "state lock poisoned"),
+        }
+    }
+
+    /// Offset 0 seals a snapshot of the state as it is now and keeps it for the reads of
+    /// its other parts.
+    fn read_snapshot(&self, offset: u64) -> Response {
+        let Ok(phase) = self.phase.read() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Ready(ready) = &*phase else {
+            return not_ready();
+        };
+        let Ok(mut kept) = ready.snapshot.lock() else {
+            return err(ErrorCode::Internal, "snapshot lock poisoned");
+        };
+        if offset == 0 {
+            let sealed = match ready.gov.lock() {
+                Ok(g) => seal_state(&ready.keys.sealer, &g.state).map(|s| (g.state.audit_next, s)),
+                Err(_) => return err(ErrorCode::Internal, "state lock poisoned"),
+            };
+            match sealed {
+                Ok(s) => *kept = Some(s),
+                Err(e) => return Response::Error(e),
+            }
+        }
+        let Some((seq, bytes)) = kept.as_ref() else {
+            return err(ErrorCode::BadRequest, "read a snapshot from offset 0 first");
+        };
+        let Some(start) = usize::try_from(offset).ok().filter(|o| *o < bytes.len()) else {
+            return err(ErrorCode::BadRequest, "offset past the snapshot's end");
+        };
+        let end = bytes.len().min(start.saturating_add(SNAPSHOT_CHUNK_LEN));
+        Response::Snapshot {
+            seq: *seq,
+            total_len: bytes.len() as u64,
+            offset,
+            bytes: bytes[start..end].to_vec().into(),
         }
     }
 
@@ -427,7 +613,7 @@ impl<N: Nsm> Enclave<N> {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
         let PhaseState::Ready(ready) = &*phase else {
-            return err(ErrorCode::NotReady, "the enclave is not unsealed yet");
+            return not_ready();
         };
         match open_key(ready, key_id, sealed) {
             Ok(record) => f(&record),
@@ -459,7 +645,7 @@ impl<N: Nsm> Enclave<N> {
             ),
             trail: RefCell::new(Vec::new()),
         };
-        let mut answer = api::handle(&host, &ready.gov, call);
+        let mut answer = call::handle(&host, &ready.gov, call);
         answer.effects.audit = host.trail.into_inner();
         let signature = AnswerSignature::sign(
             &ready.identity,
@@ -480,7 +666,7 @@ impl<N: Nsm> Enclave<N> {
         let g = ready.gov.lock().ok()?;
         Some(
             UserData {
-                key_check: ready.key_check,
+                key_check: ready.keys.key_check,
                 genesis: g.state.genesis,
                 admins: g.state.admins.digest(),
                 policy: g.state.engine.policy().digest(),
@@ -493,50 +679,10 @@ impl<N: Nsm> Enclave<N> {
     /// The current root-key check value, once unsealed.
     pub fn key_check(&self) -> Option<[u8; KEY_CHECK_LEN]> {
         match self.phase.read().as_deref() {
-            Ok(PhaseState::Ready(r)) => Some(r.key_check),
+            Ok(PhaseState::Ready(r)) => Some(r.keys.key_check),
             _ => None,
         }
     }
-}
-
-/// Where the chain goes on after a reboot: after the last entry the proxy stored, which
-/// the identity that sealed the state must have signed and which cannot be older than the
-/// state's own record of the head.
-/// The sequence number of a stored line, if it parses.
-fn tail_seq(tail: &str) -> Option<u64> {
-    AuditEntry::parse_line(tail)
-        .ok()?
-        .header()
-        .ok()
-        .map(|h| h.seq)
-}
-
-/// `None` when the tail is authentic but older than the state's head: entries were made
-/// that the proxy does not hold.
-fn continue_after(state: &EnclaveState, tail: &str) -> Result<Option<(u64, [u8; 32])>, String> {
-    let entry = AuditEntry::parse_line(tail).map_err(|e| format!("audit tail: {e}"))?;
-    let header = entry.header().map_err(|e| format!("audit tail: {e}"))?;
-    let identity = state
-        .identity
-        .ok_or("audit tail given, but the state names no identity to check it against")?;
-    entry.verify(&IdentityPublic(identity)).map_err(|_| {
-        "audit tail: the last stored entry is not signed by the identity that sealed the state"
-            .to_string()
-    })?;
-    let next = header
-        .seq
-        .checked_add(1)
-        .ok_or("audit tail: sequence number out of range")?;
-    if next < state.audit_next {
-        return Ok(None);
-    }
-    if next == state.audit_next && entry.hash() != state.audit_head {
-        return Err(format!(
-            "audit tail: entry {} differs from the chain's head recorded in the state",
-            header.seq
-        ));
-    }
-    Ok(Some((next, entry.hash())))
 }
 
 fn unix_now() -> u64 {
@@ -552,10 +698,13 @@ fn seal_state(sealer: &Sealer, state: &EnclaveState) -> Result<Vec<u8>, EnclaveE
     let plaintext = state
         .to_plaintext()
         .map_err(|e| EnclaveError::new(ErrorCode::Internal, e.to_string()))?;
-    if plaintext.len() + 64 > MAX_STATE_LEN {
+    if plaintext.len() + 64 > MAX_SNAPSHOT_LEN {
         return Err(EnclaveError::new(
             ErrorCode::Internal,
-            format!("the enclave state would exceed {MAX_STATE_LEN} bytes; change refused"),
+            format!(
+                "the state would exceed {MAX_SNAPSHOT_LEN} bytes sealed; no snapshot (the log \
+                 still holds every change)"
+            ),
         ));
     }
     sealer
@@ -563,7 +712,7 @@ fn seal_state(sealer: &Sealer, state: &EnclaveState) -> Result<Vec<u8>, EnclaveE
         .map_err(|_| EnclaveError::new(ErrorCode::Internal, "sealing the state failed"))
 }
 
-/// The enclave's side of a call: sealing, randomness, keys, the audit trail.
+/// The enclave's side of a call: randomness, keys, the log.
 struct CallHost<'a, N: Nsm> {
     enclave: &'a Enclave<N>,
     ready: &'a Ready,
@@ -581,26 +730,23 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         self.ready.boot_time
     }
 
-    fn seal_state(&self, state: &EnclaveState) -> Result<Vec<u8>, ApiError> {
-        seal_state(&self.ready.sealer, state).map_err(ApiError::from)
-    }
-
     fn request_digest(&self) -> [u8; 32] {
         self.request_digest
     }
 
-    fn audit(
-        &self,
-        g: &mut Governed,
-        kind: &str,
-        fields: Map<String, Value>,
-    ) -> Result<(), ApiError> {
-        let record = g
+    fn append(&self, g: &mut Governed, record: Record, time: u64) -> Result<Applied, ApiError> {
+        let (kind, fields) = record.to_fields()?;
+        let prepared = g
             .audit
-            .append(&self.ready.identity, unix_now(), kind, fields)
+            .prepare(&self.ready.identity, time, kind, fields)
             .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
-        self.trail.borrow_mut().push(record);
-        Ok(())
+        let applied = g.state.apply(&record, prepared.position())?;
+        let entry = g.audit.commit(prepared);
+        if applied == Applied::Governance {
+            g.rebuild_keys();
+        }
+        self.trail.borrow_mut().push(entry);
+        Ok(applied)
     }
 
     fn checkpoint(&self, g: &Governed) -> Option<Checkpoint> {
@@ -648,6 +794,7 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         };
         let sealed = self
             .ready
+            .keys
             .sealer
             .seal(&key_object(id), &record.to_plaintext(), nonce)
             .map_err(|_| ApiError::internal("sealing the key failed"))?;
@@ -689,6 +836,7 @@ fn open_key(ready: &Ready, key_id: &str, sealed: &[u8]) -> Result<KeyRecord, Enc
         ));
     }
     let plaintext = ready
+        .keys
         .sealer
         .open(&key_object(id), sealed)
         .map_err(|_| rejected())?;

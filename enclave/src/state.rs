@@ -1,21 +1,25 @@
-//! The enclave's own state, sealed and stored by the proxy between boots: the admin set and
-//! genesis digest, the policy, the velocity ledger, open proposals, pending signing
-//! requests, the ids of destroyed keys, and a change counter.
+//! The enclave's governed state: the admin set and genesis digest, the policy, the
+//! velocity counters, open proposals, pending signing requests, the ids of destroyed keys —
+//! and where in the log it stands.
 //!
-//! What its freshness rests on: within one boot, the in-memory copy, which the parent cannot
-//! touch — the enclave never reads state back from the parent while it runs. Across boots,
-//! the parent must hand back a state sealed under this deployment's root key; it cannot
-//! forge or edit one (AES-GCM under a key derived from the KMS-released root), and on every
-//! boot after the first it must present one. What it can do is hand back an older state it
-//! kept (Nitro Enclaves have no monotonic storage to stop that): see the README's "Rollback"
-//! section for what that allows and what bounds it. The `seq` counter increases with every
-//! change, so the audit chain can expose a rollback.
+//! The state changes only in [`EnclaveState::apply`], one log record at a time (see
+//! [`crate::record`]); live requests and the replay at boot call the same function. It is
+//! sealed as a *snapshot* when the proxy asks (`Request::ReadSnapshot`: after every boot
+//! and every `SNAPSHOT_EVERY` records it stores, and at a clean shutdown), never per request; a snapshot names the position it was taken at (the next
+//! record's sequence number and the last record's hash) and the identity that signs the
+//! records after it, so a boot verifies and replays exactly the records that follow.
+//!
+//! What freshness rests on: an older snapshot costs replay time, nothing else, because the
+//! records after it are replayed. To make the enclave forget a change the parent must drop
+//! its record and everything after it; the enclave then writes a *different* record under a
+//! sequence number it has already issued, a fork that every client holding a later head
+//! refuses and `strongroom audit verify --checkpoint` reports.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use strongroom_policy::{Engine, Ledger, Policy};
+use strongroom_policy::{Engine, Policy, Velocity};
 use zeroize::Zeroizing;
 
 use crate::governance::{AdminSet, AdminSetDoc, Change, Proposal};
@@ -25,18 +29,18 @@ use crate::seal::{Curve, ObjectId, ObjectKind};
 /// Most destroyed keys one state records.
 pub const MAX_DESTROYED: usize = 16 * 1024;
 
-/// The identity of the sealed state object (version 3: with the audit chain's head).
+/// The identity of the sealed snapshot object (version 4: the state as a log).
 pub const STATE_OBJECT: ObjectId = ObjectId {
     kind: ObjectKind::EnclaveState,
     id: [0; 16],
-    version: 3,
+    version: 4,
     curve: Curve::None,
 };
 
 /// Everything the enclave must remember between boots.
 #[derive(Debug)]
 pub struct EnclaveState {
-    /// Increases with every change.
+    /// Governed changes applied (policy, approvals, requests, velocity, destroyed keys).
     pub seq: u64,
     /// Ids of destroyed keys.
     pub destroyed: BTreeSet<[u8; 16]>,
@@ -44,18 +48,18 @@ pub struct EnclaveState {
     pub genesis: [u8; 32],
     /// The admin set.
     pub admins: AdminSet,
-    /// The policy and its velocity ledger.
+    /// The policy and its velocity counters.
     pub engine: Engine,
     /// Open proposals.
     pub proposals: Vec<Proposal>,
     /// Pending and recently finished signing requests.
     pub requests: Requests,
-    /// The audit chain's next sequence number when this state was sealed.
+    /// The sequence number of the next record: how many records the state reflects.
     pub audit_next: u64,
-    /// The hash of the audit entry before `audit_next`.
+    /// The hash of the last record applied ([`GENESIS_PREV`](strongroom_identity::GENESIS_PREV)
+    /// before the first).
     pub audit_head: [u8; 32],
-    /// The identity public key of the boot that sealed this state: the next boot checks
-    /// the proxy's last stored audit entry against it.
+    /// The identity that signs the records from `audit_next` on (set by each boot record).
     pub identity: Option<[u8; 32]>,
 }
 
@@ -71,7 +75,7 @@ struct StateDoc {
     genesis: ByteBuf,
     admins: AdminSetDoc,
     policy: ByteBuf,
-    ledger: ByteBuf,
+    velocity: ByteBuf,
     proposals: Vec<ProposalDoc>,
     requests: Requests,
     audit_next: u64,
@@ -97,6 +101,22 @@ fn malformed(what: impl std::fmt::Display) -> StateMalformed {
 }
 
 impl EnclaveState {
+    /// The state a first boot starts from: the genesis, nothing recorded yet.
+    pub fn genesis(genesis: strongroom_policy::Genesis) -> Self {
+        Self {
+            seq: 0,
+            destroyed: BTreeSet::new(),
+            genesis: genesis.digest(),
+            admins: genesis.admins,
+            engine: Engine::new(genesis.policy, Velocity::default()),
+            proposals: Vec::new(),
+            requests: Requests::default(),
+            audit_next: 0,
+            audit_head: strongroom_identity::GENESIS_PREV,
+            identity: None,
+        }
+    }
+
     /// Serialises the state (CBOR).
     pub fn to_plaintext(&self) -> Result<Zeroizing<Vec<u8>>, StateMalformed> {
         let proposals = self
@@ -132,7 +152,7 @@ impl EnclaveState {
             genesis: self.genesis.to_vec().into(),
             admins: self.admins.to_doc(),
             policy: self.engine.policy().to_canonical_json().into(),
-            ledger: self.engine.ledger().to_bytes().into(),
+            velocity: self.engine.velocity().to_bytes().into(),
             proposals,
             requests: self.requests.clone(),
             audit_next: self.audit_next,
@@ -167,7 +187,7 @@ impl EnclaveState {
             .map_err(|_| malformed("genesis digest"))?;
         let admins = AdminSet::from_doc(&doc.admins).map_err(malformed)?;
         let policy = Policy::from_json(&doc.policy).map_err(malformed)?;
-        let ledger = Ledger::from_bytes(&doc.ledger).map_err(malformed)?;
+        let velocity = Velocity::from_bytes(&doc.velocity).map_err(malformed)?;
         let mut proposals = Vec::with_capacity(doc.proposals.len().min(64));
         for p in doc.proposals {
             let change = match p.kind.as_str() {
@@ -209,7 +229,7 @@ impl EnclaveState {
             destroyed,
             genesis,
             admins,
-            engine: Engine::new(policy, ledger),
+            engine: Engine::new(policy, velocity),
             proposals,
             requests: doc.requests,
             audit_next: doc.audit_next,
@@ -266,7 +286,7 @@ mod tests {
             destroyed: [[1; 16], [2; 16]].into_iter().collect(),
             genesis: [9; 32],
             admins,
-            engine: Engine::new(policy, Ledger::default()),
+            engine: Engine::new(policy, Velocity::default()),
             proposals: vec![Proposal {
                 id: "ab".into(),
                 change,
@@ -323,6 +343,6 @@ mod tests {
         assert!(edit("destroyed", ciborium::Value::Array(vec![id.clone(), id])).is_err());
         assert!(edit("genesis", ciborium::Value::Bytes(vec![0; 31])).is_err());
         assert!(edit("policy", ciborium::Value::Bytes(b"{}".to_vec())).is_err());
-        assert!(edit("ledger", ciborium::Value::Bytes(b"junk".to_vec())).is_err());
+        assert!(edit("velocity", ciborium::Value::Bytes(b"junk".to_vec())).is_err());
     }
 }

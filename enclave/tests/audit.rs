@@ -273,66 +273,152 @@ fn the_head_checkpoint_and_key_listing_are_signed_answers() {
 }
 
 #[test]
-fn a_forged_stale_or_foreign_audit_tail_is_refused_at_restart() {
+fn forged_reordered_or_foreign_records_are_refused_at_boot() {
     let keys = Keys::new();
     let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, dev_rules()));
     proxy.create_key(&keys.dev, "a");
-    proxy.create_key(&keys.dev, "b");
-    // Seal a state that records the head, then add entries the state does not know of.
+    // The snapshot after this restart ends at its boot record; "b" and "c" come after it.
     proxy.restart(&ROOT);
+    let from = proxy.stored.snapshot_seq as usize;
+    proxy.create_key(&keys.dev, "b");
     proxy.create_key(&keys.dev, "c");
-    let last = proxy.audit.last().unwrap().clone();
-    let try_tail = |tail: String| {
+    let chain = proxy.audit.clone();
+    let try_chain = |chain: &[String]| {
         let booted = support::boot();
-        booted.unseal_after(&ROOT, Some(&proxy.stored), None, Some(tail))
+        let answer = booted.unseal_with(&ROOT, Some(&proxy.stored), None, chain);
+        (booted, answer)
     };
     // Edited: the signature no longer verifies.
-    let edited = last.replacen("\"label\":\"c\"", "\"label\":\"x\"", 1);
-    assert_ne!(edited, last);
-    assert_eq!(code(try_tail(edited)), ErrorCode::BadRequest);
-    // Signed by another deployment's enclave.
-    let other = Proxy::first_boot(&[0x11; 32], &genesis(&keys, dev_rules()));
+    let mut edited = chain.clone();
+    let last = edited.len() - 1;
+    edited[last] = edited[last].replacen("\"label\":\"c\"", "\"label\":\"x\"", 1);
+    assert_ne!(edited[last], chain[last]);
+    let (booted, answer) = try_chain(&edited);
+    assert_eq!(code(answer), ErrorCode::BlobRejected);
+    // The refused boot starts over; the genuine records then boot it.
     assert_eq!(
-        code(try_tail(other.audit[0].clone())),
-        ErrorCode::BadRequest
+        booted.enclave.phase(),
+        strongroom_protocol::messages::Phase::AwaitingRootKey
     );
-    // The genuine tail continues the chain.
-    proxy.restart(&ROOT);
+    // One record left out: the next one does not follow.
+    let mut gap = chain.clone();
+    gap.remove(from + 1);
+    assert_eq!(code(try_chain(&gap).1), ErrorCode::BlobRejected);
+    // Another deployment's records do not link, and its identities are not tagged.
+    let other = Proxy::first_boot(&[0x11; 32], &genesis(&keys, dev_rules()));
+    let mut foreign = chain[..from].to_vec();
+    foreign.push(other.audit[0].clone());
+    assert_eq!(code(try_chain(&foreign).1), ErrorCode::BlobRejected);
+    // A boot record the parent wrote itself, linked and signed correctly by an identity
+    // of its own: refused, since only the root key can tag an identity.
+    let parent_key = strongroom_identity::IdentityKey::from_seed(&[0x66; 32]);
+    let prev = AuditEntry::parse_line(&chain[last]).unwrap().hash();
+    let mut fields = serde_json::Map::new();
+    fields.insert("identity".into(), parent_key.public().to_string().into());
+    fields.insert("attestation".into(), "".into());
+    fields.insert("first_boot".into(), false.into());
+    fields.insert("identity_tag".into(), "00".repeat(32).into());
+    let (entry, _) =
+        AuditEntry::build(&parent_key, chain.len() as u64, &prev, 1, "boot", fields).unwrap();
+    let mut slipped = chain.clone();
+    slipped.push(entry.to_line());
+    let Response::Error(e) = try_chain(&slipped).1 else {
+        panic!("a boot record of the parent's was replayed")
+    };
+    assert!(
+        e.message.contains("not tagged by this deployment"),
+        "{}",
+        e.message
+    );
+    // The genuine records continue the chain.
+    let (booted, answer) = try_chain(&chain);
+    proxy.adopt(booted, answer);
     check_chain(&proxy);
 }
 
+/// The rollback attack: the parent keeps an old snapshot and a key blob, destroys the key
+/// through the API, and restarts the enclave with the old snapshot.
 #[test]
-fn entries_the_proxy_lost_leave_a_recorded_gap_not_a_stuck_enclave() {
+fn an_older_snapshot_is_caught_up_by_its_records_and_a_cut_log_is_a_fork() {
     let keys = Keys::new();
     let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, dev_rules()));
-    proxy.create_key(&keys.dev, "a");
+    let doomed = proxy.create_key(&keys.dev, "doomed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = proxy.create_key(&keys.dev, "kept")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doomed_blob = proxy.blobs[&doomed].clone();
+    let old = proxy.stored.clone();
+    // Velocity: 4 ETH of the 5 ETH a key may move per 24 h.
+    let path = format!("/v1/keys/{kept}/sign/transaction");
+    for nonce in 0..4 {
+        let r = proxy.call(&keys.dev, "POST", &path, &tx(1, nonce, ETH));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let r = proxy.call(
+        &keys.dev,
+        "DELETE",
+        &format!("/v1/keys/{doomed}"),
+        &json!(null),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    proxy.snapshot();
+    let head_seen = proxy.audit.len() as u64 - 1;
+    let head_hash = AuditEntry::parse_line(proxy.audit.last().unwrap())
+        .unwrap()
+        .hash();
+
+    // An older snapshot with every record after it: replayed to the current state.
+    proxy.stored = old.clone();
+    proxy.blobs.insert(doomed.clone(), doomed_blob.clone());
     proxy.restart(&ROOT);
-    // Entries 4 and 5, then a proposal, whose sealed state records the head (6); the proxy
-    // then loses everything after the boot entry (3): entries whose answers it never
-    // stored, while a later answer's state was stored.
-    proxy.create_key(&keys.dev, "b");
     let r = proxy.call(
         &keys.dev,
         "POST",
-        "/v1/policy/proposals",
-        &json!({"policy": policy(&keys, dev_rules())}),
+        &format!("/v1/keys/{doomed}/sign/digest"),
+        &digest_body(1),
     );
-    assert_eq!(r.status, 201);
-    let state_next = 6;
-    proxy.audit.truncate(4);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (410, "key_destroyed"),
+        "{:?}",
+        r.body
+    );
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 4, ETH));
+    assert_eq!(
+        r.status, 200,
+        "4 ETH moved, 1 more fits the 5: {:?}",
+        r.body
+    );
+    let r = proxy.call(&keys.dev, "POST", &path, &tx(1, 5, 1));
+    assert_eq!(r.status, 403, "the velocity totals survived: {:?}", r.body);
+    assert!(r.message().contains("velocity"), "{}", r.message());
+    check_chain(&proxy);
+
+    // The older snapshot with the log cut where it was taken: the enclave forgets the
+    // destroy and the transfers — and says so, by writing its boot record under a
+    // sequence number it had already issued, with another hash: a fork.
+    let cut = old.snapshot_seq as usize;
     let booted = support::boot();
-    let tail = proxy.audit.last().cloned();
-    let Response::Unsealed { audit, .. } =
-        booted.unseal_after(&ROOT, Some(&proxy.stored), None, tail)
-    else {
-        panic!("the enclave must come up");
+    let answer = booted.unseal_with(&ROOT, Some(&old), None, &proxy.audit[..cut]);
+    let Response::Unsealed { audit, .. } = answer else {
+        panic!("the enclave must come up: {answer:?}")
     };
-    let entry = AuditEntry::parse_line(&audit[0].line).unwrap();
-    let fields = entry.fields().unwrap();
-    // It goes on after the entries it knows were made, and says what is missing.
-    assert!(audit[0].seq >= state_next, "{fields:?}");
-    assert_eq!(fields["unstored"]["proxy_last_seq"], 3);
-    assert_eq!(fields["unstored"]["state_next_seq"], audit[0].seq);
+    let boot = AuditEntry::parse_line(&audit[0].line).unwrap();
+    assert_eq!(audit[0].seq, cut as u64);
+    assert!(
+        audit[0].seq <= head_seen,
+        "a sequence number already issued"
+    );
+    assert_ne!(audit[0].line, proxy.audit[cut], "another record under it");
+    let checkpoint_at_fork = boot.hash();
+    assert_ne!(checkpoint_at_fork, head_hash);
+    let fields = boot.fields().unwrap();
+    assert_eq!(fields["resumed"]["snapshot_next_seq"], cut as u64);
+    assert_eq!(fields["resumed"]["replayed"], 0);
 }
 
 #[test]

@@ -17,9 +17,9 @@ fn key_object(id: [u8; 16]) -> ObjectId {
 }
 
 /// A state made from a genesis with one admin, one principal and a velocity rule, with a
-/// ledger entry in it.
+/// velocity counter in it.
 fn sample_state() -> EnclaveState {
-    use strongroom_policy::{Context, Engine, Intent, KeyRef, Ledger, TransactionIntent, TxType};
+    use strongroom_policy::{Context, Engine, Intent, KeyRef, TransactionIntent, TxType, Velocity};
     let spec = |seed: u8| {
         let key = strongroom_auth::SigningKey::ed25519_from_seed(&[seed; 32]).public();
         serde_json::json!({"algorithm": "ed25519", "public": hex::encode(key.public_bytes())})
@@ -32,7 +32,7 @@ fn sample_state() -> EnclaveState {
                        "conditions": {"velocity": [{"scope": "key", "window": "1h", "max_count": 5}]}}]}});
     let genesis =
         strongroom_enclave::governance::Genesis::from_json(genesis.to_string().as_bytes()).unwrap();
-    let mut engine = Engine::new(genesis.policy.clone(), Ledger::default());
+    let mut engine = Engine::new(genesis.policy.clone(), Velocity::default());
     let intent = Intent::Transaction(TransactionIntent {
         tx_type: TxType::Eip1559,
         chain_id: 1,

@@ -132,9 +132,8 @@ fn one_decryption_attempt_per_challenge() {
             .handle(Request::CompleteUnseal(CompleteUnseal {
                 ciphertext_for_recipient: env.to_vec().into(),
                 key_check: None,
-                state: None,
+                snapshot_len: None,
                 genesis: Some(g.clone().into()),
-                audit_tail: None,
             }))
     };
     let first = attempt(&tampered);
@@ -181,9 +180,8 @@ fn tampered_envelope_errors_are_indistinguishable() {
             .handle(Request::CompleteUnseal(CompleteUnseal {
                 ciphertext_for_recipient: env.into(),
                 key_check: None,
-                state: None,
+                snapshot_len: None,
                 genesis: Some(g.clone().into()),
-                audit_tail: None,
             }))
         else {
             panic!("tampered envelope accepted")
@@ -322,8 +320,8 @@ fn a_destroyed_key_stays_refused_across_restarts() {
 
     // A forged state (edited bytes) is refused at boot.
     let mut forged = proxy.stored.clone();
-    let n = forged.state.len();
-    forged.state[n - 1] ^= 1;
+    let n = forged.snapshot.len();
+    forged.snapshot[n - 1] ^= 1;
     let third = boot();
     assert_eq!(
         code(third.unseal(&root, Some(&forged), None)),
@@ -336,9 +334,8 @@ fn a_destroyed_key_stays_refused_across_restarts() {
         .handle(Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: env.into(),
             key_check: Some(proxy.stored.key_check.clone().into()),
-            state: None,
+            snapshot_len: None,
             genesis: None,
-            audit_tail: None,
         }));
     assert_eq!(code(half), ErrorCode::BadRequest);
     // A later boot cannot be passed off with a genesis beside the stored state either.
@@ -348,9 +345,8 @@ fn a_destroyed_key_stays_refused_across_restarts() {
         .handle(Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: env.into(),
             key_check: Some(proxy.stored.key_check.clone().into()),
-            state: Some(proxy.stored.state.clone().into()),
+            snapshot_len: Some(proxy.stored.snapshot.len() as u64),
             genesis: Some(genesis(&keys, dev_rules()).into()),
-            audit_tail: None,
         }));
     assert_eq!(code(both), ErrorCode::BadRequest);
     let _ = Stored::clone(&proxy.stored);

@@ -42,9 +42,11 @@ pub const AUDIT_DOMAIN: &[u8] = b"strongroom/v1/audit-entry";
 pub const CHECKPOINT_DOMAIN: &[u8] = b"strongroom/v1/audit-checkpoint";
 /// The `prev` of entry 0.
 pub const GENESIS_PREV: [u8; 32] = [0; 32];
-/// Largest entry (the JSON object) accepted; a boot entry with its attestation document
-/// is the largest kind (~7 KB).
-pub const MAX_ENTRY_LEN: usize = 64 * 1024;
+/// Largest entry (the JSON object) accepted. Most are a few hundred bytes and a boot entry
+/// with its attestation document ~7 KB; the largest is a signing request held for
+/// approvals, which carries the request body (at most 256 KiB, base64) so the log alone
+/// can rebuild the enclave's state.
+pub const MAX_ENTRY_LEN: usize = 512 * 1024;
 
 const RESERVED: [&str; 4] = ["kind", "prev", "seq", "time"];
 

@@ -20,8 +20,9 @@ pub const LENGTH_PREFIX_LEN: usize = 4;
 /// Default maximum frame body length: 2 MiB.
 ///
 /// Signing requests, responses and attestation documents are a few KiB; the largest
-/// frames carry the sealed enclave state (at most 1 MiB) with a genesis document or a
-/// KMS envelope, so 2 MiB leaves headroom, while bounding what one connection can make
+/// frames carry a 1 MiB part of a snapshot, a 1 MiB page of log records, or a held
+/// request's record (at most 512 KiB) beside the call's other records, so 2 MiB leaves
+/// headroom, while bounding what one connection can make
 /// the enclave (whose memory is fixed at launch) buffer: a peer can claim up to
 /// 4 GiB in a length prefix, and the prefix is checked against this bound
 /// before anything is allocated or read.

@@ -13,9 +13,18 @@ use serde_bytes::ByteBuf;
 pub const MAX_LABEL_LEN: usize = 128;
 /// Largest sealed object the enclave accepts.
 pub const MAX_SEALED_LEN: usize = 4096;
-/// Largest sealed enclave state (policy, admin set, proposals, pending requests, velocity
-/// ledger, destroyed keys).
-pub const MAX_STATE_LEN: usize = 1024 * 1024;
+/// Largest sealed snapshot of the enclave's state (policy, admin set, proposals, pending
+/// requests, velocity counters, destroyed keys). Every part is bounded per principal or per
+/// key, so this is reached only with hundreds of principals each at every quota; a state
+/// that would not fit is not snapshotted (the log still holds it: boots replay longer).
+pub const MAX_SNAPSHOT_LEN: usize = 256 * 1024 * 1024;
+/// Records the proxy stores between the snapshots it takes: a boot replays at most about
+/// this many records (more only if a snapshot failed).
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+/// Largest part of a snapshot in one frame.
+pub const SNAPSHOT_CHUNK_LEN: usize = 1024 * 1024;
+/// Most bytes of record lines one [`Request::ReplayRecords`] carries.
+pub const MAX_REPLAY_PAGE_BYTES: usize = 1024 * 1024;
 /// Largest KMS `CiphertextForRecipient` the enclave accepts.
 pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 /// Length of a signing digest.
@@ -52,10 +61,30 @@ pub enum Request {
     Call(Call),
     /// The audit entries from `from` on that the enclave still holds because the proxy has
     /// not confirmed storing them (after a storage failure): answered with
-    /// [`Response::AuditEntries`].
+    /// [`Response::AuditEntries`], a page of at most 1 MiB of lines; ask again from after
+    /// the last one.
     AuditBacklog {
         /// First sequence number wanted.
         from: u64,
+    },
+    /// Boot: the next part of the stored snapshot whose length [`CompleteUnseal`] named.
+    SnapshotChunk {
+        /// At most [`SNAPSHOT_CHUNK_LEN`] bytes.
+        bytes: ByteBuf,
+    },
+    /// Boot: stored records after the snapshot, in order from the sequence number the
+    /// enclave asked for ([`Response::ReplayFrom`]).
+    ReplayRecords {
+        /// At most [`MAX_REPLAY_PAGE_BYTES`] of lines.
+        records: Vec<AuditRecord>,
+    },
+    /// Boot: no more records; the enclave writes its boot record and serves.
+    FinishBoot,
+    /// A sealed snapshot of the current state, in parts: `offset` 0 takes a new snapshot,
+    /// later offsets read the rest of it. Answered with [`Response::Snapshot`].
+    ReadSnapshot {
+        /// Where to read from.
+        offset: u64,
     },
 }
 
@@ -66,14 +95,11 @@ pub struct CompleteUnseal {
     pub ciphertext_for_recipient: ByteBuf,
     /// The root-key check value the enclave returned on first boot; None on first boot.
     pub key_check: Option<ByteBuf>,
-    /// The sealed enclave state the enclave returned last; None on first boot.
-    pub state: Option<ByteBuf>,
+    /// The length of the newest stored snapshot, sent next in [`Request::SnapshotChunk`]s;
+    /// None on first boot.
+    pub snapshot_len: Option<u64>,
     /// The genesis document (admin set and first policy, JSON) on first boot; None later.
     pub genesis: Option<ByteBuf>,
-    /// The last audit entry the proxy stored (its stored line), on later boots: the new
-    /// boot's entry continues the chain after it. The enclave checks it against the state.
-    #[serde(default)]
-    pub audit_tail: Option<String>,
 }
 
 /// Longest method name in a [`Call`].
@@ -136,8 +162,6 @@ pub struct Answer {
 /// Storage side effects of a call; the proxy applies them before answering the client.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effects {
-    /// A new sealed enclave state (store it if `seq` is newer than the stored one).
-    pub state: Option<SealedState>,
     /// A key was created: store its blob.
     pub key_created: Option<CreatedKey>,
     /// A key was destroyed: delete its blob.
@@ -158,15 +182,6 @@ pub struct AuditRecord {
     pub seq: u64,
     /// The signed entry as one line of JSON.
     pub line: String,
-}
-
-/// A sealed enclave state with its sequence number (the enclave's change counter).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedState {
-    /// Change counter; higher is newer.
-    pub seq: u64,
-    /// The sealed state.
-    pub sealed: ByteBuf,
 }
 
 /// A key created by a call.
@@ -201,14 +216,36 @@ pub enum Response {
         /// The COSE_Sign1 attestation document.
         attestation_document: ByteBuf,
     },
-    /// The root key is in place; the proxy must store both values if they are new.
+    /// Boot: the part of the snapshot received so far; send the next.
+    SnapshotReceived {
+        /// Bytes received.
+        received: u64,
+    },
+    /// Boot: the state is in place up to record `seq` (exclusive); send the stored records
+    /// from `seq` on, then [`Request::FinishBoot`].
+    ReplayFrom {
+        /// The next record wanted.
+        seq: u64,
+    },
+    /// The boot is done; the proxy stores the check value (first boot) and the boot record
+    /// before serving, then takes a snapshot ([`Request::ReadSnapshot`]).
     Unsealed {
         /// The root-key check value (store it on first boot, send it on later boots).
         key_check: ByteBuf,
-        /// The sealed enclave state (store it; send it on later boots).
-        state: SealedState,
-        /// The boot's audit entry (store it before serving).
+        /// The boot's audit entry.
         audit: Vec<AuditRecord>,
+    },
+    /// A part of a sealed snapshot.
+    Snapshot {
+        /// The snapshot's position: the sequence number of the first record after it
+        /// (higher is newer).
+        seq: u64,
+        /// The whole snapshot's length.
+        total_len: u64,
+        /// Where this part starts.
+        offset: u64,
+        /// At most [`SNAPSHOT_CHUNK_LEN`] bytes.
+        bytes: ByteBuf,
     },
     /// An attestation document.
     Attestation {

@@ -15,7 +15,8 @@ use strongroom_enclave::Enclave;
 use strongroom_envelope::seal_for_recipient;
 use strongroom_identity::{AnswerSignature, AuditEntry, IdentityPublic, answer_request_digest};
 use strongroom_protocol::messages::{
-    Answer, Call, CompleteUnseal, ErrorCode, Request, Response, SealedKey,
+    Answer, AuditRecord, Call, CompleteUnseal, ErrorCode, Request, Response, SNAPSHOT_CHUNK_LEN,
+    SealedKey,
 };
 
 /// Development keys: the principal "dev", a second principal "ops" (an approver), three
@@ -124,12 +125,14 @@ pub fn code(r: Response) -> ErrorCode {
     }
 }
 
-/// What the proxy keeps between boots.
+/// What the proxy keeps between boots besides the audit chain.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub key_check: Vec<u8>,
-    pub state: Vec<u8>,
-    pub seq: u64,
+    /// The newest sealed snapshot the proxy took.
+    pub snapshot: Vec<u8>,
+    /// Its position: the sequence number of the first record after it.
+    pub snapshot_seq: u64,
 }
 
 /// Plays KMS for one BeginUnseal: checks the document, wraps `root` for its RSA key.
@@ -170,26 +173,96 @@ pub fn boot_with(configure: impl FnOnce(Enclave<MockNsm>) -> Enclave<MockNsm>) -
 }
 
 impl Booted {
+    /// A first boot (`stored` None, `genesis` given) or a later one from `stored` and the
+    /// records `chain` holds after its snapshot, run the way the proxy runs it: challenge,
+    /// KMS, snapshot in parts, records in pages, finish. Returns the first refusal, or
+    /// the final answer.
     pub fn unseal(&self, root: &[u8], stored: Option<&Stored>, genesis: Option<&[u8]>) -> Response {
-        self.unseal_after(root, stored, genesis, None)
+        self.unseal_with(root, stored, genesis, &[])
     }
 
-    /// Unseals, continuing the audit chain after `tail` (the last stored line).
-    pub fn unseal_after(
+    /// [`Booted::unseal`] replaying the lines of `chain` (line `i` is record `i`) after the
+    /// snapshot.
+    pub fn unseal_with(
         &self,
         root: &[u8],
         stored: Option<&Stored>,
         genesis: Option<&[u8]>,
-        tail: Option<String>,
+        chain: &[String],
+    ) -> Response {
+        let records: Vec<AuditRecord> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, line)| AuditRecord {
+                seq: i as u64,
+                line: line.clone(),
+            })
+            .collect();
+        self.unseal_records(root, stored, genesis, &records)
+    }
+
+    /// [`Booted::unseal`] offering exactly `records` (those from the asked sequence number
+    /// on are sent, in pages of 100).
+    pub fn unseal_records(
+        &self,
+        root: &[u8],
+        stored: Option<&Stored>,
+        genesis: Option<&[u8]>,
+        records: &[AuditRecord],
     ) -> Response {
         let envelope = challenge(&self.enclave, &self.trusted, root);
-        self.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
+        let mut answer = self.enclave.handle(Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: envelope.into(),
             key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
-            state: stored.map(|s| ByteBuf::from(s.state.clone())),
+            snapshot_len: stored.map(|s| s.snapshot.len() as u64),
             genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
-            audit_tail: tail,
-        }))
+        }));
+        if let Some(s) = stored {
+            for chunk in s.snapshot.chunks(SNAPSHOT_CHUNK_LEN) {
+                if !matches!(answer, Response::SnapshotReceived { .. }) {
+                    return answer;
+                }
+                answer = self.enclave.handle(Request::SnapshotChunk {
+                    bytes: chunk.to_vec().into(),
+                });
+            }
+        }
+        let Response::ReplayFrom { seq } = answer else {
+            return answer;
+        };
+        let after: Vec<AuditRecord> = records.iter().filter(|r| r.seq >= seq).cloned().collect();
+        for page in after.chunks(100) {
+            let answer = self.enclave.handle(Request::ReplayRecords {
+                records: page.to_vec(),
+            });
+            if !matches!(answer, Response::ReplayFrom { .. }) {
+                return answer;
+            }
+        }
+        self.enclave.handle(Request::FinishBoot)
+    }
+}
+
+/// Reads a whole snapshot from an unsealed enclave, the way the proxy does.
+pub fn read_snapshot(enclave: &Enclave<MockNsm>) -> (u64, Vec<u8>) {
+    let mut bytes = Vec::new();
+    loop {
+        let Response::Snapshot {
+            seq,
+            total_len,
+            offset,
+            bytes: part,
+        } = enclave.handle(Request::ReadSnapshot {
+            offset: bytes.len() as u64,
+        })
+        else {
+            panic!("no snapshot")
+        };
+        assert_eq!(offset, bytes.len() as u64);
+        bytes.extend_from_slice(&part);
+        if bytes.len() as u64 == total_len {
+            return (seq, bytes);
+        }
     }
 }
 
@@ -249,21 +322,22 @@ impl Proxy {
         configure: impl FnOnce(Enclave<MockNsm>) -> Enclave<MockNsm>,
     ) -> Self {
         let booted = boot_with(configure);
-        let Response::Unsealed {
-            key_check,
-            state,
-            audit,
-        } = booted.unseal(root, None, Some(genesis))
+        let Response::Unsealed { key_check, audit } = booted.unseal(root, None, Some(genesis))
         else {
             panic!("first boot failed")
         };
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].seq, 0);
+        let (snapshot_seq, snapshot) = read_snapshot(&booted.enclave);
+        assert_eq!(
+            snapshot_seq, 1,
+            "the snapshot after the first boot follows its record"
+        );
         Self {
             stored: Stored {
                 key_check: key_check.into_vec(),
-                state: state.sealed.into_vec(),
-                seq: state.seq,
+                snapshot,
+                snapshot_seq,
             },
             blobs: HashMap::new(),
             requests: HashMap::new(),
@@ -274,17 +348,30 @@ impl Proxy {
         }
     }
 
-    /// A new enclave process unsealed with what was stored.
+    /// Takes a snapshot now, as the proxy does every so many records.
+    pub fn snapshot(&mut self) {
+        let (seq, bytes) = read_snapshot(self.enclave());
+        assert_eq!(
+            seq,
+            self.audit.len() as u64,
+            "a snapshot of everything stored"
+        );
+        self.stored.snapshot = bytes;
+        self.stored.snapshot_seq = seq;
+    }
+
+    /// A new enclave process unsealed with what was stored: the newest snapshot and the
+    /// records after it.
     pub fn restart(&mut self, root: &[u8]) {
         let booted = boot();
-        let tail = self.audit.last().cloned();
-        let answer = booted.unseal_after(root, Some(&self.stored), None, tail);
-        let Response::Unsealed {
-            key_check,
-            state,
-            audit,
-        } = answer
-        else {
+        let answer = booted.unseal_with(root, Some(&self.stored), None, &self.audit);
+        self.adopt(booted, answer);
+    }
+
+    /// Takes a new enclave's boot answer as the proxy does: stores the boot record and a
+    /// snapshot.
+    pub fn adopt(&mut self, booted: Booted, answer: Response) {
+        let Response::Unsealed { key_check, audit } = answer else {
             panic!("restart failed: {answer:?}")
         };
         assert_eq!(key_check.as_slice(), self.stored.key_check.as_slice());
@@ -297,9 +384,8 @@ impl Proxy {
         self.identity = boot_identity(&audit[0].line);
         self.audit.push(audit[0].line.clone());
         self.roots.push(booted.trusted.clone());
-        self.stored.state = state.sealed.into_vec();
-        self.stored.seq = state.seq;
         self.booted = booted;
+        self.snapshot();
     }
 
     pub fn enclave(&self) -> &Enclave<MockNsm> {
@@ -369,12 +455,6 @@ impl Proxy {
                 "audit entries arrive in order"
             );
             self.audit.push(record.line.clone());
-        }
-        if let Some(s) = &e.state
-            && s.seq > self.stored.seq
-        {
-            self.stored.seq = s.seq;
-            self.stored.state = s.sealed.to_vec();
         }
         if let Some(k) = &e.key_created {
             self.blobs.insert(k.info.id.clone(), k.sealed.to_vec());

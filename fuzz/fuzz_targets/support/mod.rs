@@ -21,9 +21,10 @@ pub fn unseal_first_boot(enclave: &Enclave<MockNsm>, genesis: &str) {
     let answer = enclave.handle(Request::CompleteUnseal(CompleteUnseal {
         ciphertext_for_recipient: envelope.into(),
         key_check: None,
-        state: None,
+        snapshot_len: None,
         genesis: Some(genesis.as_bytes().to_vec().into()),
-        audit_tail: None,
     }));
+    assert!(matches!(answer, Response::ReplayFrom { seq: 0 }));
+    let answer = enclave.handle(Request::FinishBoot);
     assert!(matches!(answer, Response::Unsealed { .. }));
 }

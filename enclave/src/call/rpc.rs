@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use strongroom_policy::Action;
 use strongroom_protocol::messages::{Answer, Call, Effects};
 
-use crate::api::{ApiError, ApiResult, Caller, GovernedLock, Host, reply, sign_body};
+use super::GovernedLock;
+use super::error::{ApiError, ApiResult, reply};
+use super::host::{Caller, Host};
+use super::sign::sign_body;
 use crate::keys::KeyRecord;
 
 /// Most requests in one batch.
@@ -377,11 +380,6 @@ fn signed(
         Ok(a) => a,
         Err(e) => e.into_answer(),
     };
-    if let Some(state) = answer.effects.state
-        && effects.state.as_ref().is_none_or(|s| s.seq < state.seq)
-    {
-        effects.state = Some(state);
-    }
     if answer.effects.pending_request.is_some() {
         effects.pending_request = answer.effects.pending_request;
     }
