@@ -1,9 +1,17 @@
 //! What the proxy knows of the audit chain it stores: how many entries it holds without a
 //! gap from entry 0 (told to the enclave with every call, so the enclave can forget them),
 //! and whether a store failed and the enclave's backlog must be fetched again.
+//!
+//! An answer is released only once every record up to its own is stored
+//! ([`AuditTracker::wait_stored`]): concurrent answers commit in any order, and a record
+//! stored after a gap could not be replayed at the next boot, so a signature released
+//! before its predecessors were stored could be forgotten by a crash.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -19,6 +27,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct AuditTracker {
     inner: Mutex<Inner>,
+    /// Woken whenever the gap-free count grows.
+    progress: Notify,
 }
 
 impl AuditTracker {
@@ -30,6 +40,7 @@ impl AuditTracker {
                 ..Inner::default()
             };
         }
+        self.progress.notify_waiters();
     }
 
     /// How many entries are stored without a gap from 0.
@@ -47,12 +58,34 @@ impl AuditTracker {
                 i.ahead.insert(seq);
             }
         }
+        let before = i.next;
         loop {
             let next = i.next;
             if !i.ahead.remove(&next) {
                 break;
             }
             i.next += 1;
+        }
+        let grew = i.next > before;
+        drop(i);
+        if grew {
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// Waits up to `limit` until entries `0..=through` are all stored; true if they are.
+    pub async fn wait_stored(&self, through: u64, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stored() > through {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.stored() > through;
+            }
         }
     }
 
@@ -87,6 +120,23 @@ mod tests {
         assert_eq!(t.stored(), 6);
         t.stored_entries([1, 6]);
         assert_eq!(t.stored(), 7);
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_when_the_entries_before_are_stored() {
+        let t = std::sync::Arc::new(AuditTracker::default());
+        t.stored_entries([1]);
+        assert!(
+            !t.wait_stored(1, Duration::from_millis(20)).await,
+            "0 is missing"
+        );
+        let waiter = {
+            let t = std::sync::Arc::clone(&t);
+            tokio::spawn(async move { t.wait_stored(1, Duration::from_secs(10)).await })
+        };
+        tokio::task::yield_now().await;
+        t.stored_entries([0]);
+        assert!(waiter.await.unwrap());
     }
 
     #[test]

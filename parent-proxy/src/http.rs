@@ -338,7 +338,23 @@ async fn relay(
         state.audit.store_failed();
         return Err(store_err(e));
     }
-    state.audit.stored_entries(seqs);
+    state.audit.stored_entries(seqs.iter().copied());
+    // Nothing is released before every record up to this answer's is stored.
+    if let Some(&last) = seqs.iter().max()
+        && !state.audit.wait_stored(last, ORDER_WAIT).await
+    {
+        resync_audit(&state).await?;
+        if !state.audit.wait_stored(last, ORDER_WAIT).await {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_backlog",
+                format!(
+                    "audit records before {last} are not stored yet; the answer is held back \
+                     until they are"
+                ),
+            ));
+        }
+    }
     if let Some((id, address)) = created {
         tracing::info!(key_id = %id, %address, "key created");
     }
@@ -459,30 +475,44 @@ fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
     Ok(keys)
 }
 
-/// Fetches the audit entries the enclave still holds for us and stores them.
+/// How long an answer waits for the records before its own to be stored (they are in
+/// flight in concurrent answers) before fetching them from the enclave.
+const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Fetches the audit entries the enclave still holds for us, page by page, and stores them.
 async fn resync_audit(state: &AppState) -> Result<(), ApiError> {
-    let from = state.audit.stored();
-    let entries = match ask(state, Request::AuditBacklog { from }).await {
-        Ok(Answer::AuditEntries(entries)) => entries,
-        Ok(other) => {
+    let first = state.audit.stored();
+    let mut from = first;
+    loop {
+        let entries = match ask(state, Request::AuditBacklog { from }).await {
+            Ok(Answer::AuditEntries(entries)) => entries,
+            Ok(other) => {
+                state.audit.store_failed();
+                return Err(unexpected(&other));
+            }
+            Err(e) => {
+                state.audit.store_failed();
+                return Err(e);
+            }
+        };
+        let Some(last) = entries.last().map(|r| r.seq) else {
+            break;
+        };
+        if let Err(e) = state.store.put_audit(&entries) {
             state.audit.store_failed();
-            return Err(unexpected(&other));
+            return Err(store_err(e));
         }
-        Err(e) => {
-            state.audit.store_failed();
-            return Err(e);
+        state.audit.stored_entries(entries.iter().map(|r| r.seq));
+        if last < from {
+            break;
         }
-    };
-    if let Err(e) = state.store.put_audit(&entries) {
-        state.audit.store_failed();
-        return Err(store_err(e));
+        from = last + 1;
     }
     tracing::info!(
-        from,
-        entries = entries.len(),
+        from = first,
+        to = from,
         "stored the enclave's audit backlog"
     );
-    state.audit.stored_entries(entries.iter().map(|r| r.seq));
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use strongroom_proxy::kms::Kms;
 use strongroom_proxy::metrics::Metrics;
 use strongroom_proxy::rpc_tokens::RpcTokens;
 use strongroom_proxy::store::{SqliteStore, Store};
-use strongroom_proxy::unseal::{Health, supervise};
+use strongroom_proxy::unseal::{Health, supervise, take_snapshot};
 
 /// The Strongroom parent proxy.
 #[derive(Parser)]
@@ -179,9 +179,9 @@ async fn main() -> Result<()> {
         None => None,
     };
     let app = router(AppState {
-        enclave,
-        store,
-        health,
+        enclave: Arc::clone(&enclave),
+        store: Arc::clone(&store),
+        health: Arc::clone(&health),
         metrics,
         audit,
         rpc_tokens,
@@ -196,6 +196,12 @@ async fn main() -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // A clean stop takes a snapshot, so the next boot replays nothing.
+    if health.is_ready()
+        && let Err(e) = take_snapshot(&enclave, store.as_ref()).await
+    {
+        tracing::warn!(error = %e, "no snapshot at shutdown; the next boot replays the log");
+    }
     tracing::info!("proxy stopped");
     Ok(())
 }

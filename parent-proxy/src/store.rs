@@ -1,5 +1,6 @@
 //! Storage of what the enclave cannot keep: the KMS-encrypted root key, the root-key check
-//! value, the sealed enclave state, the sealed key blobs and the audit chain. Everything
+//! value, the newest sealed snapshot of the enclave's state, the sealed key blobs and the
+//! audit chain (the enclave's log: the snapshot plus the records after it is the state). Everything
 //! here is encrypted by KMS, sealed or signed by the enclave; the store is untrusted and the
 //! enclave (or, for the audit chain, the auditor) checks whatever comes back from it.
 
@@ -29,10 +30,10 @@ pub struct RootRecord {
     pub ciphertext_blob: Vec<u8>,
     /// Root-key check value, once the enclave has returned it.
     pub key_check: Option<Vec<u8>>,
-    /// Latest sealed enclave state, once the enclave has returned it.
-    pub state: Option<Vec<u8>>,
-    /// The enclave's change counter of `state`.
-    pub state_seq: u64,
+    /// The newest sealed snapshot of the enclave's state, once one was taken.
+    pub snapshot: Option<Vec<u8>>,
+    /// Its position: the sequence number of the first record after it.
+    pub snapshot_seq: u64,
 }
 
 /// A small storage interface, so a PostgreSQL backend can sit beside SQLite.
@@ -41,18 +42,12 @@ pub trait Store: Send + Sync + 'static {
     fn root(&self) -> Result<Option<RootRecord>, StoreError>;
     /// Records the KMS ciphertext blob of a new root key (first boot).
     fn put_root_blob(&self, kms_key_id: &str, ciphertext_blob: &[u8]) -> Result<(), StoreError>;
-    /// Records the check value, state and boot audit entry the enclave returned when it
-    /// unsealed.
-    fn put_unsealed(
-        &self,
-        key_check: &[u8],
-        seq: u64,
-        state: &[u8],
-        audit: &[AuditRecord],
-    ) -> Result<(), StoreError>;
-    /// Applies what an enclave answer asks to store, atomically: a newer sealed state (an
-    /// older one than stored is ignored: answers can arrive out of order), a created key's
-    /// blob, a destroyed key's removal, a pending request's key, audit entries.
+    /// Records the check value and boot audit entry the enclave returned when it unsealed.
+    fn put_unsealed(&self, key_check: &[u8], audit: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Keeps a sealed snapshot taken at position `seq` if it is newer than the stored one.
+    fn put_snapshot(&self, seq: u64, snapshot: &[u8]) -> Result<(), StoreError>;
+    /// Applies what an enclave answer asks to store, atomically: a created key's blob, a
+    /// destroyed key's removal, a pending request's key, audit entries.
     fn apply(&self, effects: &Effects) -> Result<(), StoreError>;
     /// Stores audit entries (again): one already stored with the same line is skipped,
     /// one stored with a different line is an error (two chains: a state rollback).
@@ -69,8 +64,6 @@ pub trait Store: Send + Sync + 'static {
     fn key_by_address(&self, address: &str) -> Result<Option<String>, StoreError>;
     /// How many audit entries are stored without a gap from entry 0.
     fn audit_stored(&self) -> Result<u64, StoreError>;
-    /// The last stored audit entry's line.
-    fn audit_tail(&self) -> Result<Option<String>, StoreError>;
     /// Up to `limit` audit lines from `from` on, in order, with their sequence numbers.
     fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
     /// The key a pending request will sign with.
@@ -93,8 +86,9 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Layout version, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 3;
+/// Layout version, in SQLite's `user_version` (4: the enclave's state as a log; `state`
+/// holds a snapshot whose position is `state_seq`).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -140,10 +134,17 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         if has_tables > 0 && version != SCHEMA_VERSION {
+            let what = if version < SCHEMA_VERSION {
+                "an earlier Strongroom release, whose enclave kept its state as one sealed blob; \
+                 this release keeps it as a log of audit records and cannot read the old blob"
+            } else {
+                "a later Strongroom release"
+            };
             return Err(StoreError(format!(
-                "{} was written by another Strongroom version (layout {version}, expected \
-                 {SCHEMA_VERSION}); its sealed state cannot be read by this one. Use a fresh \
-                 data directory",
+                "{} was written by {what} (layout {version}, this release reads layout \
+                 {SCHEMA_VERSION}). Keep running the release that wrote it, or move it aside \
+                 and start this release with a fresh data directory (a new first boot with \
+                 your genesis; keys of the old deployment stay with the old database)",
                 path.display()
             )));
         }
@@ -178,8 +179,8 @@ impl Store for SqliteStore {
                         kms_key_id: r.get(0)?,
                         ciphertext_blob: r.get(1)?,
                         key_check: r.get(2)?,
-                        state: r.get(3)?,
-                        state_seq: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                        snapshot: r.get(3)?,
+                        snapshot_seq: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
                     })
                 },
             )
@@ -197,24 +198,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_unsealed(
-        &self,
-        key_check: &[u8],
-        seq: u64,
-        state: &[u8],
-        audit: &[AuditRecord],
-    ) -> Result<(), StoreError> {
+    fn put_unsealed(&self, key_check: &[u8], audit: &[AuditRecord]) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             let n = tx.execute(
-                "UPDATE root SET key_check = ?1, state = ?2, state_seq = ?3 WHERE id = 1",
-                params![key_check, state, i64::try_from(seq).unwrap_or(i64::MAX)],
+                "UPDATE root SET key_check = ?1 WHERE id = 1",
+                params![key_check],
             )?;
             if n != 1 {
                 return Err(StoreError("no root record to update".into()));
             }
             insert_audit(&tx, audit)?;
             tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn put_snapshot(&self, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE root SET state = ?1, state_seq = ?2
+                 WHERE id = 1 AND (state IS NULL OR state_seq < ?2)",
+                params![snapshot, i64::try_from(seq).unwrap_or(i64::MAX)],
+            )?;
             Ok(())
         })
     }
@@ -280,17 +286,6 @@ impl Store for SqliteStore {
                 )?,
             };
             Ok(u64::try_from(contiguous).unwrap_or(0))
-        })
-    }
-
-    fn audit_tail(&self) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT line FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
         })
     }
 
@@ -393,15 +388,6 @@ fn commit_batch(conn: &mut Connection, batch: &[Waiting]) -> Vec<Result<(), Stor
 
 /// Stores what one answer asks to store.
 fn apply_effects(tx: &Connection, effects: &Effects) -> Result<(), StoreError> {
-    if let Some(state) = &effects.state {
-        tx.execute(
-            "UPDATE root SET state = ?1, state_seq = ?2 WHERE id = 1 AND state_seq < ?2",
-            params![
-                state.sealed.as_slice(),
-                i64::try_from(state.seq).unwrap_or(i64::MAX)
-            ],
-        )?;
-    }
     if let Some(created) = &effects.key_created {
         tx.execute(
             "INSERT INTO keys (id, sealed, created_at, seq, address)
@@ -456,7 +442,7 @@ fn insert_audit(tx: &Connection, records: &[AuditRecord]) -> Result<(), StoreErr
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use strongroom_protocol::messages::{CreatedKey, KeyInfo, PendingRef, SealedState};
+    use strongroom_protocol::messages::{CreatedKey, KeyInfo, PendingRef};
 
     fn temp_db() -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now()
@@ -490,7 +476,6 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.audit_stored().unwrap(), 2, "entry 2 is missing");
-        assert_eq!(s.audit_tail().unwrap().as_deref(), Some("e3"));
         s.put_audit(&[audit(2, "e2"), audit(3, "e3")]).unwrap();
         assert_eq!(
             s.audit_stored().unwrap(),
@@ -566,16 +551,6 @@ mod tests {
         }
     }
 
-    fn state(seq: u64, sealed: &[u8]) -> Effects {
-        Effects {
-            state: Some(SealedState {
-                seq,
-                sealed: sealed.to_vec().into(),
-            }),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn a_real_file_keeps_everything_across_reopen() {
         let path = temp_db();
@@ -587,8 +562,8 @@ mod tests {
                 s.put_root_blob("alias/k", b"again").is_err(),
                 "one root only"
             );
-            s.put_unsealed(b"kcv", 1, b"state1", &[audit(0, "boot")])
-                .unwrap();
+            s.put_unsealed(b"kcv", &[audit(0, "boot")]).unwrap();
+            s.put_snapshot(1, b"snapshot1").unwrap();
             s.apply(&created("b", b"sealed-b", 2)).unwrap();
             s.apply(&created("a", b"sealed-a", 1)).unwrap();
             assert!(s.apply(&created("a", b"dup", 3)).is_err());
@@ -618,17 +593,21 @@ mod tests {
         assert_eq!(after.len(), 1);
         assert_eq!(s.key_page(None, 1).unwrap().len(), 1);
         assert_eq!(s.key_by_address("0xaA").unwrap().as_deref(), Some("a"));
-        assert_eq!(s.audit_tail().unwrap().as_deref(), Some("boot"));
-        let mut destroy = state(3, b"state3");
-        destroy.key_destroyed = Some("b".into());
-        s.apply(&destroy).unwrap();
+        assert_eq!(s.audit_range(0, 10).unwrap(), [(0, "boot".to_string())]);
+        assert_eq!(root.snapshot.as_deref(), Some(&b"snapshot1"[..]));
+        s.apply(&Effects {
+            key_destroyed: Some("b".into()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(s.key("b").unwrap(), None);
         assert_eq!(s.key("a").unwrap().as_deref(), Some(&b"sealed-a"[..]));
-        // An older state arriving late does not overwrite a newer one.
-        s.apply(&state(2, b"state2")).unwrap();
+        // A newer snapshot replaces the stored one; an older one taken late does not.
+        s.put_snapshot(3, b"snapshot3").unwrap();
+        s.put_snapshot(2, b"snapshot2").unwrap();
         let root = s.root().unwrap().unwrap();
-        assert_eq!(root.state.as_deref(), Some(&b"state3"[..]));
-        assert_eq!(root.state_seq, 3);
+        assert_eq!(root.snapshot.as_deref(), Some(&b"snapshot3"[..]));
+        assert_eq!(root.snapshot_seq, 3);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
@@ -642,7 +621,8 @@ mod tests {
                 .unwrap();
         }
         let e = SqliteStore::open(&path).unwrap_err();
-        assert!(e.to_string().contains("another Strongroom version"), "{e}");
+        assert!(e.to_string().contains("earlier Strongroom release"), "{e}");
+        assert!(e.to_string().contains("fresh data directory"), "{e}");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -1,13 +1,18 @@
 //! Keeps the enclave unsealed: whenever it reports `AwaitingRootKey` (first start, or a
-//! restarted enclave), run the exchange with KMS; on failure, say why on `/v1/health` and in
-//! the log, and try again with backoff.
+//! restarted enclave), run the exchange with KMS, hand back the newest snapshot and the
+//! stored records after it, and store the boot record; on failure, say why on
+//! `/v1/health` and in the log, and try again with backoff. While the enclave serves, take
+//! a snapshot after every [`SNAPSHOT_EVERY`] stored records, so a boot replays few.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit::AuditTracker;
 use serde_bytes::ByteBuf;
-use strongroom_protocol::messages::{CompleteUnseal, EnclaveError, Phase, Request, Response};
+use strongroom_protocol::messages::{
+    AuditRecord, CompleteUnseal, EnclaveError, MAX_REPLAY_PAGE_BYTES, Phase, Request, Response,
+    SNAPSHOT_CHUNK_LEN, SNAPSHOT_EVERY,
+};
 
 use crate::enclave_client::{EnclaveCallError, EnclaveClient};
 use crate::kms::{Kms, KmsError};
@@ -79,7 +84,11 @@ async fn call(enclave: &EnclaveClient, request: Request) -> Result<Response, Uns
     }
 }
 
-/// One unseal exchange: challenge, KMS, completion, storage.
+/// Records per database read while replaying the log into a booting enclave.
+const REPLAY_BATCH: usize = 1000;
+
+/// One unseal exchange: challenge, KMS, completion, the snapshot and the records after
+/// it, storage of the boot record, then a fresh snapshot.
 pub async fn unseal_once(
     enclave: &EnclaveClient,
     kms: &Kms,
@@ -95,7 +104,7 @@ pub async fn unseal_once(
             "no challenge to BeginUnseal".into(),
         ));
     };
-    let (envelope, key_check, state) = match store.root()? {
+    let (envelope, key_check, snapshot) = match store.root()? {
         Some(root) => {
             if root.kms_key_id != kms.key_id() {
                 return Err(UnsealError::KeyMismatch {
@@ -106,7 +115,7 @@ pub async fn unseal_once(
             let envelope = kms
                 .unwrap_root_key(&root.ciphertext_blob, &attestation_document)
                 .await?;
-            match (root.key_check, root.state) {
+            match (root.key_check, root.snapshot) {
                 (Some(k), Some(s)) => (envelope, Some(k), Some(s)),
                 // A first boot that stopped before its answer was stored: still a first boot.
                 _ => (envelope, None, None),
@@ -120,37 +129,127 @@ pub async fn unseal_once(
         }
     };
     let first_boot = key_check.is_none();
-    let (genesis, audit_tail) = if first_boot {
-        (
-            Some(genesis.ok_or(UnsealError::NoGenesis)?.to_vec().into()),
-            None,
-        )
+    let genesis = if first_boot {
+        Some(genesis.ok_or(UnsealError::NoGenesis)?.to_vec().into())
     } else {
-        (None, store.audit_tail()?)
+        None
     };
-    let answer = call(
+    let mut answer = call(
         enclave,
         Request::CompleteUnseal(CompleteUnseal {
             ciphertext_for_recipient: envelope.into(),
             key_check: key_check.map(ByteBuf::from),
-            state: state.map(ByteBuf::from),
+            snapshot_len: snapshot.as_ref().map(|s| s.len() as u64),
             genesis,
-            audit_tail,
         }),
     )
     .await?;
+    for part in snapshot
+        .as_deref()
+        .unwrap_or_default()
+        .chunks(SNAPSHOT_CHUNK_LEN)
+    {
+        if !matches!(answer, Response::SnapshotReceived { .. }) {
+            break;
+        }
+        answer = call(
+            enclave,
+            Request::SnapshotChunk {
+                bytes: part.to_vec().into(),
+            },
+        )
+        .await?;
+    }
+    let Response::ReplayFrom { seq } = answer else {
+        return Err(UnsealError::Unexpected(format!(
+            "expected ReplayFrom after the snapshot, got {answer:?}"
+        )));
+    };
+    let replayed = replay(enclave, store, seq).await?;
     let Response::Unsealed {
         key_check,
-        state,
         audit: boot,
-    } = answer
+    } = call(enclave, Request::FinishBoot).await?
     else {
         return Err(UnsealError::Unexpected("no Unsealed answer".into()));
     };
-    store.put_unsealed(&key_check, state.seq, &state.sealed, &boot)?;
+    store.put_unsealed(&key_check, &boot)?;
     audit.reset(store.audit_stored()?);
-    tracing::info!(first_boot, key_check = %hex::encode(&key_check), "enclave unsealed");
+    tracing::info!(
+        first_boot,
+        replayed,
+        from = seq,
+        key_check = %hex::encode(&key_check),
+        "enclave unsealed"
+    );
+    take_snapshot(enclave, store).await?;
     Ok(())
+}
+
+/// Sends the stored records from `from` on, in pages that fit a frame; returns how many.
+async fn replay(enclave: &EnclaveClient, store: &dyn Store, from: u64) -> Result<u64, UnsealError> {
+    let mut next = from;
+    loop {
+        let rows = store.audit_range(next, REPLAY_BATCH)?;
+        if rows.is_empty() {
+            return Ok(next - from);
+        }
+        let mut page: Vec<AuditRecord> = Vec::new();
+        let mut bytes = 0usize;
+        for (seq, line) in rows {
+            // Stop at a gap: the records after it cannot follow.
+            if seq != next + page.len() as u64 {
+                break;
+            }
+            if !page.is_empty() && bytes + line.len() > MAX_REPLAY_PAGE_BYTES {
+                break;
+            }
+            bytes += line.len();
+            page.push(AuditRecord { seq, line });
+        }
+        if page.is_empty() {
+            return Ok(next - from);
+        }
+        let sent = page.len() as u64;
+        match call(enclave, Request::ReplayRecords { records: page }).await? {
+            Response::ReplayFrom { seq } if seq == next + sent => next = seq,
+            other => {
+                return Err(UnsealError::Unexpected(format!(
+                    "expected ReplayFrom after {} records, got {other:?}",
+                    next + sent
+                )));
+            }
+        }
+    }
+}
+
+/// Reads a snapshot of the enclave's state in parts and stores it (if it is newer than the
+/// stored one); returns its position.
+pub async fn take_snapshot(enclave: &EnclaveClient, store: &dyn Store) -> Result<u64, UnsealError> {
+    let mut bytes: Vec<u8> = Vec::new();
+    loop {
+        let offset = bytes.len() as u64;
+        match call(enclave, Request::ReadSnapshot { offset }).await? {
+            Response::Snapshot {
+                seq,
+                total_len,
+                offset: at,
+                bytes: part,
+            } if at == offset && !part.is_empty() => {
+                bytes.extend_from_slice(&part);
+                if bytes.len() as u64 >= total_len {
+                    store.put_snapshot(seq, &bytes)?;
+                    tracing::info!(seq, bytes = bytes.len(), "snapshot stored");
+                    return Ok(seq);
+                }
+            }
+            other => {
+                return Err(UnsealError::Unexpected(format!(
+                    "expected a snapshot part at {offset}, got {other:?}"
+                )));
+            }
+        }
+    }
 }
 
 /// Watches the enclave forever, unsealing it whenever it needs its root key.
@@ -165,7 +264,18 @@ pub async fn supervise(
     let mut backoff = Duration::from_millis(500);
     loop {
         let outcome = match call(&enclave, Request::Status).await {
-            Ok(Response::Status(Phase::Ready)) => Ok(()),
+            Ok(Response::Status(Phase::Ready)) => {
+                let due = store
+                    .root()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| audit.stored() >= r.snapshot_seq + SNAPSHOT_EVERY);
+                if due && let Err(e) = take_snapshot(&enclave, store.as_ref()).await {
+                    // Only the next boot's replay grows; nothing is lost.
+                    tracing::warn!(error = %e, "snapshot failed; will try again");
+                }
+                Ok(())
+            }
             Ok(Response::Status(Phase::AwaitingRootKey)) => {
                 tracing::info!("enclave awaits its root key; asking KMS");
                 unseal_once(&enclave, &kms, store.as_ref(), &audit, genesis.as_deref()).await

@@ -6,11 +6,10 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
-use crate::PolicyError;
 use crate::intent::{Action, Erc20Call, Intent, TransactionIntent, TypedDataIntent};
-use crate::ledger::{Ledger, LedgerEntry, MAX_LEDGER_ID_LEN};
 use crate::policy::{Effect, Policy, Principal, Rule, Scope, day_and_hour, day_name};
 use crate::units::{canonical_duration, format_eth, format_gwei, format_selector};
+use crate::velocity::{MAX_SUBJECT_LEN, SignatureRecord, Velocity};
 
 /// The signing key a request names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +20,7 @@ pub struct KeyRef<'a> {
     pub label: &'a str,
 }
 
-/// Everything a decision depends on besides the policy and the ledger.
+/// Everything a decision depends on besides the policy and the velocity counters.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     /// The verified principal id.
@@ -99,12 +98,12 @@ impl Decision {
     }
 }
 
-/// The policy and the velocity ledger. Wrap it in a `Mutex` and call
+/// The policy and the velocity counters. Wrap it in a `Mutex` and call
 /// [`Engine::decide_and_commit`] so concurrent requests cannot overrun velocity limits.
 #[derive(Clone, Debug)]
 pub struct Engine {
     policy: Policy,
-    ledger: Ledger,
+    velocity: Velocity,
 }
 
 fn is_signing(action: Action) -> bool {
@@ -475,9 +474,9 @@ fn check_typed_data(rule: &Rule, td: &TypedDataIntent) -> Result<(), String> {
 }
 
 impl Engine {
-    /// An engine over `policy` with the velocity history in `ledger`.
-    pub fn new(policy: Policy, ledger: Ledger) -> Self {
-        Self { policy, ledger }
+    /// An engine over `policy` with the velocity history in `velocity`.
+    pub fn new(policy: Policy, velocity: Velocity) -> Self {
+        Self { policy, velocity }
     }
 
     /// The policy.
@@ -485,22 +484,28 @@ impl Engine {
         &self.policy
     }
 
-    /// The velocity ledger (seal [`Ledger::to_bytes`] after each commit).
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// The velocity counters (seal [`Velocity::to_bytes`] after a commit that recorded).
+    pub fn velocity(&self) -> &Velocity {
+        &self.velocity
     }
 
-    /// Swaps the policy; the ledger is kept, so velocity history survives the change.
+    /// Swaps the policy; the counters are kept, so velocity history survives the change.
+    /// A limit of the new policy sees the counter of its (scope, subject, window) only: a
+    /// limit whose scope and window no earlier rule had starts counting from now, as does
+    /// a count where earlier limits on that window only counted value.
     pub fn replace_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }
 
-    /// Drops ledger entries older than the policy's longest velocity window.
+    /// Drops the buckets and counters no velocity window can count from `now` on. Not
+    /// needed for correctness or bounded memory ([`Engine::record`] prunes as it goes);
+    /// it only frees memory sooner.
     pub fn prune(&mut self, now: u64) {
-        self.ledger.prune(now, self.policy.longest_window());
+        self.velocity.prune(now);
     }
 
-    /// Decides a request against the policy and the ledger as they are now. Pure.
+    /// Decides a request against the policy and the velocity counters as they are now.
+    /// Pure.
     pub fn decide(&self, ctx: &Context<'_>) -> Decision {
         let action = ctx.intent.action();
         let Some(principal) = self.policy.principal(ctx.principal) else {
@@ -518,8 +523,17 @@ impl Engine {
                 format!("{} needs a key and the request names none", action.as_str()),
             );
         }
-        if ctx.key.is_some_and(|k| k.id.len() > MAX_LEDGER_ID_LEN) {
-            return Decision::deny(None, "key id is longer than 255 bytes".into());
+        // A key id is a velocity subject, so it must be one a counter can hold. Principal
+        // ids and rule names are subjects too; the policy bounds them (1 to 64 characters)
+        // and only its principals and rules get this far.
+        if ctx.key.is_some_and(|k| k.id.is_empty()) {
+            return Decision::deny(None, "the request names an empty key id".into());
+        }
+        if ctx.key.is_some_and(|k| k.id.len() > MAX_SUBJECT_LEN) {
+            return Decision::deny(
+                None,
+                format!("key id is longer than {MAX_SUBJECT_LEN} bytes"),
+            );
         }
         let rules = self
             .policy
@@ -544,7 +558,7 @@ impl Engine {
                 Ok(()) => {
                     let decision = gate(rule, ctx);
                     if decision.is_allow() {
-                        return self.check_capacity(decision, ctx);
+                        return decision;
                     }
                     pending.get_or_insert(decision);
                 }
@@ -568,67 +582,52 @@ impl Engine {
         })
     }
 
-    /// Records an allowed signature in the ledger (for velocity limits); does nothing for
-    /// other outcomes, for non-signing actions and for signatures no velocity limit of the
-    /// policy could count ([`Policy::could_count`]). Fails only when the ledger is full even
-    /// after pruning: the caller must then not sign.
-    pub fn commit(&mut self, ctx: &Context<'_>, decision: &Decision) -> Result<(), PolicyError> {
+    /// Records an Allow of a signing action in the velocity counters
+    /// ([`Engine::record`] of its [`SignatureRecord`]); does nothing for other outcomes
+    /// and actions. True when something was recorded (the state to re-seal changed).
+    pub fn commit(&mut self, ctx: &Context<'_>, decision: &Decision) -> bool {
         if !decision.is_allow() || !is_signing(ctx.intent.action()) {
-            return Ok(());
+            return false;
         }
-        if !self
-            .policy
-            .could_count(decision.rule.as_deref(), ctx.intent.native_value())
-        {
-            return Ok(());
-        }
-        if self.ledger.len() >= self.ledger.capacity() {
-            self.prune(ctx.now);
-        }
-        self.ledger.record(LedgerEntry {
+        self.record(&SignatureRecord {
             time: ctx.now,
-            key: ctx.key.map(|k| k.id).unwrap_or_default().to_owned(),
-            principal: ctx.principal.to_owned(),
-            rule: decision.rule.clone().unwrap_or_default(),
+            key: ctx.key.map(|k| k.id).unwrap_or_default(),
+            principal: ctx.principal,
+            rule: decision.rule.as_deref().unwrap_or_default(),
             value: ctx.intent.native_value(),
         })
     }
 
-    /// Prunes, decides and commits in one step: with the engine behind a `Mutex`, no two
-    /// requests can both pass a velocity limit that only one of them fits.
-    pub fn decide_and_commit(&mut self, ctx: &Context<'_>) -> Decision {
-        self.prune(ctx.now);
-        let decision = self.decide(ctx);
-        match self.commit(ctx, &decision) {
-            Ok(()) => decision,
-            Err(e) => Decision::deny(
-                decision.rule.as_deref(),
-                format!("{e}; refusing to sign rather than forget"),
-            ),
+    /// Records a signature: adds it once to the counter of every (scope, subject, window)
+    /// that a velocity limit of the current policy could count it under
+    /// ([`Policy::could_count`]). What [`Engine::commit`] does for an allowed signature, so
+    /// a caller replaying a log of past signatures makes exactly the same change. True
+    /// when something was recorded; a signature no limit could count records nothing.
+    pub fn record(&mut self, s: &SignatureRecord<'_>) -> bool {
+        // A set: limits sharing a (scope, window) share a counter and count it once.
+        let mut counters = BTreeSet::new();
+        for rule in self.policy.rules() {
+            for limit in &rule.conditions.velocity {
+                if !limit.could_count(&rule.name, Some(s.rule), s.value) {
+                    continue;
+                }
+                let subject = match limit.scope {
+                    Scope::Key => s.key,
+                    Scope::Principal => s.principal,
+                    Scope::Rule => s.rule,
+                };
+                counters.insert((limit.scope, subject, limit.window));
+            }
         }
+        self.velocity.record(s.time, s.value, counters)
     }
 
-    /// An Allow for a signing action needs room in the ledger; refuse rather than forget.
-    fn check_capacity(&self, decision: Decision, ctx: &Context<'_>) -> Decision {
-        if !is_signing(ctx.intent.action())
-            || self.ledger.len() < self.ledger.capacity()
-            || !self
-                .policy
-                .could_count(decision.rule.as_deref(), ctx.intent.native_value())
-        {
-            return decision;
-        }
-        let live = self.ledger.live_len(ctx.now, self.policy.longest_window());
-        if live < self.ledger.capacity() {
-            return decision;
-        }
-        Decision::deny(
-            decision.rule.as_deref(),
-            format!(
-                "{}; refusing to sign rather than forget",
-                PolicyError::LedgerFull(live)
-            ),
-        )
+    /// Decides and commits in one step: with the engine behind a `Mutex`, no two requests
+    /// can both pass a velocity limit that only one of them fits.
+    pub fn decide_and_commit(&mut self, ctx: &Context<'_>) -> Decision {
+        let decision = self.decide(ctx);
+        self.commit(ctx, &decision);
+        decision
     }
 
     /// Err(reason) with the first condition of allow rule `rule` that fails.
@@ -667,13 +666,14 @@ impl Engine {
         let key_id = ctx.key.map(|k| k.id).unwrap_or_default();
         let value = ctx.intent.native_value();
         for limit in &rule.conditions.velocity {
+            let subject = match limit.scope {
+                Scope::Key => key_id,
+                Scope::Principal => ctx.principal,
+                Scope::Rule => &rule.name,
+            };
             let (count, total) = self
-                .ledger
-                .totals(ctx.now, limit.window, |e| match limit.scope {
-                    Scope::Key => e.key == key_id,
-                    Scope::Principal => e.principal == ctx.principal,
-                    Scope::Rule => e.rule == rule.name,
-                });
+                .velocity
+                .totals(limit.scope, subject, limit.window, ctx.now);
             let window = canonical_duration(limit.window);
             let scope = limit.scope.as_str();
             if let Some(max) = limit.max_count

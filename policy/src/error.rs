@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-/// Why a policy document or a sealed ledger was refused, or a ledger could not record.
+/// Why a policy document or sealed velocity counters were refused.
 ///
 /// Validation errors name the rule (or principal) and the field, so an operator can fix the
 /// document without guessing.
@@ -203,10 +203,7 @@ pub enum PolicyError {
         /// The condition.
         condition: String,
     },
-    /// A sealed ledger does not decode.
-    #[error("velocity ledger is malformed: {0}")]
-    LedgerMalformed(&'static str),
-    /// The velocity ledger is at capacity: the engine refuses to sign rather than forget.
-    #[error("velocity ledger is full ({0} entries in the current window)")]
-    LedgerFull(usize),
+    /// Sealed velocity counters do not decode (the message says why).
+    #[error("velocity counters are malformed: {0}")]
+    VelocityMalformed(&'static str),
 }

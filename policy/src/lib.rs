@@ -1,7 +1,7 @@
 //! The pure policy engine: rules, intents, evaluation, decisions with reasons. No I/O.
 //!
 //! A [`Policy`] is parsed and validated from JSON or TOML (see `README.md` for the schema);
-//! an [`Engine`] holds it with the velocity [`Ledger`] and decides each [`Context`] —
+//! an [`Engine`] holds it with the [`Velocity`] counters and decides each [`Context`] —
 //! principal, key, decoded [`Intent`], clock, approvals — into a [`Decision`]. Evaluation
 //! is default deny: deny rules first, then allow rules.
 
@@ -10,9 +10,9 @@ mod engine;
 mod error;
 mod governance;
 pub mod intent;
-mod ledger;
 mod policy;
 mod units;
+mod velocity;
 
 pub use engine::{Context, Decision, Engine, KeyRef, Outcome};
 pub use error::PolicyError;
@@ -23,10 +23,10 @@ pub use intent::{
     Action, Erc20Call, Intent, MessageIntent, Permit, PermitScheme, TransactionIntent, TxType,
     TypedDataIntent,
 };
-pub use ledger::{Ledger, LedgerEntry, MAX_LEDGER_ENTRIES, MAX_LEDGER_ID_LEN};
 pub use policy::{
     Effect, KeySpec, MAX_KEY_REF_LEN, MAX_KEYS_PER_PRINCIPAL, MAX_LIST_LEN, MAX_POLICY_LEN,
-    MAX_PRINCIPALS, MAX_RULES, Policy, Principal, Rule, SCHEMA_VERSION,
+    MAX_PRINCIPALS, MAX_RULES, Policy, Principal, Rule, SCHEMA_VERSION, Scope as VelocityScope,
 };
 pub use strongroom_auth::{Algorithm, PrincipalKey};
 pub use units::{MAX_WINDOW_SECS, format_eth, parse_wei};
+pub use velocity::{BUCKETS_PER_WINDOW, MAX_SUBJECT_LEN, SignatureRecord, Velocity};

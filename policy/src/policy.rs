@@ -122,16 +122,21 @@ impl Principal {
     }
 }
 
-/// Who a velocity limit counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scope {
+/// Who a velocity limit counts (exported as `VelocityScope`). The variant order is the
+/// order of the sealed velocity counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Signatures by one signing key, whichever rule allowed them.
     Key,
+    /// Signatures asked for by one principal, whichever rule allowed them.
     Principal,
+    /// Signatures allowed by one rule.
     Rule,
 }
 
 impl Scope {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name the policy document uses: `key`, `principal` or `rule`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Scope::Key => "key",
             Scope::Principal => "principal",
@@ -186,6 +191,17 @@ pub(crate) struct VelocityLimit {
     pub window: u64,
     pub max_value: Option<U256>,
     pub max_count: Option<u32>,
+}
+
+impl VelocityLimit {
+    /// Whether this limit of rule `rule` could count a signature of native `value` allowed
+    /// by rule `decided_by`: a key or principal limit counts signatures any rule allowed,
+    /// a rule limit only its own rule's; a `max_value`-only limit ignores zero values.
+    pub(crate) fn could_count(&self, rule: &str, decided_by: Option<&str>, value: U256) -> bool {
+        let in_scope = self.scope != Scope::Rule || Some(rule) == decided_by;
+        let counted = self.max_count.is_some() || (self.max_value.is_some() && !value.is_zero());
+        in_scope && counted
+    }
 }
 
 /// M-of-N approvals.
@@ -352,23 +368,20 @@ impl Policy {
 
     /// Whether some velocity limit of this policy could count a signature of native
     /// `value` allowed by rule `decided_by`: limits scoped to a key or a principal count
-    /// signatures allowed by any rule, limits scoped to a rule only that rule's. A
-    /// signature no limit could count is not recorded, which keeps the sealed ledger (and
-    /// the state the enclave re-seals after every recorded signature) small; a limit added
-    /// later counts from when it takes effect.
+    /// signatures allowed by any rule, limits scoped to a rule only that rule's, and a
+    /// `max_value`-only limit only signatures moving value. A signature no limit could
+    /// count records nothing (no re-seal of the enclave state); a limit added later counts
+    /// from when it takes effect.
     pub fn could_count(&self, decided_by: Option<&str>, value: U256) -> bool {
         self.rules.iter().any(|rule| {
-            rule.conditions.velocity.iter().any(|limit| {
-                let in_scope = limit.scope != Scope::Rule || Some(rule.name.as_str()) == decided_by;
-                let counted =
-                    limit.max_count.is_some() || (limit.max_value.is_some() && !value.is_zero());
-                in_scope && counted
-            })
+            rule.conditions
+                .velocity
+                .iter()
+                .any(|limit| limit.could_count(&rule.name, decided_by, value))
         })
     }
 
-    /// The longest velocity window of any rule (0 if none): how long the ledger must
-    /// remember a signature.
+    /// The longest velocity window of any rule (0 if none).
     pub fn longest_window(&self) -> u64 {
         self.rules
             .iter()

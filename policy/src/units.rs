@@ -7,7 +7,7 @@ use alloy_primitives::{Address, U256};
 /// Longest amount or duration text accepted; far more than any 78-digit U256 needs.
 const MAX_TEXT_LEN: usize = 100;
 
-/// Longest window or delay: 31 days. Bounds how long the velocity ledger keeps entries.
+/// Longest window or delay: 31 days. Bounds how long velocity counters keep a signature.
 pub const MAX_WINDOW_SECS: u64 = 31 * 86_400;
 
 /// `10^exp`; exp ≤ 18 here, so it cannot overflow.

@@ -9,7 +9,8 @@ use alloy_primitives::U256;
 use common::*;
 use serde_json::json;
 use strongroom_policy::{
-    Engine, Erc20Call, Intent, Ledger, Outcome, TransactionIntent, TxType, TypedDataIntent,
+    BUCKETS_PER_WINDOW, Engine, Erc20Call, Intent, MAX_SUBJECT_LEN, Outcome, SignatureRecord,
+    TransactionIntent, TxType, TypedDataIntent, Velocity, VelocityScope,
 };
 
 fn allow_tx(conditions: serde_json::Value) -> strongroom_policy::Policy {
@@ -54,6 +55,20 @@ fn unknown_principal_and_missing_key_are_denied() {
         denied(&p, &r),
         "sign_message needs a key and the request names none"
     );
+    // A key id is a velocity subject: it must fit a counter.
+    assert_eq!(
+        denied(&p, &Req::new(message(3)).key("", KEY_LABEL)),
+        "the request names an empty key id"
+    );
+    let long = "k".repeat(MAX_SUBJECT_LEN + 1);
+    assert_eq!(
+        denied(&p, &Req::new(message(3)).key(&long, KEY_LABEL)),
+        "key id is longer than 255 bytes"
+    );
+    assert!(allowed(
+        &p,
+        &Req::new(message(3)).key(&long[1..], KEY_LABEL)
+    ));
 }
 
 #[test]
@@ -372,7 +387,7 @@ fn velocity_engine(velocity: serde_json::Value) -> Engine {
          "conditions": {"velocity": velocity}},
         {"name": "y", "effect": "allow", "principals": ["carol"], "actions": ["sign_transaction"]}
     ]));
-    Engine::new(p, Ledger::new())
+    Engine::new(p, Velocity::default())
 }
 
 #[test]
@@ -402,13 +417,20 @@ fn velocity_value_per_key() {
         e.decide(&Req::new(transfer(eth(5))).key("k2", "other").ctx())
             .is_allow()
     );
-    // A day later the window has rolled.
+    // 24h windows count in 24-minute buckets: the one holding NOW (from NOW - 800 to
+    // NOW + 640) counts in full until a window has passed since its end.
+    let bucket_end = NOW + 640;
+    assert_eq!(bucket_end % 1_440, 0);
+    for late in [NOW + 86_399, NOW + 86_400, bucket_end + 86_399] {
+        assert!(
+            !e.decide(&Req::new(transfer(eth(5))).at(late).ctx())
+                .is_allow(),
+            "at +{}",
+            late - NOW
+        );
+    }
     assert!(
-        e.decide(&Req::new(transfer(eth(5))).at(NOW + 86_400).ctx())
-            .is_allow()
-    );
-    assert!(
-        !e.decide(&Req::new(transfer(eth(5))).at(NOW + 86_399).ctx())
+        e.decide(&Req::new(transfer(eth(5))).at(bucket_end + 86_400).ctx())
             .is_allow()
     );
 }
@@ -427,7 +449,12 @@ fn velocity_count_and_scopes() {
         r#"velocity: 3 signatures in the last 1h would exceed 2 per principal of rule "x""#
     );
     // A denial records nothing.
-    assert_eq!(e.ledger().len(), 2);
+    assert_eq!(
+        e.velocity()
+            .totals(VelocityScope::Principal, "alice", 3_600, NOW),
+        (2, U256::ZERO)
+    );
+    assert_eq!(e.velocity().counters(), 1);
     assert!(e.decide(&Req::new(message(1)).by("carol").ctx()).is_allow());
 
     let mut e = velocity_engine(json!([{"scope": "rule", "window": "1h", "max_count": 1}]));
@@ -699,41 +726,7 @@ fn decision_json_shape() {
 }
 
 #[test]
-fn ledger_full_fails_closed() {
-    let p = policy(
-        json!([{"name": "m", "effect": "allow", "actions": ["sign_message", "create_key"],
-        "conditions": {"velocity": [{"scope": "key", "window": "1h", "max_count": 1000}]}}]),
-    );
-    let mut e = Engine::new(p, Ledger::with_capacity(2));
-    assert!(e.decide_and_commit(&Req::new(message(1)).ctx()).is_allow());
-    assert!(e.decide_and_commit(&Req::new(message(1)).ctx()).is_allow());
-    let d = e.decide_and_commit(&Req::new(message(1)).ctx());
-    assert_eq!(d.outcome, Outcome::Deny);
-    assert_eq!(d.rule.as_deref(), Some("m"));
-    assert_eq!(
-        d.reason,
-        "velocity ledger is full (2 entries in the current window); refusing to sign rather than forget"
-    );
-    // Not a signing action: needs no entry.
-    assert!(
-        e.decide_and_commit(&Req::new(Intent::CreateKey { label: "k".into() }).ctx())
-            .is_allow()
-    );
-    // Once the window has passed, pruning makes room.
-    assert!(
-        e.decide_and_commit(&Req::new(message(1)).at(NOW + 3600).ctx())
-            .is_allow()
-    );
-    assert_eq!(e.ledger().len(), 1);
-    // commit() refuses too when called on its own.
-    let r = Req::new(message(1)).at(NOW + 3600);
-    let allow = e.decide(&r.ctx());
-    e.commit(&r.ctx(), &allow).unwrap();
-    assert!(e.commit(&r.ctx(), &allow).is_err());
-}
-
-#[test]
-fn replace_policy_keeps_the_ledger() {
+fn replace_policy_keeps_the_counters() {
     let v = json!([{"scope": "key", "window": "24h", "max_value": "1 ether"}]);
     let mut e = velocity_engine(v);
     assert!(
@@ -742,12 +735,16 @@ fn replace_policy_keeps_the_ledger() {
     );
     e.replace_policy(policy(json!([{"name": "z", "effect": "allow", "actions": ["sign_transaction"],
         "conditions": {"velocity": [{"scope": "key", "window": "24h", "max_value": "1.5 ether"}]}}])));
-    assert_eq!(e.ledger().len(), 1);
+    assert_eq!(e.velocity().counters(), 1);
     assert!(!e.decide(&Req::new(transfer(eth(1))).ctx()).is_allow());
     assert!(
         e.decide(&Req::new(transfer(eth_milli(500))).ctx())
             .is_allow()
     );
+    // A (scope, window) no earlier rule had starts counting when it takes effect.
+    e.replace_policy(policy(json!([{"name": "z", "effect": "allow", "actions": ["sign_transaction"],
+        "conditions": {"velocity": [{"scope": "key", "window": "12h", "max_value": "1.5 ether"}]}}])));
+    assert!(e.decide(&Req::new(transfer(eth(1))).ctx()).is_allow());
 }
 
 #[test]
@@ -761,29 +758,153 @@ fn mutex_engine_is_shareable() {
 }
 
 #[test]
-fn a_full_ledger_refuses_only_what_it_would_have_to_record() {
-    // A value-only limit on transfers: a zero-value transfer adds nothing to it, so it is
-    // not recorded and a full ledger does not stop it; a transfer moving value is refused.
+fn signatures_no_limit_counts_record_nothing() {
+    // A value-only limit on transfers: a zero-value transfer or a message adds nothing to
+    // it, so nothing is recorded (and the enclave has no state to re-seal).
     let p = policy(json!([
         {"name": "t", "effect": "allow", "actions": ["sign_transaction"],
          "conditions": {"velocity": [{"scope": "rule", "window": "1h", "max_value": "10 ether"}]}},
-        {"name": "m", "effect": "allow", "actions": ["sign_message"]}
+        {"name": "m", "effect": "allow", "actions": ["sign_message", "create_key"]}
     ]));
-    let mut e = Engine::new(p, Ledger::with_capacity(1));
-    assert!(
-        e.decide_and_commit(&Req::new(transfer(eth(1))).ctx())
-            .is_allow()
-    );
-    assert_eq!(e.ledger().len(), 1);
+    let mut e = Engine::new(p, Velocity::default());
+    let commit = |e: &mut Engine, r: &Req| {
+        let d = e.decide(&r.ctx());
+        assert!(d.is_allow(), "{d:?}");
+        e.commit(&r.ctx(), &d)
+    };
+    assert!(commit(&mut e, &Req::new(transfer(eth(1)))));
+    let before = e.velocity().clone();
+    assert!(!commit(&mut e, &Req::new(transfer(U256::ZERO))));
+    assert!(!commit(&mut e, &Req::new(message(1))));
+    assert!(!commit(
+        &mut e,
+        &Req::new(Intent::CreateKey { label: "k".into() })
+    ));
+    assert_eq!(e.velocity(), &before);
+    // Neither does a refusal.
+    let r = Req::new(transfer(eth(10)));
+    let d = e.decide(&r.ctx());
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert!(!e.commit(&r.ctx(), &d));
+    assert_eq!(e.velocity(), &before);
+}
+
+#[test]
+fn record_replays_what_commit_recorded() {
+    let p = policy(json!([
+        {"name": "x", "effect": "allow", "principals": ["alice"],
+         "actions": ["sign_transaction", "sign_message"],
+         "conditions": {"velocity": [
+             {"scope": "key", "window": "1h", "max_value": "3 ether", "max_count": 5},
+             {"scope": "key", "window": "1h", "max_count": 4},
+             {"scope": "principal", "window": "90s", "max_count": 3},
+             {"scope": "rule", "window": "24h", "max_value": "9 ether"}]}},
+        {"name": "y", "effect": "allow", "principals": ["carol"], "actions": ["sign_transaction"],
+         "conditions": {"velocity": [{"scope": "rule", "window": "1h", "max_count": 9}]}}
+    ]));
+    let mut live = Engine::new(p.clone(), Velocity::default());
+    let mut log = Vec::new();
+    let reqs = [
+        Req::new(transfer(eth(1))),
+        Req::new(message(1)).at(NOW + 30),
+        Req::new(transfer(eth(1))).by("carol").at(NOW + 61),
+        Req::new(transfer(U256::ZERO)).key("k2", "b").at(NOW + 200),
+        Req::new(transfer(eth(2))).at(NOW + 4_000),
+    ];
+    for r in &reqs {
+        let d = live.decide_and_commit(&r.ctx());
+        assert!(d.is_allow(), "{d:?}");
+        if r.principal == "carol" {
+            // Allowed by "y": x's key limits counted it, x's rule limit did not.
+            assert_eq!(d.rule.as_deref(), Some("y"));
+            let v = live.velocity();
+            assert_eq!(
+                v.totals(VelocityScope::Rule, "y", 3_600, r.now),
+                (1, eth(1))
+            );
+            assert_eq!(
+                v.totals(VelocityScope::Rule, "x", 86_400, r.now),
+                (1, eth(1))
+            );
+            assert_eq!(
+                v.totals(VelocityScope::Key, KEY_ID, 3_600, r.now),
+                (3, eth(2))
+            );
+        }
+        log.push((r.clone(), d.rule.unwrap()));
+    }
+    let mut replayed = Engine::new(p, Velocity::default());
+    for (r, rule) in &log {
+        assert!(replayed.record(&SignatureRecord {
+            time: r.now,
+            key: &r.key.as_ref().unwrap().0,
+            principal: &r.principal,
+            rule,
+            value: r.intent.native_value(),
+        }));
+    }
+    assert_eq!(replayed.velocity(), live.velocity());
+    assert_eq!(replayed.velocity().to_bytes(), live.velocity().to_bytes());
+    // The key limits share a (scope, window): one counter, counted once per signature.
     assert_eq!(
-        e.decide_and_commit(&Req::new(transfer(eth(1))).ctx())
-            .outcome,
-        Outcome::Deny
+        live.velocity()
+            .totals(VelocityScope::Key, KEY_ID, 3_600, NOW + 4_000),
+        (1, eth(2))
     );
+    // x's value-only rule limit counted only x's transfers moving value.
+    assert_eq!(
+        live.velocity()
+            .totals(VelocityScope::Rule, "x", 86_400, NOW + 4_000),
+        (2, eth(3))
+    );
+    // By then "y"'s counter had nothing a window could count, and was dropped.
+    assert_eq!(live.velocity().counters(), 3);
+}
+
+#[test]
+fn one_principal_cannot_fill_anything_for_another() {
+    // 100,000 small transfers by alice, one every 2 s, under a per-principal limit: every
+    // one is allowed (about 1,800 per hour against a limit of 2,000), bob's budget is
+    // untouched, and memory stays at one counter of at most 61 buckets.
+    let p = policy(
+        json!([{"name": "p", "effect": "allow", "principals": ["alice", "bob"],
+        "actions": ["sign_transaction"],
+        "conditions": {"velocity": [
+            {"scope": "principal", "window": "1h", "max_count": 2000, "max_value": "1 ether"}]}}]),
+    );
+    let mut e = Engine::new(p, Velocity::default());
+    let small = transfer(U256::from(1_000u64));
+    let mut now = NOW;
+    for i in 0..100_000u64 {
+        now = NOW + 2 * i;
+        let r = Req::new(small.clone()).at(now);
+        assert!(e.decide_and_commit(&r.ctx()).is_allow(), "transfer {i}");
+        assert!(e.velocity().buckets() <= BUCKETS_PER_WINDOW + 1);
+    }
+    assert_eq!(e.velocity().counters(), 1);
+    assert!(e.velocity().to_bytes().len() < 4_000);
+    assert_eq!(
+        e.velocity()
+            .totals(VelocityScope::Principal, "bob", 3_600, now),
+        (0, U256::ZERO)
+    );
+    // Bob can use his whole budget; his counter is his own.
     assert!(
-        e.decide_and_commit(&Req::new(transfer(U256::ZERO)).ctx())
+        e.decide_and_commit(&Req::new(transfer(eth(1))).by("bob").at(now).ctx())
             .is_allow()
     );
-    assert!(e.decide_and_commit(&Req::new(message(1)).ctx()).is_allow());
-    assert_eq!(e.ledger().len(), 1);
+    assert!(
+        !e.decide(&Req::new(transfer(U256::from(1))).by("bob").at(now).ctx())
+            .is_allow()
+    );
+    assert_eq!(e.velocity().counters(), 2);
+    assert!(e.velocity().buckets() <= 2 * (BUCKETS_PER_WINDOW + 1));
+    // And alice is still held to her own limit in a burst.
+    let burst = (0..2_000)
+        .take_while(|_| {
+            e.decide_and_commit(&Req::new(small.clone()).at(now).ctx())
+                .is_allow()
+        })
+        .count();
+    assert!(burst < 2_000 - 1_700, "{burst} more allowed");
 }

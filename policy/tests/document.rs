@@ -7,8 +7,8 @@ use alloy_primitives::U256;
 use common::*;
 use serde_json::json;
 use strongroom_policy::{
-    Action, Effect, Engine, Intent, KeySpec, Ledger, MAX_POLICY_LEN, Outcome, Policy, PolicyError,
-    TransactionIntent,
+    Action, Effect, Engine, Intent, KeySpec, MAX_POLICY_LEN, Outcome, Policy, PolicyError,
+    TransactionIntent, Velocity,
 };
 
 const EXAMPLE: &str = include_str!("../examples/dev-genesis.json");
@@ -42,7 +42,7 @@ fn example_policy_loads_and_behaves() {
         [Action::SignTransaction]
     );
 
-    let mut e = Engine::new(p, Ledger::new());
+    let mut e = Engine::new(p, Velocity::default());
     let dev = |i: Intent| Req::new(i).by("dev");
     assert!(
         e.decide(&dev(Intent::CreateKey { label: "k".into() }).ctx())

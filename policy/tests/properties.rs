@@ -1,5 +1,6 @@
 //! Property tests of the engine: default deny, caps, velocity under concurrency and over a
-//! rolling window, and monotonicity (removing an allow rule never allows more).
+//! rolling window (bucketed: never over a limit, at most one bucket early), the sealed
+//! counters' round trip, and monotonicity (removing an allow rule never allows more).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +14,8 @@ use proptest::prelude::*;
 use proptest::sample::subsequence;
 use serde_json::{Value, json};
 use strongroom_policy::{
-    Action, Engine, Erc20Call, Intent, Ledger, Outcome, Policy, TransactionIntent, TypedDataIntent,
+    Action, BUCKETS_PER_WINDOW, Engine, Erc20Call, Intent, Outcome, Policy, TransactionIntent,
+    TypedDataIntent, Velocity, VelocityScope,
 };
 
 const ACTIONS: [Action; 6] = [
@@ -352,7 +354,7 @@ fn build(specs: &[RuleSpec], skip: Option<usize>) -> Policy {
     policy(json!(rules))
 }
 
-/// Runs some requests through the engine so the ledger holds realistic history.
+/// Runs some requests through the engine so its counters hold realistic history.
 fn warm(engine: &mut Engine, history: &[Req]) {
     for r in history {
         let mut r = r.clone();
@@ -418,12 +420,12 @@ proptest! {
             s
         }).collect();
         let p = build(&specs, None);
-        let mut e = Engine::new(p, Ledger::new());
+        let mut e = Engine::new(p, Velocity::default());
         let d = e.decide_and_commit(&req.ctx());
         prop_assert_eq!(d.outcome, Outcome::Deny);
         prop_assert_eq!(d.rule, None);
         prop_assert!(d.reason.contains("default deny"), "{}", d.reason);
-        prop_assert!(e.ledger().is_empty());
+        prop_assert_eq!(e.velocity(), &Velocity::default());
     }
 
     /// (b) A single allow rule never allows a transaction beyond its caps, and allows every
@@ -458,7 +460,7 @@ proptest! {
         }
     }
 
-    /// (d) Removing an allow rule never turns a non-Allow into an Allow (same ledger); and
+    /// (d) Removing an allow rule never turns a non-Allow into an Allow (same counters); and
     /// whatever allows a transaction keeps to that rule's caps.
     #[test]
     fn removing_an_allow_rule_never_allows_more(
@@ -467,10 +469,10 @@ proptest! {
         reqs in prop::collection::vec(arb_req(), 1..6),
     ) {
         let full = build(&specs, None);
-        let mut warm_engine = Engine::new(full.clone(), Ledger::new());
+        let mut warm_engine = Engine::new(full.clone(), Velocity::default());
         warm(&mut warm_engine, &history);
-        let ledger = warm_engine.ledger().clone();
-        let full_engine = Engine::new(full, ledger.clone());
+        let velocity = warm_engine.velocity().clone();
+        let full_engine = Engine::new(full, velocity.clone());
         for req in &reqs {
             let d = full_engine.decide(&req.ctx());
             if d.is_allow() && let Intent::Transaction(t) = &req.intent {
@@ -478,7 +480,7 @@ proptest! {
                 assert_within_caps(&specs[i], t);
             }
             for (i, _) in specs.iter().enumerate().filter(|(_, s)| s.allow) {
-                let reduced = Engine::new(build(&specs, Some(i)), ledger.clone());
+                let reduced = Engine::new(build(&specs, Some(i)), velocity.clone());
                 let r = reduced.decide(&req.ctx());
                 prop_assert!(!r.is_allow() || d.is_allow(),
                     "removing r{} turned {:?} into {:?}", i, d, r);
@@ -501,7 +503,7 @@ proptest! {
             "velocity": [{"scope": "key", "window": "1h",
                           "max_value": format!("{}.{:03} ether", max_milli / 1000, max_milli % 1000),
                           "max_count": max_count}]}}]));
-        let engine = Arc::new(Mutex::new(Engine::new(p, Ledger::new())));
+        let engine = Arc::new(Mutex::new(Engine::new(p, Velocity::default())));
         let handles: Vec<_> = values.chunks(10).map(|chunk| {
             let engine = Arc::clone(&engine);
             let chunk = chunk.to_vec();
@@ -516,35 +518,174 @@ proptest! {
         prop_assert!(allowed.iter().sum::<u64>() <= max_milli);
         prop_assert!(allowed.len() <= max_count as usize);
         prop_assert!(!allowed.is_empty() || values.iter().all(|v| *v > max_milli));
-        prop_assert_eq!(engine.lock().unwrap().ledger().len(), allowed.len());
+        let totals = engine.lock().unwrap().velocity().totals(VelocityScope::Key, KEY_ID, 3_600, NOW);
+        prop_assert_eq!(totals, (allowed.len() as u64, eth_milli(allowed.iter().sum())));
     }
 
-    /// (c) Over a rolling window, the engine matches a straightforward model exactly:
-    /// signatures older than the window stop counting.
+    /// (c) Over a rolling window the engine keeps to the bucketed bound of an exact model:
+    /// an allowed signature fits the exact window (now - W, now]; one that fits the window
+    /// widened by a bucket, (now - W - width, now], is allowed.
     #[test]
     fn rolling_window_matches_model(
-        // Round steps land exactly on window boundaries now and then.
+        // Round steps land exactly on window and bucket boundaries now and then.
         steps in prop::collection::vec(
-            (prop_oneof![0u64..2000, Just(600), Just(1200), Just(3600)], 0u64..1500), 1..60),
+            (prop_oneof![0u64..2000, Just(60), Just(600), Just(1200), Just(3600)], 0u64..1500), 1..60),
     ) {
         let window = 3600u64;
         let (max_milli, max_count) = (3000u64, 4usize);
         let p = policy(json!([{"name": "v", "effect": "allow", "actions": ["sign_transaction"], "conditions": {
             "velocity": [{"scope": "key", "window": window, "max_value": "3 ether", "max_count": max_count}]}}]));
-        let mut engine = Engine::new(p, Ledger::new());
+        let mut engine = Engine::new(p, Velocity::default());
         let mut model: Vec<(u64, u64)> = Vec::new();
         let mut now = NOW;
         for (dt, milli) in steps {
             now += dt;
-            let live: Vec<&(u64, u64)> = model.iter().filter(|(t, _)| t + window > now).collect();
-            let expect = live.len() < max_count
-                && live.iter().map(|(_, v)| v).sum::<u64>() + milli <= max_milli;
+            let fits = |span: u64| {
+                let live: Vec<u64> = model.iter().filter(|(t, _)| t + span > now).map(|(_, v)| *v).collect();
+                live.len() < max_count && live.iter().sum::<u64>() + milli <= max_milli
+            };
+            let (fits_exact, fits_widened) = (fits(window), fits(window + bucket_width(window)));
             let d = engine.decide_and_commit(&Req::new(transfer(eth_milli(milli))).at(now).ctx());
-            prop_assert_eq!(d.is_allow(), expect, "at +{}: {:?}", now - NOW, d);
-            if expect {
+            if d.is_allow() {
+                prop_assert!(fits_exact, "at +{}: allowed over the exact window", now - NOW);
                 model.push((now, milli));
             }
-            prop_assert!(engine.ledger().len() <= model.len());
+            if fits_widened {
+                prop_assert!(d.is_allow(), "at +{}: {:?}", now - NOW, d);
+            }
+            prop_assert!(engine.velocity().buckets() <= BUCKETS_PER_WINDOW + 1);
+        }
+    }
+}
+
+fn bucket_width(window: u64) -> u64 {
+    window.div_ceil(BUCKETS_PER_WINDOW as u64).max(1)
+}
+
+/// A window (multiples of 60 and not, small and large) and a run of (time step, value in
+/// milli-ether) requests, steps scaled to the window so runs cross it several times.
+fn arb_run() -> impl Strategy<Value = (u64, Vec<(u64, u64)>)> {
+    prop_oneof![
+        Just(30u64),
+        Just(60),
+        Just(61),
+        Just(90),
+        Just(3_600),
+        Just(3_601),
+        Just(5_400),
+        Just(86_400),
+        1u64..200,
+        1u64..100_000,
+    ]
+    .prop_flat_map(|window| {
+        let width = bucket_width(window);
+        let step = prop_oneof![
+            4 => 0..=window / 4,
+            1 => Just(0),
+            1 => Just(width),
+            1 => Just(window),
+            1 => 0..=2 * window,
+        ];
+        (
+            Just(window),
+            prop::collection::vec((step, 0u64..1500), 1..80),
+        )
+    })
+}
+
+/// Runs `steps` against one key-scoped limit over `window`: (time, milli, allowed) per
+/// request.
+fn run_limit(
+    window: u64,
+    max_count: u32,
+    max_milli: u64,
+    steps: &[(u64, u64)],
+) -> Vec<(u64, u64, bool)> {
+    let p = policy(
+        json!([{"name": "v", "effect": "allow", "actions": ["sign_transaction"], "conditions": {
+        "velocity": [{"scope": "key", "window": window, "max_count": max_count,
+                      "max_value": format!("{}.{:03} ether", max_milli / 1000, max_milli % 1000)}]}}]),
+    );
+    let mut engine = Engine::new(p, Velocity::default());
+    let mut now = NOW;
+    steps
+        .iter()
+        .map(|&(dt, milli)| {
+            now += dt;
+            let r = Req::new(transfer(eth_milli(milli))).at(now);
+            let allowed = engine.decide_and_commit(&r.ctx()).is_allow();
+            assert!(engine.velocity().buckets() <= BUCKETS_PER_WINDOW + 1);
+            (now, milli, allowed)
+        })
+        .collect()
+}
+
+/// Count and milli-ether total of the allowed signatures among the first `upto` results
+/// with a time in (now - span, now].
+fn exact(results: &[(u64, u64, bool)], upto: usize, now: u64, span: u64) -> (u64, u64) {
+    results[..upto]
+        .iter()
+        .filter(|(t, _, allowed)| *allowed && t + span > now)
+        .fold((0, 0), |(n, sum), (_, milli, _)| (n + 1, sum + milli))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    /// (e) Bucketed velocity never allows more than the limit: for every allowed signature
+    /// at t, the allowed signatures in (t - W, t] keep to max_count and max_value.
+    #[test]
+    fn bucketed_velocity_never_exceeds_the_limit(
+        (window, steps) in arb_run(), max_count in 1u32..8, max_milli in 500u64..5000,
+    ) {
+        let results = run_limit(window, max_count, max_milli, &steps);
+        for (i, &(t, _, allowed)) in results.iter().enumerate() {
+            if allowed {
+                let (n, sum) = exact(&results, i + 1, t, window);
+                prop_assert!(n <= u64::from(max_count), "{} signatures in the window ending at +{}", n, t - NOW);
+                prop_assert!(sum <= max_milli, "{} milli-ether in the window ending at +{}", sum, t - NOW);
+            }
+        }
+    }
+
+    /// (f) It refuses at most one bucket early: a request that fits the limits over
+    /// (now - W - width, now] is allowed.
+    #[test]
+    fn bucketed_velocity_refuses_at_most_one_bucket_early(
+        (window, steps) in arb_run(), max_count in 1u32..8, max_milli in 500u64..5000,
+    ) {
+        let results = run_limit(window, max_count, max_milli, &steps);
+        let span = window + bucket_width(window);
+        for (i, &(now, milli, allowed)) in results.iter().enumerate() {
+            let (n, sum) = exact(&results, i, now, span);
+            if n < u64::from(max_count) && sum + milli <= max_milli {
+                prop_assert!(allowed, "refused at +{} with {} signatures and {} milli-ether in the widened window", now - NOW, n, sum);
+            }
+        }
+    }
+
+    /// (g) The sealed counters round-trip exactly, and the restored engine decides (and
+    /// records) as the original does. Histories run in random time order, so the clock
+    /// goes back too.
+    #[test]
+    fn velocity_encoding_round_trips(
+        specs in prop::collection::vec(arb_rule(), 1..6),
+        history in prop::collection::vec(arb_req(), 0..30),
+        reqs in prop::collection::vec(arb_req(), 1..8),
+    ) {
+        let p = build(&specs, None);
+        let mut original = Engine::new(p.clone(), Velocity::default());
+        for r in &history {
+            original.decide_and_commit(&r.ctx());
+        }
+        let bytes = original.velocity().to_bytes();
+        let restored = Velocity::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(&restored, original.velocity());
+        prop_assert_eq!(restored.to_bytes(), bytes);
+        let mut restored = Engine::new(p, restored);
+        for r in &reqs {
+            prop_assert_eq!(restored.decide_and_commit(&r.ctx()), original.decide_and_commit(&r.ctx()));
+            prop_assert_eq!(restored.velocity(), original.velocity());
         }
     }
 }

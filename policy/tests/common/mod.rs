@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, B256, U256};
 use serde_json::{Value, json};
 use strongroom_policy::{
-    Context, Decision, Engine, Erc20Call, Intent, KeyRef, Ledger, MessageIntent, Permit,
-    PermitScheme, Policy, PolicyError, TransactionIntent, TxType, TypedDataIntent,
+    Context, Decision, Engine, Erc20Call, Intent, KeyRef, MessageIntent, Permit, PermitScheme,
+    Policy, PolicyError, TransactionIntent, TxType, TypedDataIntent, Velocity,
 };
 
 /// Ed25519 public keys from seeds [0x41; 32], [0x42; 32], [0x43; 32]; P-256 from [0x45; 32].
@@ -208,7 +208,7 @@ impl Req {
 }
 
 pub fn decide(policy: &Policy, req: &Req) -> Decision {
-    Engine::new(policy.clone(), Ledger::new()).decide(&req.ctx())
+    Engine::new(policy.clone(), Velocity::default()).decide(&req.ctx())
 }
 
 /// The reason of a decision that must be a Deny.
