@@ -230,6 +230,7 @@ fn build(dir: &Path, entries: u64, boots: u64) -> Result<Built> {
                 admins: [3; 32],
                 policy: [4; 32],
                 identity: key.public(),
+                boot_seq: seq,
             };
             let request = AttestationRequest {
                 user_data: Some(user_data.encode()),

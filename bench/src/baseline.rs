@@ -232,9 +232,13 @@ pub fn sealed_sign(
             return;
         };
         let digest = &digests[i as usize % DIGESTS];
-        // The answer's signature: over the request digest, status, time and the body's
-        // hash (the 100-byte sealed blob stands in for a digest answer's body).
-        let message = strongroom_identity::answer_message(digest, 200, EXPIRES_AT, &sealed);
+        // The answer's signature: over the request digest, status, time, audit head and
+        // the body's hash (the 100-byte sealed blob stands in for a digest answer's body).
+        let head = strongroom_identity::Head {
+            seq: u64::from(i),
+            hash: *digest,
+        };
+        let message = strongroom_identity::answer_message(digest, 200, EXPIRES_AT, &head, &sealed);
         black_box(identity.sign(black_box(&message)));
         if rebuild {
             let Ok(secret) = k256::SecretKey::from_slice(&opened[..32]) else {

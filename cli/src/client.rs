@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::input::{pcr_file, trusted_root};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use strongroom_client::{Client, ClientError, Method, Url, Verifier};
+use strongroom_client::{Client, ClientError, HeadBook, Method, Url, Verifier};
 
 pub use strongroom_client::Answer;
 
@@ -26,6 +26,21 @@ pub struct VerifyOptions<'a> {
     pub genesis: Option<[u8; 32]>,
     /// `--expect-key-check HEX`.
     pub key_check: Option<[u8; 16]>,
+    /// `--state-file FILE` / `--no-state`.
+    pub state: StateChoice,
+}
+
+/// Where verified audit heads are remembered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateChoice {
+    /// The default file ([`strongroom_client::default_state_file`]); in memory if there is
+    /// no home directory.
+    #[default]
+    Default,
+    /// This file.
+    File(PathBuf),
+    /// Nowhere beyond the command.
+    None,
 }
 
 impl VerifyOptions<'_> {
@@ -63,7 +78,16 @@ impl VerifyOptions<'_> {
         if let Some(check) = self.key_check {
             verifier = verifier.expect_key_check(check);
         }
-        Ok(Some(verifier))
+        let path = match &self.state {
+            StateChoice::Default => strongroom_client::default_state_file(),
+            StateChoice::File(p) => Some(p.clone()),
+            StateChoice::None => None,
+        };
+        let heads = match path {
+            Some(p) => HeadBook::open(&p).map_err(cli_error)?,
+            None => HeadBook::in_memory(),
+        };
+        Ok(Some(verifier.with_heads(Arc::new(heads))))
     }
 }
 

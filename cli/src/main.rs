@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::client::{Api, VerifyOptions};
+use crate::client::{Api, StateChoice, VerifyOptions};
 use crate::input::fixed_hex_arg;
 use crate::principal::PrincipalKeyChoice;
 
@@ -97,6 +97,20 @@ struct Cli {
     #[arg(long, global = true, value_name = "HEX", env = "STRONGROOM_EXPECT_KEY_CHECK",
           value_parser = fixed_hex_arg::<16>)]
     expect_key_check: Option<[u8; 16]>,
+    /// With --expect-pcrs: where to remember the highest audit head verified per deployment,
+    /// so a rolled-back (forked) enclave is refused by the next command too (default
+    /// $XDG_STATE_HOME/strongroom/heads.json, else ~/.local/state/strongroom/heads.json).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "STRONGROOM_STATE_FILE"
+    )]
+    state_file: Option<PathBuf>,
+    /// With --expect-pcrs: remember no heads (each command checks only within itself);
+    /// wins over --state-file and STRONGROOM_STATE_FILE.
+    #[arg(long, global = true)]
+    no_state: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,6 +161,13 @@ fn run(cli: Cli) -> Result<()> {
         root: cli.attestation_root.as_deref(),
         genesis: cli.expect_genesis,
         key_check: cli.expect_key_check,
+        state: if cli.no_state {
+            StateChoice::None
+        } else {
+            cli.state_file
+                .clone()
+                .map_or(StateChoice::Default, StateChoice::File)
+        },
     };
     // Built only for the commands that talk to the server, so a bad STRONGROOM_URL (or
     // verification flags) does not break offline commands.

@@ -524,6 +524,10 @@ fn spawn_server(ready: bool) -> Server {
 /// `strongroom` with `args`, with no server, key or data directory from the environment.
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+    cmd.env(
+        "STRONGROOM_STATE_FILE",
+        std::env::temp_dir().join(format!("strongroom-api-cli-{}.json", std::process::id())),
+    );
     // A proxy from the environment would swallow the loopback requests.
     for var in [
         "STRONGROOM_URL",

@@ -150,6 +150,7 @@ impl Builder {
             admins: [3; 32],
             policy: [4; 32],
             identity: key.public(),
+            boot_seq: self.seq,
         };
         let request = AttestationRequest {
             user_data: Some(user_data.encode()),

@@ -46,6 +46,7 @@ impl Enclave {
             admins: [0xad; 32],
             policy: [0x90; 32],
             identity: self.key.public(),
+            boot_seq: 0,
         }
     }
 }
@@ -91,7 +92,11 @@ async fn handle(State(enclave): State<Arc<Enclave>>, request: Request) -> Respon
         .get("x-strongroom-stamp")
         .map(|v| v.to_str().unwrap().to_string());
     let digest = answer_request_digest(parts.method.as_str(), &path, &bytes, stamp.as_deref());
-    let signature = AnswerSignature::sign(&enclave.key, &digest, status, now(), &body);
+    let head = strongroom_identity::Head {
+        seq: 1,
+        hash: [1; 32],
+    };
+    let signature = AnswerSignature::sign(&enclave.key, &digest, status, now(), head, &body);
     // The parent relays the signature but changes the body.
     let body = if parts.uri.path() == "/v1/keys/forged" {
         serde_json::to_vec(&json!({"id": "forged", "label": "changed by the parent"})).unwrap()
@@ -175,6 +180,19 @@ fn spawn(tag: &str) -> Server {
 /// `strongroom args --url url`, with nothing from the environment.
 fn strongroom(url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+    // Each stand-in server's heads apart from the others' (and from the user's).
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    cmd.env(
+        "STRONGROOM_STATE_FILE",
+        std::env::temp_dir().join(format!(
+            "strongroom-verified-cli-{}-{port}.json",
+            std::process::id()
+        )),
+    );
     for var in [
         "STRONGROOM_URL",
         "STRONGROOM_PRINCIPAL_KEY",

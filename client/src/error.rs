@@ -114,6 +114,28 @@ pub enum ClientError {
         /// Seconds ahead.
         ahead_secs: u64,
     },
+    /// The answer's audit head shows the enclave's log was rolled back or forked against
+    /// what this client verified before ([`crate::HeadBook`]).
+    #[error(
+        "answer refused: the enclave's audit chain is behind or forked: this client verified \
+         {seen}, the answer names {got}: {detail}"
+    )]
+    Rollback {
+        /// What this client verified before.
+        seen: String,
+        /// The head the answer names.
+        got: String,
+        /// What the two show.
+        detail: String,
+    },
+    /// The file the client keeps verified heads in cannot be read or written.
+    #[error("the state file {path}: {detail} (--state-file to use another, --no-state for none)")]
+    StateFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// [`crate::Client::attest`] was called on a client without a verifier.
     #[error("no verifier is configured (expected PCRs are needed to verify anything)")]
     NoVerifier,

@@ -25,7 +25,9 @@
 //! signing identity is named by a document that chains to the trusted root, carries the
 //! expected PCRs and the client's nonce, is fresh and not from a debug-mode enclave; the
 //! answer is at most [`DEFAULT_MAX_ANSWER_AGE`] old (reads carry no stamp, so this bounds
-//! replays of old answers). Error answers the proxy makes itself (enclave unreachable,
+//! replays of old answers); and, with a [`HeadBook`] ([`Verifier::with_heads`]), the audit
+//! head the answer names is not behind or beside one this client verified before (a
+//! rolled-back enclave). Error answers the proxy makes itself (enclave unreachable,
 //! body too large) carry no signature and are reported as
 //! [`Verification::Unsigned`] errors.
 //!
@@ -66,10 +68,12 @@
 //! ```
 
 mod error;
+mod heads;
 mod http;
 mod verifier;
 
 pub use error::{ClientError, Verification};
+pub use heads::{HeadBook, default_path as default_state_file};
 pub use http::{
     Answer, Client, Method, STAMP_HEADER, STAMP_VALIDITY_SECS, StatusCode, Url, stamp_header,
     wire_path,

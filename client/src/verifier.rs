@@ -10,6 +10,7 @@ use strongroom_attestation::{Expectations, MAX_CLOCK_SKEW, TrustedRoot, parse_pc
 use strongroom_identity::{AnswerSignature, IdentityPublic, UserData, answer_request_digest};
 
 use crate::error::ClientError;
+use crate::heads::HeadBook;
 
 /// Default oldest attestation document accepted, measured from its timestamp. The client
 /// fetches documents with a fresh nonce, so this mostly bounds clock disagreement.
@@ -74,6 +75,7 @@ pub struct Verifier {
     max_answer_age: Duration,
     allow_debug: bool,
     identities: RwLock<HashMap<IdentityPublic, VerifiedIdentity>>,
+    heads: Option<std::sync::Arc<HeadBook>>,
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -93,6 +95,7 @@ impl Verifier {
             max_answer_age: DEFAULT_MAX_ANSWER_AGE,
             allow_debug: false,
             identities: RwLock::new(HashMap::new()),
+            heads: None,
         })
     }
 
@@ -105,6 +108,14 @@ impl Verifier {
         let mut releases = releases.into_iter();
         let first = releases.next().ok_or(ClientError::NoExpectedPcrs)?;
         releases.try_fold(Self::new(first)?, Self::also_trust)
+    }
+
+    /// Remembers the audit head of every answer this verifier accepts in `heads` and
+    /// refuses answers from an enclave whose log was rolled back or forked against them
+    /// ([`HeadBook`]).
+    pub fn with_heads(mut self, heads: std::sync::Arc<HeadBook>) -> Self {
+        self.heads = Some(heads);
+        self
     }
 
     /// Also trusts enclaves whose documents carry all these PCR values (another release),
@@ -314,6 +325,9 @@ impl Verifier {
                 max_secs: self.max_answer_age.as_secs(),
             });
         }
+        if let Some(heads) = &self.heads {
+            heads.observe(&identity.user_data, &signature.identity, &signature.head)?;
+        }
         Ok(VerifiedAnswer {
             signature,
             identity,
@@ -361,6 +375,7 @@ mod tests {
             admins: [3; 32],
             policy: [4; 32],
             identity: identity.public(),
+            boot_seq: 0,
         }
     }
 
@@ -401,7 +416,11 @@ mod tests {
 
         fn sign(&self, status: u16, time: u64, body: &[u8]) -> String {
             let digest = answer_request_digest("GET", "/v1/keys", b"", None);
-            AnswerSignature::sign(&self.key, &digest, status, time, body).to_header()
+            let head = strongroom_identity::Head {
+                seq: 3,
+                hash: [3; 32],
+            };
+            AnswerSignature::sign(&self.key, &digest, status, time, head, body).to_header()
         }
     }
 

@@ -101,6 +101,7 @@ fn user_data(identity: &IdentityKey) -> UserData {
         admins: [0xad; 32],
         policy: [0x90; 32],
         identity: identity.public(),
+        boot_seq: 0,
     }
 }
 
@@ -109,6 +110,11 @@ fn good_pcrs() -> BTreeMap<u16, Vec<u8>> {
     BTreeMap::from([(0, pcr(0)), (1, pcr(1)), (2, pcr(2))])
 }
 
+/// The audit head the stand-in enclave names in its answers.
+const HEAD: strongroom_identity::Head = strongroom_identity::Head {
+    seq: 5,
+    hash: [5; 32],
+};
 const ALLOW: &str = r#"{"signature":"0xaaaa","decision":{"result":"allow","rule":"r"}}"#;
 const DENY: &str = r#"{"error":{"code":"denied","message":"value 2 ETH exceeds cap 1 ETH","decision":{"result":"deny","rule":"cap","reason":"value 2 ETH exceeds cap 1 ETH"}}}"#;
 const PENDING: &str = r#"{"request":{"id":"r1","status":"pending"}}"#;
@@ -156,7 +162,7 @@ impl Enclave {
         let (status, body) = canned(&sent.method, route);
         let digest = answer_request_digest(&sent.method, &sent.path, &sent.body, stamp_text);
         let sign = |key: &IdentityKey, digest: &[u8; 32], status: u16, time: u64, body: &str| {
-            AnswerSignature::sign(key, digest, status, time, body.as_bytes())
+            AnswerSignature::sign(key, digest, status, time, HEAD, body.as_bytes())
         };
         let forgery = *self.forgery.lock().unwrap();
         let (status, body, signature) = match forgery {
@@ -223,7 +229,7 @@ impl Enclave {
             .into_response();
         if signed {
             let digest = answer_request_digest(&sent.method, &sent.path, &sent.body, stamp_text);
-            let sig = AnswerSignature::sign(&self.key, &digest, 401, now(), body.as_bytes());
+            let sig = AnswerSignature::sign(&self.key, &digest, 401, now(), HEAD, body.as_bytes());
             response.headers_mut().insert(
                 ANSWER_HEADER,
                 HeaderValue::from_str(&sig.to_header()).unwrap(),

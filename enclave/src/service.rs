@@ -22,7 +22,7 @@ use serde_bytes::ByteBuf;
 use strongroom_attestation::{AttestationRequest, MAX_NONCE_LEN, Nsm};
 use strongroom_envelope::RecipientKey;
 use strongroom_identity::{
-    AnswerSignature, Checkpoint, IdentityKey, UserData, answer_request_digest,
+    AnswerSignature, Checkpoint, Head, IdentityKey, UserData, answer_request_digest,
 };
 use strongroom_protocol::messages::{
     AuditRecord, Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo,
@@ -80,6 +80,8 @@ struct Booting {
 struct Ready {
     keys: Keys,
     boot_time: u64,
+    /// The sequence number of this boot's record.
+    boot_seq: u64,
     /// This boot's identity: signs answers and audit entries.
     identity: IdentityKey,
     gov: GovernedLock,
@@ -476,6 +478,7 @@ impl<N: Nsm> Enclave<N> {
         *phase = PhaseState::Ready(Box::new(Ready {
             keys,
             boot_time: unix_now(),
+            boot_seq: record.seq,
             identity,
             gov: Mutex::new(Governed::new(state, log, REPLAY_CAPACITY)),
             snapshot: Mutex::new(None),
@@ -512,6 +515,7 @@ impl<N: Nsm> Enclave<N> {
             admins: state.admins.digest(),
             policy: state.engine.policy().digest(),
             identity: identity.public(),
+            boot_seq: state.audit_next,
         };
         let request = AttestationRequest {
             nonce: Some(state.audit_head.to_vec()),
@@ -647,11 +651,25 @@ impl<N: Nsm> Enclave<N> {
         };
         let mut answer = call::handle(&host, &ready.gov, call);
         answer.effects.audit = host.trail.into_inner();
+        // The head now: at or after this call's own records.
+        let head = match ready.gov.lock() {
+            Ok(g) => {
+                let (next, hash) = g.audit.head();
+                Head {
+                    seq: next.saturating_sub(1),
+                    hash,
+                }
+            }
+            Err(_) => {
+                return Response::Answer(ApiError::internal("state lock poisoned").into_answer());
+            }
+        };
         let signature = AnswerSignature::sign(
             &ready.identity,
             &host.request_digest,
             answer.status,
             unix_now(),
+            head,
             &answer.body,
         );
         answer.signature = Some(signature.to_header());
@@ -671,6 +689,7 @@ impl<N: Nsm> Enclave<N> {
                 admins: g.state.admins.digest(),
                 policy: g.state.engine.policy().digest(),
                 identity: ready.identity.public(),
+                boot_seq: ready.boot_seq,
             }
             .encode(),
         )

@@ -402,10 +402,38 @@ fn unsealed_attestations_publish_key_check_genesis_and_policy() {
     let names: Vec<_> = entries.iter().map(|(k, _)| k.as_text().unwrap()).collect();
     assert_eq!(
         names,
-        ["key_check", "genesis", "admins", "policy", "identity"]
+        [
+            "key_check",
+            "genesis",
+            "admins",
+            "policy",
+            "identity",
+            "boot_seq"
+        ]
     );
-    // The identity is the one that signs this boot's answers and audit entries.
+    // The identity is the one that signs this boot's answers and audit entries, and its
+    // boot began at the boot record.
     assert_eq!(entries[4].1.as_bytes().unwrap(), &proxy.identity.0);
+    assert_eq!(entries[5].1.as_integer(), Some(0.into()));
+    proxy.create_key(&keys.dev, "k");
+    proxy.restart(&[6u8; 32]);
+    let Response::Attestation { document } = proxy
+        .enclave()
+        .handle(Request::GetAttestation { nonce: None })
+    else {
+        panic!()
+    };
+    let later = verify(
+        &document,
+        &Expectations::new(SystemTime::now()).root(proxy.booted.trusted.clone()),
+    )
+    .unwrap();
+    let later = strongroom_identity::UserData::decode(&later.document.user_data.unwrap()).unwrap();
+    assert_eq!(
+        later.boot_seq,
+        proxy.audit.len() as u64 - 1,
+        "the restart's boot record"
+    );
     assert_eq!(entries[0].1.as_bytes().unwrap(), &proxy.stored.key_check);
     // The digests are the ones the enclave reports for its policy.
     let p = proxy.raw("GET", "/v1/policy", b"", None);

@@ -3,11 +3,14 @@
 //! enclave.
 //!
 //! The signature travels in the `X-Strongroom-Answer` header:
-//! `v1;identity=<64 hex>;time=<unix seconds>;sig=<128 hex>`, over
-//! [`answer_message`]`(request digest, status, time, body)`, where the request digest
+//! `v2;identity=<64 hex>;time=<unix seconds>;head=<seq>:<64 hex>;sig=<128 hex>`, over
+//! [`answer_message`]`(request digest, status, time, head, body)`, where the request digest
 //! ([`answer_request_digest`]) covers the method, path with query, body and stamp header
-//! the client sent. A stamp's nonce is used once, so an answer to a stamped request cannot
-//! be replayed as the answer to another one.
+//! the client sent, and `head` is the audit chain's head when the enclave answered (the
+//! sequence number and hash of its last record): a client that remembers the highest head
+//! it verified refuses an enclave that was rolled back to before it. A stamp's nonce is
+//! used once, so an answer to a stamped request cannot be replayed as the answer to
+//! another one.
 
 use sha2::{Digest, Sha256};
 
@@ -18,8 +21,46 @@ use crate::key::{IdentityKey, IdentityPublic};
 pub const ANSWER_HEADER: &str = "X-Strongroom-Answer";
 /// Domain tag of [`answer_request_digest`].
 pub const ANSWER_REQUEST_DOMAIN: &[u8] = b"strongroom/v1/answer-request";
-/// Domain tag of [`answer_message`].
-pub const ANSWER_DOMAIN: &[u8] = b"strongroom/v1/answer";
+/// Domain tag of [`answer_message`] (v2: with the audit head).
+pub const ANSWER_DOMAIN: &[u8] = b"strongroom/v2/answer";
+
+/// A point of the audit chain: an entry's sequence number and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Head {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The entry's hash.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, hex::encode(self.hash))
+    }
+}
+
+impl Head {
+    /// Parses `<seq>:<64 hex>`.
+    pub fn parse(text: &str) -> Result<Self, IdentityError> {
+        const WHAT: &str = "audit head";
+        let (seq, hash) = text
+            .split_once(':')
+            .ok_or_else(|| IdentityError::malformed(WHAT, "expected SEQ:HASH"))?;
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentityError::malformed(
+                WHAT,
+                "seq is not a decimal number",
+            ));
+        }
+        let seq = seq
+            .parse()
+            .map_err(|_| IdentityError::malformed(WHAT, "seq out of range"))?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hash, &mut out)
+            .map_err(|_| IdentityError::malformed(WHAT, "hash is not 64 hex digits"))?;
+        Ok(Self { seq, hash: out })
+    }
+}
 
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_be_bytes());
@@ -44,14 +85,22 @@ pub fn answer_request_digest(
     h.finalize().into()
 }
 
-/// SHA-256(len‖domain ‖ request digest ‖ status u16 BE ‖ time u64 BE ‖ SHA-256(body)):
-/// what the identity key signs for an answer.
-pub fn answer_message(request_digest: &[u8; 32], status: u16, time: u64, body: &[u8]) -> [u8; 32] {
+/// SHA-256(len‖domain ‖ request digest ‖ status u16 BE ‖ time u64 BE ‖ head seq u64 BE ‖
+/// head hash ‖ SHA-256(body)): what the identity key signs for an answer.
+pub fn answer_message(
+    request_digest: &[u8; 32],
+    status: u16,
+    time: u64,
+    head: &Head,
+    body: &[u8],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     field(&mut h, ANSWER_DOMAIN);
     h.update(request_digest);
     h.update(status.to_be_bytes());
     h.update(time.to_be_bytes());
+    h.update(head.seq.to_be_bytes());
+    h.update(head.hash);
     h.update(Sha256::digest(body));
     h.finalize().into()
 }
@@ -63,6 +112,8 @@ pub struct AnswerSignature {
     pub identity: IdentityPublic,
     /// The enclave's clock when it signed, Unix seconds.
     pub time: u64,
+    /// The audit chain's head when it answered.
+    pub head: Head,
     /// Ed25519 signature over [`answer_message`].
     pub signature: [u8; 64],
 }
@@ -74,12 +125,14 @@ impl AnswerSignature {
         request_digest: &[u8; 32],
         status: u16,
         time: u64,
+        head: Head,
         body: &[u8],
     ) -> Self {
         Self {
             identity: key.public(),
             time,
-            signature: key.sign(&answer_message(request_digest, status, time, body)),
+            head,
+            signature: key.sign(&answer_message(request_digest, status, time, &head, body)),
         }
     }
 
@@ -91,21 +144,22 @@ impl AnswerSignature {
         status: u16,
         body: &[u8],
     ) -> Result<(), IdentityError> {
-        let message = answer_message(request_digest, status, self.time, body);
+        let message = answer_message(request_digest, status, self.time, &self.head, body);
         self.identity.verify("answer", &message, &self.signature)
     }
 
     /// The header value.
     pub fn to_header(&self) -> String {
         format!(
-            "v1;identity={};time={};sig={}",
+            "v2;identity={};time={};head={};sig={}",
             self.identity,
             self.time,
+            self.head,
             hex::encode(self.signature)
         )
     }
 
-    /// Parses a header value: exactly `v1;identity=…;time=…;sig=…`, in that order.
+    /// Parses a header value: exactly `v2;identity=…;time=…;head=…;sig=…`, in that order.
     pub fn parse(header: &str) -> Result<Self, IdentityError> {
         const WHAT: &str = "answer signature header";
         if header.len() > 512 {
@@ -116,8 +170,16 @@ impl AnswerSignature {
             });
         }
         let mut parts = header.split(';');
-        if parts.next() != Some("v1") {
-            return Err(IdentityError::malformed(WHAT, "version is not v1"));
+        match parts.next() {
+            Some("v2") => {}
+            Some("v1") => {
+                return Err(IdentityError::malformed(
+                    WHAT,
+                    "version v1 (an enclave older than this client, whose answers name no \
+                     audit head); upgrade the enclave",
+                ));
+            }
+            _ => return Err(IdentityError::malformed(WHAT, "version is not v2")),
         }
         let mut value = |name: &str| {
             parts
@@ -137,6 +199,7 @@ impl AnswerSignature {
         let time = time_text
             .parse()
             .map_err(|_| IdentityError::malformed(WHAT, "time out of range"))?;
+        let head = Head::parse(value("head")?)?;
         let sig = hex::decode(value("sig")?)
             .map_err(|_| IdentityError::malformed(WHAT, "sig is not hex"))?;
         let signature: [u8; 64] = sig
@@ -148,6 +211,7 @@ impl AnswerSignature {
         Ok(Self {
             identity,
             time,
+            head,
             signature,
         })
     }
@@ -159,11 +223,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const HEAD: Head = Head {
+        seq: 41,
+        hash: [0xab; 32],
+    };
+
     fn signed() -> (AnswerSignature, [u8; 32]) {
         let key = IdentityKey::from_seed(&[3; 32]);
         let digest = answer_request_digest("POST", "/v1/keys/ab/sign/digest", b"{}", Some("v1;x"));
         (
-            AnswerSignature::sign(&key, &digest, 200, 1_700_000_000, b"{\"ok\":1}"),
+            AnswerSignature::sign(&key, &digest, 200, 1_700_000_000, HEAD, b"{\"ok\":1}"),
             digest,
         )
     }
@@ -186,6 +255,13 @@ mod tests {
         let mut later = sig;
         later.time += 1;
         assert!(later.verify(&digest, 200, b"{\"ok\":1}").is_err());
+        // The head is covered: a parent cannot pass an old answer off as newer.
+        let mut moved = sig;
+        moved.head.seq += 1;
+        assert!(moved.verify(&digest, 200, b"{\"ok\":1}").is_err());
+        let mut forked = sig;
+        forked.head.hash[0] ^= 1;
+        assert!(forked.verify(&digest, 200, b"{\"ok\":1}").is_err());
     }
 
     #[test]
@@ -210,7 +286,7 @@ mod tests {
     fn known_answer() {
         // Recomputed independently in tests/interop/identity_vectors.py (hashlib framing).
         let d = answer_request_digest("GET", "/v1/policy", b"", None);
-        let m = answer_message(&d, 200, 1_700_000_000, b"{}");
+        let m = answer_message(&d, 200, 1_700_000_000, &HEAD, b"{}");
         let expected = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/data/answer_vectors.txt"
@@ -231,6 +307,10 @@ mod tests {
         for bad in [
             "",
             "v2;identity=00;time=1;sig=00",
+            &good.replacen("v2;", "v1;", 1),
+            &good.replace(";head=41:", ";head=-41:"),
+            &good.replace(";head=41:", ";head=41;"),
+            &good.replace(&"ab".repeat(32), &"ab".repeat(31)),
             &good.replace("time=", "tim="),
             &good.replace(";sig=", ";sig=0"),
             &format!("{good};extra=1"),

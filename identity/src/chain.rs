@@ -1014,6 +1014,7 @@ mod tests {
             admins: [3; 32],
             policy: [4; 32],
             identity,
+            boot_seq: 0,
         }
     }
 

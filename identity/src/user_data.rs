@@ -10,14 +10,17 @@ const KEY_CHECK_LEN: usize = 16;
 
 /// The `user_data` of an unsealed enclave's attestation documents: the CBOR map
 /// `{"key_check": bstr16, "genesis": bstr32, "admins": bstr32, "policy": bstr32,
-/// "identity": bstr32}`, keys in this order.
+/// "identity": bstr32, "boot_seq": uint}`, keys in this order, `boot_seq` always in the
+/// 8-byte form.
 ///
 /// KMS's envelope is not authenticated, so on what the proxy calls a first boot the
 /// enclave cannot tell KMS's root key from one the parent made up, nor the deployment's
 /// genesis document from one the parent wrote. Publishing the check value and the genesis
 /// digest lets clients and auditors pin both; the admin-set and policy digests say which
 /// rules the enclave enforces now; `identity` is the key that signs its answers and audit
-/// entries for this boot.
+/// entries for this boot; `boot_seq` is the sequence number of this boot's record in the
+/// audit chain, so a client that has seen a later point of the chain from an earlier boot
+/// knows this boot forked it (a rollback).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserData {
     /// The root-key check value.
@@ -30,14 +33,25 @@ pub struct UserData {
     pub policy: [u8; 32],
     /// This boot's identity key.
     pub identity: IdentityPublic,
+    /// The sequence number of this boot's record in the audit chain.
+    pub boot_seq: u64,
 }
 
-const FIELDS: [&str; 5] = ["key_check", "genesis", "admins", "policy", "identity"];
+const FIELDS: [&str; 6] = [
+    "key_check",
+    "genesis",
+    "admins",
+    "policy",
+    "identity",
+    "boot_seq",
+];
+/// Length of the encoding.
+const ENCODED_LEN: usize = 213;
 
 impl UserData {
-    /// The CBOR encoding (fixed layout, 195 bytes).
+    /// The CBOR encoding (fixed layout, 213 bytes).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(195);
+        let mut out = Vec::with_capacity(ENCODED_LEN);
         out.push(0xa0 | FIELDS.len() as u8);
         let values: [&[u8]; 5] = [
             &self.key_check,
@@ -57,10 +71,14 @@ impl UserData {
             }
             out.extend_from_slice(value);
         }
+        out.push(0x60 | FIELDS[5].len() as u8);
+        out.extend_from_slice(FIELDS[5].as_bytes());
+        out.push(0x1b);
+        out.extend_from_slice(&self.boot_seq.to_be_bytes());
         out
     }
 
-    /// Reads the encoding back: exactly these five fields, in this order, of these lengths.
+    /// Reads the encoding back: exactly these six fields, in this order, of these lengths.
     pub fn decode(bytes: &[u8]) -> Result<Self, IdentityError> {
         const WHAT: &str = "attestation user data";
         if bytes.len() > 512 {
@@ -83,13 +101,20 @@ impl UserData {
         }
         let mut out = [[0u8; 32]; 5];
         let mut key_check = [0u8; KEY_CHECK_LEN];
-        for (i, ((k, v), name)) in entries.iter().zip(FIELDS).enumerate() {
+        for (i, (k, name)) in entries.iter().map(|(k, _)| k).zip(FIELDS).enumerate() {
             if k.as_text() != Some(name) {
                 return Err(IdentityError::malformed(
                     WHAT,
                     format!("field {i} is not {name:?}"),
                 ));
             }
+        }
+        let boot_seq = entries[5]
+            .1
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| IdentityError::malformed(WHAT, "boot_seq is not a u64"))?;
+        for (i, ((_, v), name)) in entries.iter().take(5).zip(FIELDS).enumerate() {
             let Some(b) = v.as_bytes() else {
                 return Err(IdentityError::malformed(
                     WHAT,
@@ -120,6 +145,7 @@ impl UserData {
             admins: out[2],
             policy: out[3],
             identity: IdentityPublic(out[4]),
+            boot_seq,
         })
     }
 }
@@ -137,6 +163,7 @@ mod tests {
             admins: [3; 32],
             policy: [4; 32],
             identity: IdentityPublic([5; 32]),
+            boot_seq: 7,
         }
     }
 
@@ -144,13 +171,20 @@ mod tests {
     fn round_trips_and_is_valid_cbor_for_another_decoder() {
         let d = sample();
         let bytes = d.encode();
-        assert_eq!(bytes.len(), 195);
+        assert_eq!(bytes.len(), ENCODED_LEN);
         assert_eq!(UserData::decode(&bytes).unwrap(), d);
         // ciborium reads it as the documented map.
         let v: Value = ciborium::from_reader(bytes.as_slice()).unwrap();
         let map = v.as_map().unwrap();
         assert_eq!(map[4].0.as_text(), Some("identity"));
         assert_eq!(map[4].1.as_bytes().unwrap().as_slice(), &[5u8; 32]);
+        assert_eq!(map[5].0.as_text(), Some("boot_seq"));
+        assert_eq!(map[5].1.as_integer(), Some(7.into()));
+        let far = UserData {
+            boot_seq: u64::MAX,
+            ..d
+        };
+        assert_eq!(UserData::decode(&far.encode()).unwrap(), far);
     }
 
     #[test]
@@ -172,7 +206,13 @@ mod tests {
             &mut four,
         )
         .unwrap();
-        for bad in [renamed, four, vec![0xa5], good[..100].to_vec()] {
+        let negative = {
+            let mut b = good.clone();
+            let n = b.len();
+            b[n - 9] = 0x3b; // major type 1: a negative integer
+            b
+        };
+        for bad in [renamed, four, negative, vec![0xa6], good[..100].to_vec()] {
             assert!(UserData::decode(&bad).is_err());
         }
     }

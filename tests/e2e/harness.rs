@@ -146,6 +146,8 @@ impl Stack {
             .arg(&self.url)
             .args(args)
             .env("STRONGROOM_DATA_DIR", &self.data)
+            // The heads this stack's answers named, kept apart from every other test's.
+            .env("STRONGROOM_STATE_FILE", self.data.join("client-heads.json"))
             .env_remove("STRONGROOM_PRINCIPAL_KEY")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -24,12 +24,14 @@ def answer_request_digest(method, path, body, stamp):
     return h.digest()
 
 
-def answer_message(request_digest, status, time, body):
+def answer_message(request_digest, status, time, head_seq, head_hash, body):
     h = hashlib.sha256()
-    field(h, b"strongroom/v1/answer")
+    field(h, b"strongroom/v2/answer")
     h.update(request_digest)
     h.update(struct.pack(">H", status))
     h.update(struct.pack(">Q", time))
+    h.update(struct.pack(">Q", head_seq))
+    h.update(head_hash)
     h.update(hashlib.sha256(body).digest())
     return h.digest()
 
@@ -52,7 +54,7 @@ def checkpoint_message(seq, head, time):
 
 out = pathlib.Path(__file__).resolve().parents[2] / "identity" / "tests" / "data"
 d = answer_request_digest("GET", "/v1/policy", b"", None)
-m = answer_message(d, 200, 1_700_000_000, b"{}")
+m = answer_message(d, 200, 1_700_000_000, 41, b"\xab" * 32, b"{}")
 (out / "answer_vectors.txt").write_text(f"request_digest={d.hex()}\nanswer_message={m.hex()}\n")
 e = entry_hash(b'{"kind":"boot"}')
 c = checkpoint_message(3, b"\xab" * 32, 1_700_000_000)
