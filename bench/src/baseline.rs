@@ -235,7 +235,7 @@ pub fn sealed_sign(
         // The answer's signature: over the request digest, status, time, audit head and
         // the body's hash (the 100-byte sealed blob stands in for a digest answer's body).
         let head = strongroom_identity::Head {
-            seq: u64::from(i),
+            seq: i,
             hash: *digest,
         };
         let message = strongroom_identity::answer_message(digest, 200, EXPIRES_AT, &head, &sealed);
