@@ -26,6 +26,18 @@ pub const MAX_UNSTORED: usize = 4096;
 /// Most bytes of entry lines one `AuditBacklog` answer carries (well inside a frame).
 pub const BACKLOG_PAGE_BYTES: usize = 1024 * 1024;
 
+/// Why an entry could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// So many entries wait for the proxy that no more are made until it stores them.
+    #[error("{0} audit entries wait for the proxy to store them; no new decisions until it does")]
+    Backlog(usize),
+    /// The entry could not be built (too large, a reserved field).
+    #[error("audit entry: {0}")]
+    Entry(#[from] IdentityError),
+}
+
 /// A signed entry not yet in the log: [`AuditLog::commit`] puts it there.
 #[derive(Debug)]
 pub struct Prepared {
@@ -77,14 +89,18 @@ impl AuditLog {
         (self.next_seq, self.head)
     }
 
-    /// Builds and signs the next entry without keeping it.
+    /// Builds and signs the next entry without keeping it; refused while the backlog is
+    /// full, so nothing is decided that might never be stored.
     pub fn prepare(
         &self,
         key: &IdentityKey,
         time: u64,
         kind: &str,
         fields: Map<String, Value>,
-    ) -> Result<Prepared, IdentityError> {
+    ) -> Result<Prepared, AuditError> {
+        if self.backlog_full() {
+            return Err(AuditError::Backlog(self.unstored.len()));
+        }
         let (entry, hash) = AuditEntry::build(key, self.next_seq, &self.head, time, kind, fields)?;
         Ok(Prepared {
             record: AuditRecord {
@@ -117,7 +133,7 @@ impl AuditLog {
         time: u64,
         kind: &str,
         fields: Map<String, Value>,
-    ) -> Result<AuditRecord, IdentityError> {
+    ) -> Result<AuditRecord, AuditError> {
         let prepared = self.prepare(key, time, kind, fields)?;
         Ok(self.commit(prepared))
     }

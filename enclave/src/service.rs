@@ -32,7 +32,7 @@ use strongroom_protocol::messages::{
 use zeroize::Zeroize;
 
 use crate::apply::Applied;
-use crate::audit::AuditLog;
+use crate::audit::{AuditError, AuditLog};
 use crate::boot::{IdentityTagKey, Replay};
 use crate::call::{self, ApiError, Governed, GovernedLock, Host};
 use crate::governance::Genesis;
@@ -758,7 +758,10 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         let prepared = g
             .audit
             .prepare(&self.ready.identity, time, kind, fields)
-            .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
+            .map_err(|e| match e {
+                AuditError::Backlog(_) => ApiError::new(503, "audit_backlog", e.to_string()),
+                AuditError::Entry(_) => ApiError::internal(e.to_string()),
+            })?;
         let applied = g.state.apply(&record, prepared.position())?;
         let entry = g.audit.commit(prepared);
         if applied == Applied::Governance {

@@ -7,6 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use strongroom_identity::AuditEntry;
 use strongroom_protocol::messages::{ErrorCode, Request};
 use support::{Keys, Proxy, code, dev_rules, genesis, now, policy, stamp, stamp_at};
 
@@ -498,4 +499,123 @@ fn a_time_locked_request_signs_only_after_its_delay_and_can_be_cancelled_before(
         &json!({}),
     );
     assert_eq!(r.status, 409, "{:?}", r.body);
+}
+
+/// Appends failing at every step of approve → complete: with the proxy's storage stopped,
+/// the enclave's backlog fills, and whichever record cannot be appended, what it would
+/// have recorded (an approval, a signature) is nowhere to be seen: not in the answer, not
+/// in `GET /v1/requests/{id}`.
+#[test]
+fn no_signature_is_readable_without_its_record() {
+    const LIMIT: usize = 6;
+    for room in [0usize, 1, 2] {
+        let keys = Keys::new();
+        let mut proxy = support::Proxy::first_boot_with(&ROOT, &genesis(&keys, dev_rules()), |e| {
+            e.with_audit_backlog(LIMIT)
+        });
+        let id = proxy.create_key(&keys.dev, "k")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = proxy.call(
+            &keys.dev,
+            "POST",
+            &format!("/v1/keys/{id}/sign/transaction"),
+            &tx(11155111, 0, 10 * ETH),
+        );
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        let rid = r.body["request"]["id"].as_str().unwrap().to_string();
+        let digest = r.body["request"]["intent_digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Storage stops; fill the backlog up to `room` appends short of the limit.
+        proxy.frozen = Some(proxy.audit.len() as u64);
+        for n in 0..(LIMIT - room) {
+            let body = json!({"digest": format!("0x{}", format!("{n:02x}").repeat(32))});
+            let r = proxy.call(
+                &keys.dev,
+                "POST",
+                &format!("/v1/keys/{id}/sign/digest"),
+                &body,
+            );
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        let before = proxy.audit.len();
+        let r = proxy.call(
+            &keys.ops,
+            "POST",
+            &format!("/v1/requests/{rid}/approve"),
+            &json!({"intent_digest": digest}),
+        );
+        let made: Vec<String> = proxy.audit[before..]
+            .iter()
+            .map(|l| {
+                let e = AuditEntry::parse_line(l).unwrap();
+                e.header().unwrap().kind
+            })
+            .collect();
+        let seen = proxy.raw("GET", &format!("/v1/requests/{rid}"), b"", None);
+        let request = &seen.body["request"];
+        match room {
+            // Nothing could be appended: refused before deciding.
+            0 => {
+                assert_eq!(
+                    (r.status, r.error_code()),
+                    (503, "audit_backlog"),
+                    "{:?}",
+                    r.body
+                );
+                assert!(made.is_empty());
+                assert_eq!(request["approvals"], json!([]));
+            }
+            // The approval is recorded; the signature's record could not be: no signature.
+            1 => {
+                assert_eq!(
+                    (r.status, r.error_code()),
+                    (503, "audit_backlog"),
+                    "{:?}",
+                    r.body
+                );
+                assert_eq!(made, ["request_approved"]);
+                assert_eq!(request["approvals"], json!(["ops"]));
+            }
+            // Both fit: signed, and the signature's record is in the chain.
+            _ => {
+                assert_eq!(r.status, 200, "{:?}", r.body);
+                assert_eq!(made, ["request_approved", "request_completed"]);
+                assert_eq!(request["status"], "signed");
+                let hash = r.body["result"]["hash"].as_str().unwrap();
+                assert!(proxy.audit.last().unwrap().contains(hash));
+                continue;
+            }
+        }
+        assert_eq!(request["status"], "pending", "{request}");
+        assert!(request["result"].is_null(), "{request}");
+        assert!(
+            r.body.get("result").is_none_or(Value::is_null),
+            "{:?}",
+            r.body
+        );
+        // Storage comes back: the request completes, with its record.
+        proxy.frozen = None;
+        let r = if room == 0 {
+            proxy.call(
+                &keys.ops,
+                "POST",
+                &format!("/v1/requests/{rid}/approve"),
+                &json!({"intent_digest": digest}),
+            )
+        } else {
+            proxy.call(
+                &keys.dev,
+                "POST",
+                &format!("/v1/requests/{rid}/execute"),
+                &json!({}),
+            )
+        };
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let hash = r.body["result"]["hash"].as_str().unwrap();
+        assert!(proxy.audit.last().unwrap().contains(hash));
+    }
 }

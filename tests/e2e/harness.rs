@@ -193,6 +193,30 @@ impl Stack {
         self.shutdown();
     }
 
+    /// Kills one component (`strongroom-enclave` or `strongroom-proxy`) of this stack with
+    /// SIGKILL, then waits for run.sh to stop the rest and exit, as it does when a
+    /// component dies.
+    pub fn crash(mut self, program: &str) {
+        let pattern = format!("{program} .*{}", self.data.display());
+        let out = Command::new("pkill")
+            .args(["-KILL", "-f", &pattern])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "no {program} of this stack to kill");
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            terminate(&child);
+            let _ = child.wait();
+            panic!("run.sh did not stop within 30 s after {program} died");
+        }
+    }
+
     fn shutdown(&mut self) {
         if let Some(mut child) = self.child.take() {
             terminate(&child);

@@ -1,6 +1,6 @@
 //! `docs/openapi.json` against the code and the running system: its paths and methods are
 //! exactly the proxy's routes (`parent-proxy/src/http.rs`) expanded by the enclave's
-//! (`enclave/src/api.rs`), and the JSON bodies a real stack answers validate against the
+//! (`enclave/src/call/route.rs`), and the JSON bodies a real stack answers validate against the
 //! documented response schemas.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -77,7 +77,7 @@ fn proxy_routes() -> Vec<(String, String, String)> {
 /// The enclave's routes as (method, path with `{id}` for variables), from the patterns of
 /// `Route::parse`, the sign kinds expanded.
 fn enclave_routes() -> BTreeSet<(String, String)> {
-    let api = source("enclave/src/api.rs");
+    let api = source("enclave/src/call/route.rs");
     let kinds: Vec<String> = api
         .lines()
         .filter_map(|l| l.trim().split_once("\" => Action::"))

@@ -278,6 +278,9 @@ pub struct Proxy {
     pub identity: IdentityPublic,
     /// Each boot's trusted attestation root (the mock NSM makes a new one per boot).
     pub roots: Vec<TrustedRoot>,
+    /// When set, every call tells the enclave only this many entries are stored (a proxy
+    /// whose storage stopped), instead of all it holds.
+    pub frozen: Option<u64>,
 }
 
 /// The identity a boot entry hands over to.
@@ -345,6 +348,7 @@ impl Proxy {
             audit: vec![audit[0].line.clone()],
             roots: vec![booted.trusted.clone()],
             booted,
+            frozen: None,
         }
     }
 
@@ -426,7 +430,7 @@ impl Proxy {
             stamp,
             key,
             keys: Vec::new(),
-            audit_stored: Some(self.audit.len() as u64),
+            audit_stored: Some(self.frozen.unwrap_or(self.audit.len() as u64)),
         })
     }
 
