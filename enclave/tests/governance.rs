@@ -619,3 +619,157 @@ fn no_signature_is_readable_without_its_record() {
         assert!(proxy.audit.last().unwrap().contains(hash));
     }
 }
+
+/// One principal at every quota — waiting requests, open proposals, its velocity limit —
+/// and another principal and the admins go on unaffected.
+#[test]
+fn one_principal_at_its_quotas_blocks_nobody_else() {
+    use strongroom_enclave::call::proposals::MAX_OPEN_PROPOSALS_PER_KEY;
+    use strongroom_enclave::requests::MAX_PENDING_PER_PRINCIPAL;
+    let keys = Keys::new();
+    // Both principals sign transfers: small ones counted per principal (at most 3 a day),
+    // big ones held for the other's approval.
+    let rules = json!([
+        {"name": "keys", "effect": "allow", "principals": ["dev", "ops"], "actions": ["create_key"]},
+        {"name": "small", "effect": "allow", "principals": ["dev", "ops"], "actions": ["sign_transaction"],
+         "conditions": {"chain_ids": [1], "max_value": "1 ether",
+                        "velocity": [{"scope": "principal", "window": "24h", "max_count": 3}]}},
+        {"name": "big", "effect": "allow", "principals": ["dev", "ops"], "actions": ["sign_transaction"],
+         "conditions": {"chain_ids": [11155111], "approvals": {"threshold": 1, "approvers": ["dev", "ops"]}}}
+    ]);
+    let mut proxy = Proxy::first_boot(&ROOT, &genesis(&keys, rules.clone()));
+    let mine = proxy.create_key(&keys.dev, "dev")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = proxy.create_key(&keys.ops, "ops")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sign = |proxy: &mut Proxy, who: &strongroom_auth::SigningKey, key: &str, body: &Value| {
+        proxy.call(
+            who,
+            "POST",
+            &format!("/v1/keys/{key}/sign/transaction"),
+            body,
+        )
+    };
+
+    // Waiting requests: the quota, then a clear refusal.
+    for n in 0..MAX_PENDING_PER_PRINCIPAL as u64 {
+        let r = sign(&mut proxy, &keys.dev, &mine, &tx(11155111, n, 10 * ETH));
+        assert_eq!(r.status, 202, "{:?}", r.body);
+    }
+    let r = sign(&mut proxy, &keys.dev, &mine, &tx(11155111, 99, 10 * ETH));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (429, "quota_exceeded"),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.message().contains("\"dev\" has 16 requests waiting"),
+        "{}",
+        r.message()
+    );
+    // Velocity: dev's three small transfers, then refused.
+    for n in 0..3 {
+        assert_eq!(
+            sign(&mut proxy, &keys.dev, &mine, &tx(1, 100 + n, 1)).status,
+            200
+        );
+    }
+    let r = sign(&mut proxy, &keys.dev, &mine, &tx(1, 200, 1));
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.message().contains("velocity"), "{}", r.message());
+    // Proposals: dev's key at its quota.
+    for _ in 0..MAX_OPEN_PROPOSALS_PER_KEY {
+        let r = proxy.call(
+            &keys.dev,
+            "POST",
+            "/v1/policy/proposals",
+            &json!({"policy": policy(&keys, rules.clone())}),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        "/v1/policy/proposals",
+        &json!({"policy": policy(&keys, rules.clone())}),
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (429, "quota_exceeded"),
+        "{:?}",
+        r.body
+    );
+
+    // The other principal: its own requests, signatures and proposals go through.
+    let r = sign(&mut proxy, &keys.ops, &theirs, &tx(11155111, 0, 10 * ETH));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    for n in 0..3 {
+        assert_eq!(
+            sign(&mut proxy, &keys.ops, &theirs, &tx(1, 10 + n, 1)).status,
+            200
+        );
+    }
+    let r = proxy.call(
+        &keys.ops,
+        "POST",
+        "/v1/policy/proposals",
+        &json!({"policy": policy(&keys, rules.clone())}),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // The admins: cancel one of dev's proposals, and change the policy.
+    let open = proxy.raw("GET", "/v1/policy/proposals", b"", None);
+    let first = open.body["proposals"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = proxy.call(
+        &keys.admins[0],
+        "POST",
+        &format!("/v1/policy/proposals/{first}/cancel"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = proxy.call(
+        &keys.admins[2],
+        "POST",
+        "/v1/policy/proposals",
+        &json!({"policy": policy(&keys, dev_rules())}),
+    );
+    assert_eq!(
+        r.status, 201,
+        "an admin proposes whatever principals hold: {:?}",
+        r.body
+    );
+    let pid = r.body["proposal"]["id"].as_str().unwrap().to_string();
+    let digest = r.body["proposal"]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        approve(&mut proxy, &keys.admins[0], &pid, &digest).status,
+        200
+    );
+    let r = approve(&mut proxy, &keys.admins[1], &pid, &digest);
+    assert_eq!(r.body["applied"], true, "{:?}", r.body);
+    // dev's quota frees up as requests finish: cancelling one makes room for one.
+    let list = proxy.raw("GET", "/v1/requests", b"", None);
+    let waiting = list.body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["principal"] == "dev" && r["status"] == "pending")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = proxy.call(
+        &keys.dev,
+        "POST",
+        &format!("/v1/requests/{waiting}/cancel"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["request"].get("body").is_none());
+}
