@@ -19,11 +19,11 @@ mod keys;
 mod replay;
 mod stamp;
 
-pub use digest::{STAMP_DOMAIN, request_digest};
+pub use digest::{BOUND_STAMP_DOMAIN, STAMP_DOMAIN, bound_request_digest, request_digest};
 pub use keyfile::{KeyFileError, MAX_KEY_TEXT_LEN, RandomnessError};
 pub use keys::{Algorithm, InvalidKey, PrincipalKey, SigningKey};
 pub use replay::ReplayCache;
 pub use stamp::{
     Authenticated, MAX_NONCE_LEN, MAX_STAMP_LEN, MAX_VALIDITY_SECS, MIN_NONCE_LEN, Request, Stamp,
-    StampError, authenticate, verify,
+    StampError, authenticate, authenticate_for, verify,
 };

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::digest::request_digest;
+use crate::digest::{bound_request_digest, request_digest};
 use crate::keys::{PrincipalKey, SigningKey};
 use crate::replay::{ReplayCache, ReplayRefusal};
 
@@ -36,6 +36,9 @@ pub struct Stamp {
     pub nonce: Vec<u8>,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The deployment (genesis digest) the stamp is bound to, if any: an enclave of
+    /// another deployment refuses it.
+    pub deployment: Option<[u8; 32]>,
     /// Signature over the request digest.
     pub signature: Vec<u8>,
 }
@@ -78,10 +81,18 @@ pub enum StampError {
     /// Too many live stamps to remember another.
     #[error("too many requests in the replay window; try again shortly")]
     ReplayCacheFull,
+    /// The stamp is bound to another deployment than the enclave's.
+    #[error("the stamp is for the deployment with genesis digest {named}, not this one ({this})")]
+    OtherDeployment {
+        /// The genesis digest the stamp names (hex).
+        named: String,
+        /// This enclave's genesis digest (hex).
+        this: String,
+    },
 }
 
 impl Stamp {
-    /// Parses `v1;key=…;nonce=…;expires=…;sig=…` (fields in this order).
+    /// Parses `v1;key=…;nonce=…;expires=…[;deployment=…];sig=…` (fields in this order).
     pub fn parse(header: &str) -> Result<Self, StampError> {
         if header.len() > MAX_STAMP_LEN {
             return Err(StampError::Malformed("longer than 1024 bytes"));
@@ -100,7 +111,20 @@ impl Stamp {
         let key_id = field("key")?;
         let nonce = field("nonce")?;
         let expires = field("expires")?;
-        let sig = field("sig")?;
+        let mut next = parts.next().ok_or(StampError::Malformed("sig"))?;
+        let deployment = match next.strip_prefix("deployment=") {
+            Some(hex_text) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(hex_text, &mut out)
+                    .map_err(|_| StampError::Malformed("deployment must be 64 hex digits"))?;
+                next = parts.next().ok_or(StampError::Malformed("sig"))?;
+                Some(out)
+            }
+            None => None,
+        };
+        let sig = next
+            .strip_prefix("sig=")
+            .ok_or(StampError::Malformed("sig"))?;
         if parts.next().is_some() {
             return Err(StampError::Malformed("trailing fields"));
         }
@@ -133,14 +157,19 @@ impl Stamp {
             key_id: key_id.to_string(),
             nonce,
             expires_at,
+            deployment,
             signature,
         })
     }
 
     /// The header text.
     pub fn to_header(&self) -> String {
+        let deployment = self
+            .deployment
+            .map(|d| format!(";deployment={}", hex::encode(d)))
+            .unwrap_or_default();
         format!(
-            "v1;key={};nonce={};expires={};sig={}",
+            "v1;key={};nonce={};expires={}{deployment};sig={}",
             self.key_id,
             hex::encode(&self.nonce),
             self.expires_at,
@@ -148,23 +177,38 @@ impl Stamp {
         )
     }
 
+    /// The digest this stamp's signature covers for `request`.
+    fn digest(&self, request: Request<'_>) -> [u8; 32] {
+        let (m, p, b) = (request.method, request.path, request.body);
+        match &self.deployment {
+            Some(d) => bound_request_digest(m, p, b, &self.key_id, &self.nonce, self.expires_at, d),
+            None => request_digest(m, p, b, &self.key_id, &self.nonce, self.expires_at),
+        }
+    }
+
     /// Makes a stamp for `request` with `key`, a caller-chosen fresh `nonce` and expiry.
     pub fn sign(key: &SigningKey, request: Request<'_>, nonce: Vec<u8>, expires_at: u64) -> Self {
-        let key_id = key.public().id().to_string();
-        let digest = request_digest(
-            request.method,
-            request.path,
-            request.body,
-            &key_id,
-            &nonce,
-            expires_at,
-        );
-        Self {
-            signature: key.sign(&digest),
-            key_id,
+        Self::sign_for(key, request, nonce, expires_at, None)
+    }
+
+    /// [`Stamp::sign`], bound to the deployment with genesis digest `deployment` when
+    /// given: no enclave of another deployment accepts it.
+    pub fn sign_for(
+        key: &SigningKey,
+        request: Request<'_>,
+        nonce: Vec<u8>,
+        expires_at: u64,
+        deployment: Option<[u8; 32]>,
+    ) -> Self {
+        let mut stamp = Self {
+            key_id: key.public().id().to_string(),
             nonce,
             expires_at,
-        }
+            deployment,
+            signature: Vec::new(),
+        };
+        stamp.signature = key.sign(&stamp.digest(request));
+        stamp
     }
 }
 
@@ -206,7 +250,27 @@ pub fn authenticate<'k>(
     lookup: impl Fn(&str) -> Option<&'k PrincipalKey>,
     now: u64,
 ) -> Result<Authenticated<'k>, StampError> {
+    authenticate_for(header, request, lookup, now, None)
+}
+
+/// [`authenticate`] by the deployment whose genesis digest is `deployment`: a stamp bound
+/// to another deployment is refused (an unbound stamp is accepted).
+pub fn authenticate_for<'k>(
+    header: Option<&str>,
+    request: Request<'_>,
+    lookup: impl Fn(&str) -> Option<&'k PrincipalKey>,
+    now: u64,
+    deployment: Option<&[u8; 32]>,
+) -> Result<Authenticated<'k>, StampError> {
     let stamp = Stamp::parse(header.ok_or(StampError::Missing)?)?;
+    if let (Some(named), Some(this)) = (&stamp.deployment, deployment)
+        && named != this
+    {
+        return Err(StampError::OtherDeployment {
+            named: hex::encode(named),
+            this: hex::encode(this),
+        });
+    }
     let key = lookup(&stamp.key_id).ok_or_else(|| StampError::UnknownKey(stamp.key_id.clone()))?;
     if stamp.expires_at < now {
         return Err(StampError::Expired {
@@ -220,15 +284,7 @@ pub fn authenticate<'k>(
             now,
         });
     }
-    let digest = request_digest(
-        request.method,
-        request.path,
-        request.body,
-        &stamp.key_id,
-        &stamp.nonce,
-        stamp.expires_at,
-    );
-    if !key.verify(&digest, &stamp.signature) {
+    if !key.verify(&stamp.digest(request), &stamp.signature) {
         return Err(StampError::BadSignature);
     }
     Ok(Authenticated {

@@ -121,6 +121,64 @@ fn both_algorithms_verify_and_every_attack_is_refused() {
 }
 
 #[test]
+fn a_stamp_bound_to_a_deployment_is_refused_by_any_other() {
+    use strongroom_auth::authenticate_for;
+    let key = SigningKey::ed25519_from_seed(&[1; 32]);
+    let known = [key.public()];
+    let lookup = |id: &str| known.iter().find(|k| k.id() == id);
+    let body = br#"{"label":"treasury"}"#;
+    let ours = [0x11; 32];
+    let bound = Stamp::sign_for(&key, request(body), vec![7; 16], NOW + 60, Some(ours));
+    let header = bound.to_header();
+    assert!(header.contains(&format!(";deployment={};sig=", "11".repeat(32))));
+    assert_eq!(Stamp::parse(&header).unwrap(), bound);
+    // Its own deployment, or a verifier that knows none, accepts it.
+    assert!(authenticate_for(Some(&header), request(body), lookup, NOW, Some(&ours)).is_ok());
+    assert!(authenticate_for(Some(&header), request(body), lookup, NOW, None).is_ok());
+    // Another deployment refuses it, naming both.
+    let e =
+        authenticate_for(Some(&header), request(body), lookup, NOW, Some(&[0x22; 32])).unwrap_err();
+    assert_eq!(
+        e,
+        StampError::OtherDeployment {
+            named: "11".repeat(32),
+            this: "22".repeat(32)
+        }
+    );
+    // The binding is signed: dropping it, or naming another deployment, breaks the signature.
+    let mut unbound = bound.clone();
+    unbound.deployment = None;
+    let mut moved = bound.clone();
+    moved.deployment = Some([0x22; 32]);
+    for forged in [unbound, moved] {
+        assert_eq!(
+            authenticate_for(
+                Some(&forged.to_header()),
+                request(body),
+                lookup,
+                NOW,
+                Some(&[0x22; 32])
+            )
+            .unwrap_err(),
+            StampError::BadSignature
+        );
+    }
+    // An unbound stamp still works anywhere (clients that pin nothing).
+    let plain = Stamp::sign(&key, request(body), vec![8; 16], NOW + 60).to_header();
+    assert!(authenticate_for(Some(&plain), request(body), lookup, NOW, Some(&ours)).is_ok());
+    for bad in [
+        header.replace(";deployment=", ";deployment=zz"),
+        header.replace(";deployment=", ";deploy="),
+        header.replace(
+            &format!(";sig={}", &header[header.find(";sig=").unwrap() + 5..]),
+            "",
+        ),
+    ] {
+        assert!(Stamp::parse(&bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn key_ids_are_stable_and_distinct() {
     let ed = SigningKey::ed25519_from_seed(&[1; 32]).public();
     let again = PrincipalKey::new(Algorithm::Ed25519, ed.public_bytes()).unwrap();

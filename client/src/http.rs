@@ -63,12 +63,14 @@ pub fn wire_path(url: &Url) -> String {
 }
 
 /// A stamp header for `method url` with `body`, a fresh nonce, expiring
-/// [`STAMP_VALIDITY_SECS`] from now.
+/// [`STAMP_VALIDITY_SECS`] from now; bound to the deployment with genesis digest
+/// `deployment` when given.
 pub fn stamp_header(
     key: &SigningKey,
     method: &Method,
     url: &Url,
     body: &[u8],
+    deployment: Option<[u8; 32]>,
 ) -> Result<String, ClientError> {
     let mut nonce = vec![0u8; STAMP_NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|e| ClientError::Randomness(e.to_string()))?;
@@ -82,7 +84,7 @@ pub fn stamp_header(
         path: &path,
         body,
     };
-    Ok(Stamp::sign(key, request, nonce, now + STAMP_VALIDITY_SECS).to_header())
+    Ok(Stamp::sign_for(key, request, nonce, now + STAMP_VALIDITY_SECS, deployment).to_header())
 }
 
 fn parse_json(url: &Url, bytes: &[u8]) -> Result<Value, ClientError> {
@@ -246,10 +248,13 @@ impl Client {
         key: Option<&SigningKey>,
     ) -> Result<Answer, ClientError> {
         let body_bytes = body.unwrap_or_default();
+        // A client pinned to a deployment binds its stamps to it: no other deployment's
+        // enclave (an impostor the parent booted) can act on them.
+        let deployment = self.verifier.as_ref().and_then(|v| v.pinned_genesis());
         let mut retried = false;
         loop {
             let stamp = key
-                .map(|k| stamp_header(k, &method, url, body_bytes))
+                .map(|k| stamp_header(k, &method, url, body_bytes, deployment))
                 .transpose()?;
             let received =
                 self.exchange(method.clone(), url, body, stamp.as_deref(), MAX_ANSWER_LEN)?;

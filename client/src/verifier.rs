@@ -110,6 +110,11 @@ impl Verifier {
         releases.try_fold(Self::new(first)?, Self::also_trust)
     }
 
+    /// The genesis digest this verifier pins, if any: stamps made with it are bound to it.
+    pub fn pinned_genesis(&self) -> Option<[u8; 32]> {
+        self.genesis
+    }
+
     /// Remembers the audit head of every answer this verifier accepts in `heads` and
     /// refuses answers from an enclave whose log was rolled back or forked against them
     /// ([`HeadBook`]).

@@ -111,6 +111,31 @@ fn stamps_missing_unknown_tampered_replayed_expired_or_pre_boot_are_refused() {
     let r = proxy.raw("POST", &path, &body, Some(early));
     assert_eq!(r.error_code(), "stamp_before_boot", "{:?}", r.body);
     assert!(r.body["error"]["retry_after"].as_u64().unwrap() >= 100);
+
+    // A stamp bound to another deployment is refused; one bound to this one is not.
+    let policy = proxy.raw("GET", "/v1/policy", b"", None);
+    let ours: [u8; 32] = hex::decode(policy.body["genesis_digest"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let bound = |deployment: [u8; 32], n: u8| {
+        strongroom_auth::Stamp::sign_for(
+            &keys.dev,
+            strongroom_auth::Request {
+                method: "POST",
+                path: &path,
+                body: &body,
+            },
+            vec![n; 16],
+            now() + 300,
+            Some(deployment),
+        )
+        .to_header()
+    };
+    let m = refused(&proxy.raw("POST", &path, &body, Some(bound([0xee; 32], 0xa1))));
+    assert!(m.contains("not this one"), "{m}");
+    let r = proxy.raw("POST", &path, &body, Some(bound(ours, 0xa2)));
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use strongroom_auth::{MAX_VALIDITY_SECS, PrincipalKey, Request as StampedRequest, authenticate};
+use strongroom_auth::{
+    MAX_VALIDITY_SECS, PrincipalKey, Request as StampedRequest, authenticate_for,
+};
 use strongroom_identity::Checkpoint;
 use strongroom_policy::Policy;
 use strongroom_protocol::messages::{Call, KeyInfo, SealedKey};
@@ -143,15 +145,24 @@ pub(crate) fn authenticate_call(
     gov: &GovernedLock,
     call: &Call,
 ) -> Result<Caller, ApiError> {
-    let keys = Arc::clone(&lock(gov)?.keys);
+    let (keys, genesis) = {
+        let g = lock(gov)?;
+        (Arc::clone(&g.keys), g.state.genesis)
+    };
     let now = host.now();
     let request = StampedRequest {
         method: &call.method,
         path: &call.path,
         body: &call.body,
     };
-    let authenticated = authenticate(call.stamp.as_deref(), request, |id| keys.lookup(id), now)
-        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let authenticated = authenticate_for(
+        call.stamp.as_deref(),
+        request,
+        |id| keys.lookup(id),
+        now,
+        Some(&genesis),
+    )
+    .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
     check_horizon(authenticated.expires_at, host.boot_time())?;
     let key = {
         let mut g = lock(gov)?;

@@ -8,7 +8,8 @@
 //! Results follow web3signer: `eth_signTransaction` answers the signed raw transaction as
 //! hex, the message and typed-data methods a 65-byte signature. Errors are JSON-RPC error
 //! objects: the standard codes, and -32000 denied by policy (`data.decision`), -32001
-//! waiting for approvals (`data.request`), -32002 unauthenticated (HTTP 401).
+//! waiting for approvals (`data.request`), -32002 unauthenticated (HTTP 401), -32005 a
+//! quota reached (too many requests waiting).
 
 use serde_json::{Value, json};
 use strongroom_policy::Action;
@@ -41,6 +42,8 @@ pub mod codes {
     pub const PENDING: i64 = -32001;
     /// The call's stamp (or bearer token) was refused.
     pub const UNAUTHENTICATED: i64 = -32002;
+    /// The principal is at a quota (EIP-1474's "limit exceeded").
+    pub const LIMIT_EXCEEDED: i64 = -32005;
 }
 
 fn error_object(id: Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
@@ -396,6 +399,7 @@ fn signed(
             let message = error["message"].as_str().unwrap_or("refused").to_string();
             let code = match (status, error["code"].as_str()) {
                 (_, Some("denied")) => codes::DENIED,
+                (429, _) => codes::LIMIT_EXCEEDED,
                 (401, _) => codes::UNAUTHENTICATED,
                 (400 | 404 | 410, _) => codes::INVALID_PARAMS,
                 _ => codes::INTERNAL_ERROR,
