@@ -123,8 +123,7 @@ pub(crate) fn create(
     struct Body {
         label: String,
     }
-    let body: Body = serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let body: Body = super::json_body(call)?;
     let intent = Intent::CreateKey {
         label: body.label.clone(),
     };

@@ -85,6 +85,35 @@ pub(crate) fn random_id(host: &dyn Host) -> Result<String, ApiError> {
     Ok(hex::encode(id))
 }
 
+/// Reads a call's JSON body (unknown fields refused by the body type).
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, ApiError> {
+    serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// The signing request `id`.
+pub(crate) fn request<'g>(
+    g: &'g Governed,
+    id: &str,
+) -> Result<&'g crate::requests::PendingRequest, ApiError> {
+    g.state
+        .requests
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))
+}
+
+/// The open proposal `id`.
+pub(crate) fn proposal<'g>(
+    g: &'g Governed,
+    id: &str,
+) -> Result<&'g crate::governance::Proposal, ApiError> {
+    g.state
+        .proposals
+        .iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no open proposal {id:?}")))
+}
+
 /// Reads a 32-byte hex value (`0x` optional) from a body field.
 pub(crate) fn parse_hex32(name: &str, value: &str) -> Result<[u8; 32], ApiError> {
     let digits = value.strip_prefix("0x").unwrap_or(value);
@@ -184,13 +213,10 @@ fn read(host: &dyn Host, gov: &GovernedLock, call: &Call, route: Route) -> ApiRe
         }
         Route::GetProposal(id) => {
             let g = lock(gov)?;
-            let p = g
-                .state
-                .proposals
-                .iter()
-                .find(|p| p.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no open proposal {id:?}")))?;
-            Ok(reply(200, json!({ "proposal": views::proposal_json(p) })))
+            Ok(reply(
+                200,
+                json!({ "proposal": views::proposal_json(proposal(&g, &id)?) }),
+            ))
         }
         Route::ListRequests => {
             let g = lock(gov)?;
@@ -199,12 +225,10 @@ fn read(host: &dyn Host, gov: &GovernedLock, call: &Call, route: Route) -> ApiRe
         }
         Route::GetRequest(id) => {
             let g = lock(gov)?;
-            let r = g
-                .state
-                .requests
-                .get(&id)
-                .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
-            Ok(reply(200, json!({ "request": views::request_json(r) })))
+            Ok(reply(
+                200,
+                json!({ "request": views::request_json(request(&g, &id)?) }),
+            ))
         }
         _ => Err(ApiError::internal("route needs a stamp")),
     }

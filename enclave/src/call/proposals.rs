@@ -8,7 +8,7 @@ use strongroom_protocol::messages::Call;
 use super::error::{ApiError, ApiResult, reply};
 use super::host::{Caller, Host};
 use super::views::proposal_json;
-use super::{GovernedLock, lock, parse_hex32, random_id};
+use super::{GovernedLock, json_body, lock, parse_hex32, proposal, random_id};
 use crate::governance::{ApprovalError, ProposalBody, proposal_digest};
 use crate::record::{PolicyChanged, ProposalApproved, ProposalCancelled, ProposalMade, Record};
 
@@ -105,17 +105,11 @@ pub(crate) fn approve(
     struct Body {
         digest: String,
     }
-    let body: Body = serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let body: Body = json_body(call)?;
     let digest = parse_hex32("digest", &body.digest)?;
     let now = host.now();
     let mut g = lock(gov)?;
-    let proposal = g
-        .state
-        .proposals
-        .iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no open proposal {id:?}")))?;
+    let proposal = proposal(&g, id)?;
     let count = proposal
         .check_approval(&g.state.admins, &caller.key_id, &digest)
         .map_err(|e| match e {
@@ -193,9 +187,7 @@ pub(crate) fn cancel(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &
     }
     let now = host.now();
     let mut g = lock(gov)?;
-    if !g.state.proposals.iter().any(|p| p.id == id) {
-        return Err(ApiError::not_found(format!("no open proposal {id:?}")));
-    }
+    proposal(&g, id)?;
     let record = Record::ProposalCancelled(ProposalCancelled {
         by: caller.by(host),
         proposal: id.to_string(),

@@ -9,7 +9,7 @@ use strongroom_protocol::messages::Call;
 use super::error::{ApiError, ApiResult, reply};
 use super::host::{Caller, Host};
 use super::views::{output_fields, request_json};
-use super::{GovernedLock, lock, parse_hex32};
+use super::{GovernedLock, json_body, lock, parse_hex32, request};
 use crate::payload;
 use crate::record::{Record, RequestApproved, RequestCancelled, RequestCompleted};
 use crate::requests::{PendingRequest, Status, kept_result};
@@ -62,18 +62,13 @@ pub(crate) fn approve(
     struct Body {
         intent_digest: String,
     }
-    let body: Body = serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let body: Body = json_body(call)?;
     let digest = parse_hex32("intent_digest", &body.intent_digest)?;
     let principal = caller.principal()?.to_string();
     {
         let now = host.now();
         let mut g = lock(gov)?;
-        let request = g
-            .state
-            .requests
-            .get(id)
-            .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
+        let request = request(&g, id)?;
         ensure_pending(request)?;
         if !approvers_of(&request.decision).contains(&principal) {
             return Err(ApiError::forbidden(format!(
@@ -116,11 +111,7 @@ pub(crate) fn execute(
 ) -> ApiResult {
     {
         let g = lock(gov)?;
-        let request = g
-            .state
-            .requests
-            .get(id)
-            .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
+        let request = request(&g, id)?;
         check_may_act(caller, request, "execute")?;
     }
     complete(host, gov, call, caller, id)
@@ -139,11 +130,7 @@ fn complete(
 ) -> ApiResult {
     let key_id = {
         let g = lock(gov)?;
-        g.state
-            .requests
-            .get(id)
-            .map(|r| r.key_id.clone())
-            .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?
+        request(&g, id)?.key_id.clone()
     };
     // The blob is needed only if the request becomes signable; open it when it came. A
     // destroyed key's blob is refused by `open_key`, and the destroyed set is checked
@@ -159,11 +146,7 @@ fn complete(
     let now = host.now();
     let mut g = lock(gov)?;
     let g = &mut *g;
-    let request = g
-        .state
-        .requests
-        .get(id)
-        .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
+    let request = request(g, id)?;
     ensure_pending(request)?;
     let destroyed = hex::decode(&request.key_id)
         .ok()
@@ -232,11 +215,7 @@ fn complete(
 pub(crate) fn cancel(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &str) -> ApiResult {
     let now = host.now();
     let mut g = lock(gov)?;
-    let request = g
-        .state
-        .requests
-        .get(id)
-        .ok_or_else(|| ApiError::not_found(format!("no request {id:?}")))?;
+    let request = request(&g, id)?;
     check_may_act(caller, request, "cancel")?;
     let record = Record::RequestCancelled(RequestCancelled {
         by: caller.by(host),
