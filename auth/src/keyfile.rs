@@ -101,6 +101,13 @@ pub enum KeyFileError {
 #[error("the operating system's random number generator failed: {0}")]
 pub struct RandomnessError(String);
 
+impl RandomnessError {
+    /// The random source failed, as `detail` says.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
 impl Algorithm {
     /// The name policy documents use: `ed25519` or `ecdsa-p256`.
     pub fn name(self) -> &'static str {

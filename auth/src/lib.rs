@@ -24,6 +24,6 @@ pub use keyfile::{KeyFileError, MAX_KEY_TEXT_LEN, RandomnessError};
 pub use keys::{Algorithm, InvalidKey, PrincipalKey, SigningKey};
 pub use replay::ReplayCache;
 pub use stamp::{
-    Authenticated, MAX_NONCE_LEN, MAX_STAMP_LEN, MAX_VALIDITY_SECS, MIN_NONCE_LEN, Request, Stamp,
-    StampError, authenticate, authenticate_for, verify,
+    Authenticated, MAX_NONCE_LEN, MAX_STAMP_LEN, MAX_VALIDITY_SECS, MIN_NONCE_LEN, Request,
+    STAMP_NONCE_LEN, Stamp, StampError, authenticate, authenticate_for, verify,
 };

@@ -15,6 +15,8 @@ pub const MIN_NONCE_LEN: usize = 16;
 pub const MAX_NONCE_LEN: usize = 64;
 /// Longest validity a stamp may claim; it bounds the replay cache's window.
 pub const MAX_VALIDITY_SECS: u64 = 300;
+/// Length of the nonce [`Stamp::make`] draws: 256 bits.
+pub const STAMP_NONCE_LEN: usize = 32;
 
 /// The request a stamp covers: exactly the bytes the enclave will act on.
 #[derive(Clone, Copy, Debug)]
@@ -189,6 +191,29 @@ impl Stamp {
     /// Makes a stamp for `request` with `key`, a caller-chosen fresh `nonce` and expiry.
     pub fn sign(key: &SigningKey, request: Request<'_>, nonce: Vec<u8>, expires_at: u64) -> Self {
         Self::sign_for(key, request, nonce, expires_at, None)
+    }
+
+    /// A stamp header for `request` with `key`: a fresh random nonce of
+    /// [`STAMP_NONCE_LEN`] bytes, expiring `validity` seconds after `now`, bound to the
+    /// deployment with genesis digest `deployment` when given. The one way clients, the
+    /// proxy's bearer tokens and the benchmark make stamps.
+    pub fn make(
+        key: &SigningKey,
+        request: Request<'_>,
+        now: u64,
+        validity: u64,
+        deployment: Option<[u8; 32]>,
+    ) -> Result<String, crate::RandomnessError> {
+        let mut nonce = vec![0u8; STAMP_NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| crate::RandomnessError::new(e.to_string()))?;
+        Ok(Self::sign_for(
+            key,
+            request,
+            nonce,
+            now.saturating_add(validity),
+            deployment,
+        )
+        .to_header())
     }
 
     /// [`Stamp::sign`], bound to the deployment with genesis digest `deployment` when

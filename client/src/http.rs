@@ -31,9 +31,6 @@ pub const STAMP_VALIDITY_SECS: u64 = 295;
 /// Longest wait for the enclave's post-restart stamp horizon before giving up.
 const MAX_BOOT_WAIT_SECS: u64 = 30;
 
-/// Bytes of randomness in a stamp's nonce (the enclave's minimum).
-const STAMP_NONCE_LEN: usize = 16;
-
 /// Longest stretch of a non-JSON error body quoted in a message.
 const MAX_QUOTED_BODY: usize = 200;
 
@@ -72,8 +69,6 @@ pub fn stamp_header(
     body: &[u8],
     deployment: Option<[u8; 32]>,
 ) -> Result<String, ClientError> {
-    let mut nonce = vec![0u8; STAMP_NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|e| ClientError::Randomness(e.to_string()))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| ClientError::Clock)?
@@ -84,7 +79,8 @@ pub fn stamp_header(
         path: &path,
         body,
     };
-    Ok(Stamp::sign_for(key, request, nonce, now + STAMP_VALIDITY_SECS, deployment).to_header())
+    Stamp::make(key, request, now, STAMP_VALIDITY_SECS, deployment)
+        .map_err(|e| ClientError::Randomness(e.to_string()))
 }
 
 fn parse_json(url: &Url, bytes: &[u8]) -> Result<Value, ClientError> {

@@ -113,17 +113,9 @@ impl RpcTokens {
         path: &str,
         body: &[u8],
         now: u64,
-    ) -> Result<String, getrandom::Error> {
-        let mut nonce = vec![0u8; 16];
-        getrandom::fill(&mut nonce)?;
+    ) -> Result<String, strongroom_auth::RandomnessError> {
         let request = StampedRequest { method, path, body };
-        Ok(Stamp::sign(
-            key,
-            request,
-            nonce,
-            now + strongroom_auth::MAX_VALIDITY_SECS,
-        )
-        .to_header())
+        Stamp::make(key, request, now, strongroom_auth::MAX_VALIDITY_SECS, None)
     }
 }
 
