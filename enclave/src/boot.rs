@@ -160,7 +160,11 @@ impl Replay {
             Record::Boot(b) => {
                 let bad = |error| ReplayError::Record { seq: due, error };
                 let identity = hex32("identity", &b.identity).map_err(bad)?;
-                let tag = hex32("identity_tag", &b.identity_tag).map_err(bad)?;
+                let tag = b
+                    .identity_tag
+                    .as_deref()
+                    .ok_or_else(|| foreign("its boot record carries no identity tag"))
+                    .and_then(|t| hex32("identity_tag", t).map_err(bad))?;
                 if !tags.verify(&identity, &tag) {
                     return Err(foreign(
                         "its boot identity is not tagged by this deployment",

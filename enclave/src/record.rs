@@ -14,6 +14,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strongroom_identity::EntryHeader;
+pub use strongroom_identity::{BootEntry, Resumed};
 use strongroom_policy::{Action, Decision, Intent};
 
 /// Who made the call a record is about.
@@ -32,7 +33,7 @@ pub struct By {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     /// A boot: the identity that signs from here on.
-    Boot(Boot),
+    Boot(BootEntry),
     /// A policy decision about a call (allowed signatures count in velocity; held requests
     /// start waiting).
     Decision(DecisionRecord),
@@ -54,35 +55,6 @@ pub enum Record {
     ProposalCancelled(ProposalCancelled),
     /// An approved proposal took effect.
     PolicyChanged(PolicyChanged),
-}
-
-/// `boot`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Boot {
-    /// Hex public key of the identity that signs this entry and the ones after it.
-    pub identity: String,
-    /// Base64 attestation document binding the identity (user data) to this point of the
-    /// chain (nonce: the previous entry's hash) and to the measured image.
-    pub attestation: String,
-    /// Whether this is the deployment's first boot.
-    pub first_boot: bool,
-    /// Hex HMAC-SHA256 of the identity under a key derived from the root key: proof, for a
-    /// later boot replaying this record, that the identity belongs to this deployment.
-    pub identity_tag: String,
-    /// Where this boot's state came from (later boots).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed: Option<Resumed>,
-}
-
-/// What a later boot started from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resumed {
-    /// The snapshot's position: the sequence number of the first record after it.
-    pub snapshot_next_seq: u64,
-    /// Hex hash of the entry the snapshot ends with.
-    pub snapshot_head: String,
-    /// How many records were replayed on top of the snapshot.
-    pub replayed: u64,
 }
 
 /// `decision`.

@@ -37,7 +37,7 @@ use crate::boot::{IdentityTagKey, Replay};
 use crate::call::{self, ApiError, Governed, GovernedLock, Host};
 use crate::governance::Genesis;
 use crate::keys::{KEY_OBJECT_VERSION, KeyRecord, check_label};
-use crate::record::{Boot, Record};
+use crate::record::{BootEntry, Record};
 use crate::rootkey::RootKey;
 use crate::seal::{Curve, ObjectId, ObjectKind, Sealer};
 use crate::state::{EnclaveState, STATE_OBJECT};
@@ -529,11 +529,11 @@ impl<N: Nsm> Enclave<N> {
             .attestation(&request)
             .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("NSM attestation: {e}")))?;
         let public = identity.public().0;
-        Ok(Record::Boot(Boot {
+        Ok(Record::Boot(BootEntry {
             identity: identity.public().to_string(),
             attestation: base64::engine::general_purpose::STANDARD.encode(&document),
             first_boot: resumed.is_none(),
-            identity_tag: hex::encode(keys.tags.tag(&public)),
+            identity_tag: Some(hex::encode(keys.tags.tag(&public))),
             resumed,
         }))
     }

@@ -11,24 +11,30 @@
 //! `{"entry":<the entry bytes, verbatim>,"signature":"<128 hex>"}`; a verifier hashes the
 //! entry exactly as it appears in the line, so any change to it (even whitespace) shows.
 //!
-//! Kinds and their fields:
-//! - `boot`: `identity` (hex public key of the identity that signs from here on),
-//!   `attestation` (base64 attestation document whose nonce is this entry's `prev` and
-//!   whose user data carries `identity`: the hand-over from one boot's identity to the
-//!   next is signed by the Nitro hypervisor's attestation, checked against the expected
-//!   PCRs), `first_boot` (bool).
+//! Kinds and their fields (the enclave's log records: each carries what the enclave needs
+//! to apply its change again at boot; `strongroom_enclave::record` has their types):
+//! - `boot` ([`BootEntry`]): `identity` (hex public key of the identity that signs from
+//!   here on), `attestation` (base64 attestation document whose nonce is this entry's
+//!   `prev` and whose user data carries `identity` and `boot_seq`: the hand-over from one
+//!   boot's identity to the next is signed by the Nitro hypervisor's attestation, checked
+//!   against the expected PCRs), `first_boot` (bool), `identity_tag` (HMAC of the identity
+//!   under a key derived from the root key), `resumed` (later boots: the snapshot position
+//!   and how many records were replayed on it).
 //! - `decision`: `request` (hex answer-request digest of the call), `principal`,
 //!   `stamp_key`, `action`, `key` (key id or null), `intent` (the decoded intent),
-//!   `result` (`allowed` | `denied` | `pending`), `rule`, `reason`, and `request_id` for
-//!   pending requests, `output` (signature, transaction hash) for signatures.
+//!   `result` (`allow` | `deny` | `needs_approval` | `time_locked`), `rule`, `reason`, and
+//!   `output` (signature, transaction hash) for signatures, `request_id` and `held`
+//!   (`key_label`, base64 `body`, `intent_digest`) for requests that wait.
 //! - `request_approved`, `request_completed`, `request_cancelled`: `request_id`, who, and
-//!   for completion the new `result`, `rule`, `reason`, `output`.
-//! - `proposal`, `proposal_approved`, `proposal_cancelled`, `policy_changed`: `proposal`
-//!   (id), `change`, `digest`, `by`, and for a change the new `policy_digest` and
-//!   `admins_digest`.
-//! - `key_created`, `key_destroyed`: `key`, `address`, `label`, `principal`.
+//!   for completion the request's `action`, `key`, `intent`, the new `result`, `rule`,
+//!   `reason`, and for a signature `output` and `signed` (the answer kept for collection).
+//! - `proposal` (with the proposed `document` and the `base_admins_digest` and
+//!   `base_policy_digest` it was made against), `proposal_approved`, `proposal_cancelled`,
+//!   `policy_changed`: `proposal` (id), `change`, `digest`, who, and for a change the new
+//!   `policy_digest`, `admins_digest` and `discarded_proposals`.
+//! - `key_created`, `key_destroyed`: `key`, `address`, `label`, who.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -49,6 +55,38 @@ pub const GENESIS_PREV: [u8; 32] = [0; 32];
 pub const MAX_ENTRY_LEN: usize = 512 * 1024;
 
 const RESERVED: [&str; 4] = ["kind", "prev", "seq", "time"];
+
+/// The fields of a `boot` entry, shared by the enclave that writes and replays them and the
+/// chain verifier that checks them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootEntry {
+    /// Hex public key of the identity that signs this entry and the ones after it.
+    pub identity: String,
+    /// Base64 attestation document binding the identity (user data) to this point of the
+    /// chain (nonce: the previous entry's hash) and to the measured image.
+    pub attestation: String,
+    /// Whether this is the deployment's first boot.
+    pub first_boot: bool,
+    /// Hex HMAC-SHA256 of the identity under a key derived from the root key: proof, for a
+    /// later boot replaying this entry, that the identity belongs to the deployment (only
+    /// the enclave can check it; verifiers rely on the attestation document instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_tag: Option<String>,
+    /// Where this boot's state came from (later boots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+/// What a later boot started from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// The snapshot's position: the sequence number of the first record after it.
+    pub snapshot_next_seq: u64,
+    /// Hex hash of the entry the snapshot ends with.
+    pub snapshot_head: String,
+    /// How many records were replayed on top of the snapshot.
+    pub replayed: u64,
+}
 
 /// SHA-256(len‖domain ‖ entry bytes), the length a u64 big-endian.
 pub fn entry_hash(bytes: &[u8]) -> [u8; 32] {

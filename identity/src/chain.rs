@@ -7,7 +7,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
-use crate::audit::{AuditEntry, Checkpoint, EntryHeader, GENESIS_PREV, MAX_ENTRY_LEN};
+use crate::audit::{AuditEntry, BootEntry, Checkpoint, EntryHeader, GENESIS_PREV, MAX_ENTRY_LEN};
 use crate::error::IdentityError;
 use crate::key::IdentityPublic;
 use crate::user_data::UserData;
@@ -875,26 +875,15 @@ fn boot_fields<F: AttestationCheck>(
     header: &EntryHeader,
     check: &F,
 ) -> Result<BootFields, String> {
-    let fields = entry.fields().map_err(|e| e.to_string())?;
-    let identity = fields
-        .get("identity")
-        .and_then(Value::as_str)
-        .ok_or("no identity")?;
-    let identity = IdentityPublic::from_hex(identity).map_err(|e| e.to_string())?;
+    let boot: BootEntry = serde_json::from_slice(&entry.bytes).map_err(|e| e.to_string())?;
+    let identity = IdentityPublic::from_hex(&boot.identity).map_err(|e| e.to_string())?;
     let key = identity.verifying_key().map_err(|e| e.to_string())?;
     if key.is_weak() {
         return Err(format!("identity {identity} is a small-order point"));
     }
-    let first_boot = fields
-        .get("first_boot")
-        .and_then(Value::as_bool)
-        .ok_or("no first_boot")?;
-    let document = fields
-        .get("attestation")
-        .and_then(Value::as_str)
-        .ok_or("no attestation")?;
+    let first_boot = boot.first_boot;
     let document = base64::engine::general_purpose::STANDARD
-        .decode(document)
+        .decode(&boot.attestation)
         .map_err(|_| "attestation is not base64".to_string())?;
     let attested = check(&document, &header.prev, header.time);
     Ok(BootFields {

@@ -24,8 +24,8 @@ pub use answer::{
     answer_request_digest,
 };
 pub use audit::{
-    AUDIT_DOMAIN, AuditEntry, CHECKPOINT_DOMAIN, Checkpoint, EntryHeader, GENESIS_PREV,
-    MAX_ENTRY_LEN, entry_hash,
+    AUDIT_DOMAIN, AuditEntry, BootEntry, CHECKPOINT_DOMAIN, Checkpoint, EntryHeader, GENESIS_PREV,
+    MAX_ENTRY_LEN, Resumed, entry_hash,
 };
 #[cfg(feature = "batch")]
 pub use chain::{
