@@ -78,14 +78,14 @@ impl EnclaveState {
                 self.destroyed.insert(id);
                 Ok(Applied::State)
             }
-            Record::Decision(d) => match &d.decision.outcome {
-                Outcome::Allow if is_signing(d.action) => {
+            Record::Decision(d) => match &d.decided.decision.outcome {
+                Outcome::Allow if is_signing(d.decided.action) => {
                     let recorded = self.engine.record(&SignatureRecord {
                         time: at.time,
-                        key: d.key.as_deref().unwrap_or_default(),
+                        key: d.decided.key.as_deref().unwrap_or_default(),
                         principal: d.by.principal.as_deref().unwrap_or_default(),
-                        rule: d.decision.rule.as_deref().unwrap_or_default(),
-                        value: d.intent.native_value(),
+                        rule: d.decided.decision.rule.as_deref().unwrap_or_default(),
+                        value: d.decided.intent.native_value(),
                     });
                     Ok(if recorded {
                         Applied::State
@@ -98,7 +98,7 @@ impl EnclaveState {
                         // A held create/destroy is refused, not kept.
                         return Ok(Applied::Nothing);
                     };
-                    let (Some(principal), Some(key)) = (&d.by.principal, &d.key) else {
+                    let (Some(principal), Some(key)) = (&d.by.principal, &d.decided.key) else {
                         return Err(RecordError::field(
                             "principal",
                             "a held request names its principal and key",
@@ -114,13 +114,13 @@ impl EnclaveState {
                         principal: principal.clone(),
                         key_id: key.clone(),
                         key_label: held.key_label.clone(),
-                        action: d.action,
+                        action: d.decided.action,
                         body: held.body_bytes()?,
-                        intent: d.intent.clone(),
+                        intent: d.decided.intent.clone(),
                         intent_digest: hex32("held.intent_digest", &held.intent_digest)?.to_vec(),
                         requested_at: at.time,
                         approvals: BTreeSet::new(),
-                        decision: d.decision.clone(),
+                        decision: d.decided.decision.clone(),
                         status: Status::Pending,
                     };
                     self.requests
@@ -143,7 +143,7 @@ impl EnclaveState {
             }
             Record::RequestCompleted(c) => {
                 let request = self.pending_mut(&c.request_id)?;
-                let signature = match &c.decision.outcome {
+                let signature = match &c.decided.decision.outcome {
                     Outcome::Allow => {
                         let signed = c.signed.clone().ok_or_else(|| {
                             RecordError::field("signed", "an allowed request carries its answer")
@@ -161,7 +161,7 @@ impl EnclaveState {
                     }
                     _ => None,
                 };
-                request.decision = c.decision.clone();
+                request.decision = c.decided.decision.clone();
                 if request.status != Status::Pending {
                     // Finished: the body is not needed any more.
                     request.body = Vec::new();
@@ -172,7 +172,7 @@ impl EnclaveState {
                         time: at.time,
                         key: &key,
                         principal: &principal,
-                        rule: c.decision.rule.as_deref().unwrap_or_default(),
+                        rule: c.decided.decision.rule.as_deref().unwrap_or_default(),
                         value,
                     });
                 }

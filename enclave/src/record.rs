@@ -57,12 +57,10 @@ pub enum Record {
     PolicyChanged(PolicyChanged),
 }
 
-/// `decision`.
+/// What was asked and what the policy decided: the part a `decision` and a
+/// `request_completed` record share.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    /// Who asked.
-    #[serde(flatten)]
-    pub by: By,
+pub struct Decided {
     /// What was asked.
     pub action: Action,
     /// The key the request names (hex id), if any.
@@ -75,6 +73,17 @@ pub struct DecisionRecord {
     /// For a signature: hashes and the signature (never the raw transaction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+}
+
+/// `decision`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Who asked.
+    #[serde(flatten)]
+    pub by: By,
+    /// What was asked and decided.
+    #[serde(flatten)]
+    pub decided: Decided,
     /// For a request that waits for approvals or a time-lock: its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -149,18 +158,9 @@ pub struct RequestCompleted {
     pub by: By,
     /// The pending request.
     pub request_id: String,
-    /// The request's action.
-    pub action: Action,
-    /// The request's key (hex id).
-    pub key: Option<String>,
-    /// The request's intent.
-    pub intent: Intent,
-    /// The new decision.
+    /// The request's action, key and intent, and the new decision.
     #[serde(flatten)]
-    pub decision: Decision,
-    /// For a signature: hashes and the signature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
+    pub decided: Decided,
     /// For a signature: the signing answer the requester collects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<Value>,
@@ -375,21 +375,23 @@ mod tests {
     fn a_record_survives_the_audit_entry_it_is_kept_in() {
         let record = Record::Decision(DecisionRecord {
             by: by(),
-            action: Action::SignDigest,
-            key: Some("00".repeat(16)),
-            intent: Intent::Digest {
-                digest: [7u8; 32].into(),
-            },
-            decision: Decision {
-                outcome: Outcome::NeedsApproval {
-                    threshold: 1,
-                    approvers: vec!["ops".into()],
-                    approved: vec![],
+            decided: Decided {
+                action: Action::SignDigest,
+                key: Some("00".repeat(16)),
+                intent: Intent::Digest {
+                    digest: [7u8; 32].into(),
                 },
-                rule: Some("r".into()),
-                reason: "needs 1".into(),
+                decision: Decision {
+                    outcome: Outcome::NeedsApproval {
+                        threshold: 1,
+                        approvers: vec!["ops".into()],
+                        approved: vec![],
+                    },
+                    rule: Some("r".into()),
+                    reason: "needs 1".into(),
+                },
+                output: None,
             },
-            output: None,
             request_id: Some("0011223344556677".into()),
             held: Some(Held {
                 key_label: "treasury".into(),

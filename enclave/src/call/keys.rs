@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult, reply};
 use super::host::{Caller, Host};
 use super::{GovernedLock, lock};
 use crate::keys::KeyRecord;
-use crate::record::{DecisionRecord, KeyCreated, KeyDestroyed, Record};
+use crate::record::{Decided, DecisionRecord, KeyCreated, KeyDestroyed, Record};
 use crate::state::MAX_DESTROYED;
 
 /// Default and largest page of `GET /v1/keys`.
@@ -99,11 +99,13 @@ fn decide(
     });
     let record = Record::Decision(DecisionRecord {
         by: caller.by(host),
-        action: intent.action(),
-        key: id_hex,
-        intent,
-        decision: decision.clone(),
-        output: None,
+        decided: Decided {
+            action: intent.action(),
+            key: id_hex,
+            intent,
+            decision: decision.clone(),
+            output: None,
+        },
         request_id: None,
         held: None,
     });

@@ -11,7 +11,7 @@ use super::host::{Caller, Host};
 use super::views::{output_fields, request_json};
 use super::{GovernedLock, json_body, lock, parse_hex32, request};
 use crate::payload;
-use crate::record::{Record, RequestApproved, RequestCancelled, RequestCompleted};
+use crate::record::{Decided, Record, RequestApproved, RequestCancelled, RequestCompleted};
 use crate::requests::{PendingRequest, Status, kept_result};
 
 fn approvers_of(decision: &Decision) -> Vec<String> {
@@ -155,22 +155,24 @@ fn complete(
     let mut record = RequestCompleted {
         by: caller.by(host),
         request_id: id.to_string(),
-        action: request.action,
-        key: Some(request.key_id.clone()),
-        intent: request.intent.clone(),
-        decision: Decision {
-            outcome: Outcome::Deny,
-            rule: None,
-            reason: "the request's key was destroyed".into(),
+        decided: Decided {
+            action: request.action,
+            key: Some(request.key_id.clone()),
+            intent: request.intent.clone(),
+            decision: Decision {
+                outcome: Outcome::Deny,
+                rule: None,
+                reason: "the request's key was destroyed".into(),
+            },
+            output: None,
         },
-        output: None,
         signed: None,
     };
     if destroyed {
         host.append(g, Record::RequestCompleted(record), now)?;
         return Err(ApiError::key_destroyed("the request's key was destroyed"));
     }
-    record.decision = g.state.engine.decide(&Context {
+    record.decided.decision = g.state.engine.decide(&Context {
         principal: &request.principal,
         key: Some(KeyRef {
             id: &request.key_id,
@@ -182,7 +184,7 @@ fn complete(
         approvals: &request.approvals,
     });
     let mut signed = None;
-    if record.decision.outcome == Outcome::Allow {
+    if record.decided.decision.outcome == Outcome::Allow {
         let Some(key) = &key else {
             return Err(ApiError::bad_request(
                 "the request is ready to sign but its key blob did not come with the call",
@@ -195,9 +197,9 @@ fn complete(
         }
         let mut result = payload::sign(&job, key);
         if let Some(obj) = result.as_object_mut() {
-            obj.insert("decision".into(), record.decision.to_json_value());
+            obj.insert("decision".into(), record.decided.decision.to_json_value());
         }
-        record.output = Some(output_fields(&result));
+        record.decided.output = Some(output_fields(&result));
         record.signed = Some(kept_result(&result));
         signed = Some(result);
     }

@@ -14,7 +14,7 @@ use super::views::{output_fields, request_json};
 use super::{GovernedLock, lock, random_id};
 use crate::keys::KeyRecord;
 use crate::payload;
-use crate::record::{DecisionRecord, Held, Record};
+use crate::record::{Decided, DecisionRecord, Held, Record};
 
 /// `POST /v1/keys/{id}/sign/…`.
 pub(crate) fn sign(
@@ -68,24 +68,26 @@ pub(crate) fn sign_body(
     });
     let mut record = DecisionRecord {
         by: caller.by(host),
-        action,
-        key: Some(id.to_string()),
-        intent,
-        decision,
-        output: None,
+        decided: Decided {
+            action,
+            key: Some(id.to_string()),
+            intent,
+            decision,
+            output: None,
+        },
         request_id: None,
         held: None,
     };
-    match record.decision.outcome {
+    match record.decided.decision.outcome {
         Outcome::Deny => {
-            let e = ApiError::denied(&record.decision);
+            let e = ApiError::denied(&record.decided.decision);
             host.append(&mut g, Record::Decision(record), now)?;
             Err(e)
         }
         Outcome::Allow => {
             let mut body = payload::sign(&job, key);
-            record.output = Some(output_fields(&body));
-            let decision = record.decision.to_json_value();
+            record.decided.output = Some(output_fields(&body));
+            let decision = record.decided.decision.to_json_value();
             // Nothing leaves, and nothing counts, before the record is in the chain.
             host.append(&mut g, Record::Decision(record), now)?;
             drop(g);
@@ -104,7 +106,7 @@ pub(crate) fn sign_body(
             record.held = Some(Held {
                 key_label: key.label.clone(),
                 body: base64::engine::general_purpose::STANDARD.encode(body),
-                intent_digest: hex::encode(record.intent.digest(id)),
+                intent_digest: hex::encode(record.decided.intent.digest(id)),
             });
             host.append(&mut g, Record::Decision(record), now)?;
             let view = g
