@@ -7,8 +7,14 @@ use k256::{Secp256k1, SecretKey};
 use strongroom_protocol::messages::{KeyInfo, MAX_LABEL_LEN, RecoverableSignature};
 use zeroize::Zeroizing;
 
-/// Format version of a key object.
-pub const KEY_OBJECT_VERSION: u32 = 1;
+/// Format version of a key object (2: the public key is sealed beside the secret, so
+/// signing does not recompute it: a scalar multiplication per request).
+pub const KEY_OBJECT_VERSION: u32 = 2;
+
+/// Length of a SEC1 uncompressed public key.
+const PUBLIC_LEN: usize = 65;
+/// Bytes before the label: secret, creation time, public key.
+const FIXED_LEN: usize = 32 + 8 + PUBLIC_LEN;
 
 /// Why key material was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +49,8 @@ pub struct KeyRecord {
     pub label: String,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
+    /// SEC1 uncompressed public key, computed once at generation.
+    public: [u8; PUBLIC_LEN],
     secret: SecretKey,
 }
 
@@ -69,10 +77,13 @@ impl KeyRecord {
             let mut bytes = Zeroizing::new([0u8; 32]);
             entropy(&mut bytes)?;
             if let Ok(secret) = SecretKey::from_slice(bytes.as_ref()) {
+                let mut public = [0u8; PUBLIC_LEN];
+                public.copy_from_slice(secret.public_key().to_sec1_point(false).as_bytes());
                 return Ok(Self {
                     id,
                     label,
                     created_at,
+                    public,
                     secret,
                 });
             }
@@ -80,18 +91,23 @@ impl KeyRecord {
         Err(KeyError::Entropy)
     }
 
-    /// The plaintext sealed in a key blob: secret (32) ‖ created_at (8, BE) ‖ label.
+    /// The plaintext sealed in a key blob: secret (32) ‖ created_at (8, BE) ‖ public key
+    /// (65, SEC1 uncompressed) ‖ label.
     pub fn to_plaintext(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(40 + self.label.len()));
+        let mut out = Zeroizing::new(Vec::with_capacity(FIXED_LEN + self.label.len()));
         out.extend_from_slice(&self.secret.to_bytes());
         out.extend_from_slice(&self.created_at.to_be_bytes());
+        out.extend_from_slice(&self.public);
         out.extend_from_slice(self.label.as_bytes());
         out
     }
 
     /// Rebuilds a key from an unsealed plaintext (authenticated, but checked all the same).
+    ///
+    /// The public key is taken as sealed: only this deployment's enclaves seal key blobs,
+    /// and they computed it from the secret.
     pub fn from_plaintext(id: [u8; 16], plaintext: &[u8]) -> Result<Self, KeyError> {
-        if plaintext.len() < 41 || plaintext.len() > 40 + MAX_LABEL_LEN {
+        if plaintext.len() <= FIXED_LEN || plaintext.len() > FIXED_LEN + MAX_LABEL_LEN {
             return Err(KeyError::Malformed);
         }
         let secret = SecretKey::from_slice(&plaintext[..32]).map_err(|_| KeyError::Malformed)?;
@@ -100,7 +116,13 @@ impl KeyRecord {
                 .try_into()
                 .map_err(|_| KeyError::Malformed)?,
         );
-        let label = std::str::from_utf8(&plaintext[40..])
+        let public: [u8; PUBLIC_LEN] = plaintext[40..FIXED_LEN]
+            .try_into()
+            .map_err(|_| KeyError::Malformed)?;
+        if public[0] != 0x04 {
+            return Err(KeyError::Malformed);
+        }
+        let label = std::str::from_utf8(&plaintext[FIXED_LEN..])
             .map_err(|_| KeyError::Malformed)?
             .to_string();
         check_label(&label).map_err(|_| KeyError::Malformed)?;
@@ -108,17 +130,14 @@ impl KeyRecord {
             id,
             label,
             created_at,
+            public,
             secret,
         })
     }
 
     /// SEC1 uncompressed public key (65 bytes).
     pub fn public_key(&self) -> Vec<u8> {
-        self.secret
-            .public_key()
-            .to_sec1_point(false)
-            .as_bytes()
-            .to_vec()
+        self.public.to_vec()
     }
 
     /// The key's public description.
@@ -183,7 +202,10 @@ mod tests {
         let k = key(7);
         let again = KeyRecord::from_plaintext(k.id, &k.to_plaintext()).unwrap();
         assert_eq!(again.info(), k.info());
-        assert!(KeyRecord::from_plaintext(k.id, &k.to_plaintext()[..40]).is_err());
+        assert!(KeyRecord::from_plaintext(k.id, &k.to_plaintext()[..FIXED_LEN]).is_err());
+        // The sealed public key is the secret's.
+        let derived = k.secret.public_key().to_sec1_point(false);
+        assert_eq!(again.public_key(), derived.as_bytes());
     }
 
     #[test]
@@ -197,14 +219,17 @@ mod tests {
     #[test]
     fn known_address() {
         // Private key 1: the generator point; its address is well known.
-        let k = KeyRecord::from_plaintext([0; 16], &{
-            let mut p = vec![0u8; 31];
-            p.push(1);
-            p.extend_from_slice(&0u64.to_be_bytes());
-            p.extend_from_slice(b"g");
-            p
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let mut calls = 0;
+        let k = KeyRecord::generate([0; 16], "g".into(), 0, |b| {
+            calls += 1;
+            b.copy_from_slice(&one);
+            Ok(())
         })
         .unwrap();
+        assert_eq!(calls, 1);
+        let k = KeyRecord::from_plaintext([0; 16], &k.to_plaintext()).unwrap();
         assert_eq!(
             k.info().address,
             "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
