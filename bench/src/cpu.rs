@@ -41,6 +41,21 @@ pub struct Usage {
     pub children_cpu_seconds: f64,
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// A reading with made-up counters, for tests of what is computed from readings.
+    pub fn made_up(at: Instant, busy: u64, total: u64, cpus: usize, own: u64) -> Self {
+        Self {
+            at,
+            busy,
+            total,
+            cpus,
+            own,
+            children: 0,
+        }
+    }
+}
+
 /// Reads the counters; None where /proc is not Linux's.
 pub fn snapshot() -> Option<Snapshot> {
     let at = Instant::now();

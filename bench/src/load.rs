@@ -1,6 +1,10 @@
 //! The full stack under load: concurrent keep-alive clients, each sending stamped signing
-//! requests (random digests, or 1-wei transfers) in a loop through the HTTP API, every
-//! request timed. Stamping runs here, in the clients, on the same cores as the server.
+//! requests (random digests, or 1-wei transfers) through the HTTP API, every request timed.
+//! Stamping runs here, in the clients, on the same cores as the server.
+//!
+//! Two ways to send: closed loop (each client sends its next request as soon as the last
+//! is answered: the peak), and open loop at a fixed rate (each client sends on a schedule
+//! of absolute deadlines, whatever the answers' timing: a load below the peak).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +19,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_auth::{MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
 
+use crate::memory::{self, Watch};
+use crate::segments::Marks;
 use crate::{cpu, tx};
 
 /// The request stamp's header.
@@ -35,11 +41,12 @@ pub enum Payload {
     /// A random 32-byte digest (`/sign/digest`).
     Digest,
     /// An EIP-1559 transfer of 1 wei on Sepolia, one nonce per request
-    /// (`/sign/transaction`); each is recorded in the enclave's velocity ledger.
+    /// (`/sign/transaction`); each is counted in the enclave's velocity counters.
     Transaction,
 }
 
 impl Payload {
+    /// The last segment of the signing path, which is also the payload's name.
     pub fn segment(self) -> &'static str {
         match self {
             Self::Digest => "digest",
@@ -78,6 +85,29 @@ pub struct Plan {
     /// Most requests sent in all, warm-up included (which may use one in
     /// [`WARMUP_SHARE`] of them); None for no limit.
     pub max_requests: Option<u64>,
+    /// Measured requests per CPU segment (see [`crate::segments`]).
+    pub segment: u64,
+    /// Processes whose resident memory is sampled over the measured window.
+    pub watch: Vec<Watch>,
+    /// Time between memory samples.
+    pub sample_every: Duration,
+}
+
+/// An open-loop run: `rate` requests per second in all for `duration`, no warm-up, no
+/// request budget.
+pub struct PacedPlan {
+    /// Concurrent clients; each sends `rate / clients` requests per second.
+    pub clients: usize,
+    /// Requests per second, all clients together.
+    pub rate: f64,
+    /// How long to send for.
+    pub duration: Duration,
+    /// Keep one successful response in this many for the signature check.
+    pub verify_every: u64,
+    /// What to sign.
+    pub payload: Payload,
+    /// The first transaction nonce (after the main run's).
+    pub first_nonce: u64,
 }
 
 /// What a kept response was an answer to.
@@ -101,11 +131,7 @@ pub struct Outcome {
     pub errors: BTreeMap<String, u64>,
     /// Failed requests during the warm-up, by kind.
     pub warmup_errors: BTreeMap<String, u64>,
-    /// Expected policy refusals (a full velocity ledger) in the measured window, by kind.
-    pub refused: BTreeMap<String, u64>,
-    /// Expected policy refusals during the warm-up.
-    pub warmup_refused: u64,
-    /// A description of the first failure or refusal of each kind.
+    /// A description of the first failure of each kind.
     pub examples: BTreeMap<String, String>,
     /// Responses kept for the signature check.
     pub samples: Vec<Sample>,
@@ -115,6 +141,12 @@ pub struct Outcome {
     pub budget_exhausted: bool,
     /// CPU used over the window, where measurable.
     pub cpu: Option<cpu::Usage>,
+    /// Server CPU of the first and last segments of the window.
+    pub segments: crate::segments::Segments,
+    /// Resident memory of the watched processes over the window; None when none watched.
+    pub memory: Option<memory::Memory>,
+    /// The next transaction nonce: where a later run goes on from.
+    pub next_nonce: u64,
 }
 
 /// The signature check's tally.
@@ -133,8 +165,6 @@ struct ClientTally {
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
     warmup_errors: BTreeMap<String, u64>,
-    refused: BTreeMap<String, u64>,
-    warmup_refused: u64,
     examples: BTreeMap<String, String>,
     samples: Vec<Sample>,
     last_done: Option<Instant>,
@@ -146,12 +176,11 @@ struct SignBody<'a> {
     digest: &'a str,
 }
 
-/// A failed request: a kind to count under, a description, and whether the policy was
-/// expected to refuse it.
+/// A failed request: a kind to count under and a description. Every refusal is a
+/// failure: the enclave no longer has a capacity limit that a long run is expected to hit.
 struct Failure {
     kind: String,
     detail: String,
-    expected: bool,
 }
 
 impl Failure {
@@ -159,7 +188,6 @@ impl Failure {
         Self {
             kind: kind.into(),
             detail: detail.into(),
-            expected: false,
         }
     }
 }
@@ -329,23 +357,13 @@ impl Target {
     }
 
     /// One stamped signing request with `body`; the answer on 200.
-    async fn sign(&self, url: &Url, body: Vec<u8>, payload: Payload) -> Result<Vec<u8>, Failure> {
+    async fn sign(&self, url: &Url, body: Vec<u8>) -> Result<Vec<u8>, Failure> {
         let (status, answer) = self.send_stamped(Method::POST, url, body).await?;
         if status != StatusCode::OK {
-            // Each transfer is recorded in the velocity ledger (4096 entries per window);
-            // once it is full the policy refuses to sign, as it should.
-            let ledger_full = payload == Payload::Transaction
-                && status == StatusCode::FORBIDDEN
-                && String::from_utf8_lossy(&answer).contains("ledger is full");
-            return Err(Failure {
-                kind: if ledger_full {
-                    "HTTP 403 velocity ledger full".to_string()
-                } else {
-                    format!("HTTP {}", status.as_u16())
-                },
-                detail: quote(&answer),
-                expected: ledger_full,
-            });
+            return Err(Failure::new(
+                format!("HTTP {}", status.as_u16()),
+                quote(&answer),
+            ));
         }
         Ok(answer)
     }
@@ -401,7 +419,17 @@ struct Shared {
     left: Option<AtomicU64>,
     /// Requests the warm-up may still use (counted in `left` too).
     warmup_left: AtomicU64,
+    /// Requests the warm-up has used: what the budget leaves for the measured window is
+    /// the budget less these.
+    warmup_used: AtomicU64,
     next_nonce: AtomicU64,
+}
+
+/// An open-loop schedule: a client's n-th request is due at `first + n · interval`.
+#[derive(Clone, Copy)]
+struct Pace {
+    first: Instant,
+    interval: Duration,
 }
 
 /// What one client needs to know.
@@ -413,6 +441,10 @@ struct Job {
     warmup_end: Instant,
     end: Instant,
     verify_every: u64,
+    /// None: closed loop, the next request as soon as the last is answered.
+    pace: Option<Pace>,
+    /// Counts measured requests for the CPU segments; None when not measuring them.
+    marks: Option<Arc<Marks>>,
 }
 
 /// The next request: what is sent, and its body serialized once (stamped and sent as is).
@@ -434,14 +466,29 @@ fn next_request(job: &Job) -> Option<(Sent, Vec<u8>)> {
     }
 }
 
+/// When the next request starts: now (closed loop), or at its deadline (open loop, after
+/// waiting for it; at once when the client is behind). None once the run is over.
+async fn next_start(job: &Job, scheduled: &mut u32) -> Option<Instant> {
+    let Some(pace) = job.pace else {
+        let now = Instant::now();
+        return (now < job.end).then_some(now);
+    };
+    let due = pace.first + pace.interval.checked_mul(*scheduled)?;
+    if due >= job.end {
+        return None;
+    }
+    *scheduled = scheduled.checked_add(1)?;
+    tokio::time::sleep_until(due.into()).await;
+    Some(due)
+}
+
 async fn client(job: Job) -> ClientTally {
     let mut tally = ClientTally::default();
     let mut measured_ok = 0u64;
-    loop {
-        let started = Instant::now();
-        if started >= job.end {
-            break;
-        }
+    let mut scheduled = 0u32;
+    // Open loop: latency runs from the deadline, not from when the request went out, so a
+    // client that fell behind counts its wait (no coordinated omission).
+    while let Some(started) = next_start(&job, &mut scheduled).await {
         let measured = started >= job.warmup_end;
         if let Some(left) = &job.shared.left {
             if !measured {
@@ -451,6 +498,7 @@ async fn client(job: Job) -> ClientTally {
                     continue;
                 }
                 take(left);
+                job.shared.warmup_used.fetch_add(1, Ordering::Relaxed);
             } else if !take(left) {
                 tally.budget_exhausted = true;
                 break;
@@ -460,7 +508,7 @@ async fn client(job: Job) -> ClientTally {
             *tally.errors.entry("random source".into()).or_default() += 1;
             break;
         };
-        let result = job.target.sign(&job.url, body, job.payload).await;
+        let result = job.target.sign(&job.url, body).await;
         let done = Instant::now();
         match result {
             Ok(body) if measured => {
@@ -472,14 +520,6 @@ async fn client(job: Job) -> ClientTally {
                 measured_ok += 1;
             }
             Ok(_) => {}
-            Err(failure) if failure.expected => {
-                if measured {
-                    *tally.refused.entry(failure.kind.clone()).or_default() += 1;
-                } else {
-                    tally.warmup_refused += 1;
-                }
-                tally.examples.entry(failure.kind).or_insert(failure.detail);
-            }
             Err(failure) => {
                 let counts = if measured {
                     &mut tally.errors
@@ -496,48 +536,38 @@ async fn client(job: Job) -> ClientTally {
         }
         if measured {
             tally.last_done = Some(done);
+            if let Some(marks) = &job.marks {
+                marks.completed();
+            }
         }
     }
     tally
 }
 
-/// Runs the plan against `key`: warm-up, then the measured window, all clients at once.
-pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome> {
-    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
-    let warmup_end = Instant::now() + plan.warmup;
-    let end = warmup_end + plan.duration;
-    let shared = Arc::new(Shared {
-        left: plan.max_requests.map(AtomicU64::new),
-        warmup_left: AtomicU64::new(plan.max_requests.unwrap_or(0) / WARMUP_SHARE),
-        next_nonce: AtomicU64::new(0),
-    });
-    let tasks: Vec<_> = (0..plan.clients)
-        .map(|_| {
-            tokio::spawn(client(Job {
-                target: target.clone(),
-                shared: shared.clone(),
-                url: url.clone(),
-                payload: plan.payload,
-                warmup_end,
-                end,
-                verify_every: plan.verify_every.max(1),
-            }))
-        })
-        .collect();
+/// The clients' tallies, merged.
+struct Merged {
+    outcome: Outcome,
+    last_done: Option<Instant>,
+}
 
-    tokio::time::sleep_until(warmup_end.into()).await;
-    let cpu_start = cpu::snapshot();
+/// Waits for every client and merges their tallies into an outcome over `duration`.
+async fn merge(
+    tasks: Vec<tokio::task::JoinHandle<ClientTally>>,
+    duration: Duration,
+    segment: u64,
+) -> Result<Merged> {
     let mut outcome = Outcome {
         latencies: Vec::new(),
         errors: BTreeMap::new(),
         warmup_errors: BTreeMap::new(),
-        refused: BTreeMap::new(),
-        warmup_refused: 0,
         examples: BTreeMap::new(),
         samples: Vec::new(),
-        window: plan.duration,
+        window: duration,
         budget_exhausted: false,
         cpu: None,
+        segments: crate::segments::Segments::none(segment, 0),
+        memory: None,
+        next_nonce: 0,
     };
     let mut last_done = None;
     for task in tasks {
@@ -549,10 +579,6 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
         for (kind, n) in tally.warmup_errors {
             *outcome.warmup_errors.entry(kind).or_default() += n;
         }
-        for (kind, n) in tally.refused {
-            *outcome.refused.entry(kind).or_default() += n;
-        }
-        outcome.warmup_refused += tally.warmup_refused;
         for (kind, detail) in tally.examples {
             outcome.examples.entry(kind).or_insert(detail);
         }
@@ -560,13 +586,118 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
         outcome.budget_exhausted |= tally.budget_exhausted;
         last_done = last_done.max(tally.last_done);
     }
+    Ok(Merged { outcome, last_done })
+}
+
+/// Runs the plan against `key`: warm-up, then the measured window, all clients at once,
+/// each in a closed loop.
+pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome> {
+    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
+    let warmup_end = Instant::now() + plan.warmup;
+    let end = warmup_end + plan.duration;
+    let shared = Arc::new(Shared {
+        left: plan.max_requests.map(AtomicU64::new),
+        warmup_left: AtomicU64::new(plan.max_requests.unwrap_or(0) / WARMUP_SHARE),
+        warmup_used: AtomicU64::new(0),
+        next_nonce: AtomicU64::new(0),
+    });
+    let marks = Arc::new(Marks::new(plan.segment));
+    let tasks: Vec<_> = (0..plan.clients)
+        .map(|_| {
+            tokio::spawn(client(Job {
+                target: target.clone(),
+                shared: shared.clone(),
+                url: url.clone(),
+                payload: plan.payload,
+                warmup_end,
+                end,
+                verify_every: plan.verify_every.max(1),
+                pace: None,
+                marks: Some(marks.clone()),
+            }))
+        })
+        .collect();
+
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let cpu_start = cpu::snapshot();
+    if let Some(budget) = plan.max_requests {
+        // What the warm-up left of the budget is the measured window's request count when
+        // the budget, not the clock, ends the run: the last segment's start is known.
+        marks.expect_total(budget.saturating_sub(shared.warmup_used.load(Ordering::Relaxed)));
+    }
+    let sampler = (!plan.watch.is_empty())
+        .then(|| memory::Sampler::start(plan.watch.clone(), plan.sample_every));
+    let Merged {
+        mut outcome,
+        last_done,
+    } = merge(tasks, plan.duration, plan.segment).await?;
     let cpu_end = cpu::snapshot();
+    if let Some(sampler) = sampler {
+        outcome.memory = Some(sampler.stop().await?);
+    }
     if let Some(last) = last_done {
         outcome.window = last.saturating_duration_since(warmup_end);
     }
     if let (Some(start), Some(end)) = (cpu_start, cpu_end) {
         outcome.cpu = cpu::usage(&start, &end);
     }
+    outcome.segments = marks.summarise(cpu_start.as_ref());
+    outcome.next_nonce = shared.next_nonce.load(Ordering::Relaxed);
+    Ok(outcome)
+}
+
+/// Runs `plan` against `key` in an open loop: client `i` of `c` sends its requests at
+/// `start + (i/c + n) · c/rate`, so the clients together send `rate` a second, evenly
+/// spread, whatever the answers' timing.
+pub async fn run_paced(target: Arc<Target>, key: &Key, plan: &PacedPlan) -> Result<Outcome> {
+    if !(plan.rate.is_finite() && plan.rate > 0.0) {
+        bail!("an open-loop rate must be positive, not {}", plan.rate);
+    }
+    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
+    let clients = plan.clients.max(1);
+    let interval = Duration::try_from_secs_f64(clients as f64 / plan.rate)
+        .context("the open-loop rate is too low")?;
+    let start = Instant::now();
+    let end = start + plan.duration;
+    let shared = Arc::new(Shared {
+        left: None,
+        warmup_left: AtomicU64::new(0),
+        warmup_used: AtomicU64::new(0),
+        next_nonce: AtomicU64::new(plan.first_nonce),
+    });
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let offset = interval.mul_f64(i as f64 / clients as f64);
+            tokio::spawn(client(Job {
+                target: target.clone(),
+                shared: shared.clone(),
+                url: url.clone(),
+                payload: plan.payload,
+                warmup_end: start,
+                end,
+                verify_every: plan.verify_every.max(1),
+                pace: Some(Pace {
+                    first: start + offset,
+                    interval,
+                }),
+                marks: None,
+            }))
+        })
+        .collect();
+    let cpu_start = cpu::snapshot();
+    let Merged {
+        mut outcome,
+        last_done,
+    } = merge(tasks, plan.duration, 0).await?;
+    let cpu_end = cpu::snapshot();
+    // The schedule fills the whole duration; an answer after its end lengthens the window.
+    outcome.window = last_done.map_or(plan.duration, |last| {
+        last.saturating_duration_since(start).max(plan.duration)
+    });
+    if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
+        outcome.cpu = cpu::usage(&a, &b);
+    }
+    outcome.next_nonce = shared.next_nonce.load(Ordering::Relaxed);
     Ok(outcome)
 }
 

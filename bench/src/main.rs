@@ -2,12 +2,18 @@
 //! the raw secp256k1 signing floor and the enclave's crypto floor (stamp verification,
 //! sealed-key open, signing, the answer signature) measured in the same run on the same
 //! machine. Every request carries a request stamp made here with the principal key given.
+//! Also, in one run: the server CPU per request early and late in the run (does a request
+//! cost more once the log is long?), the watched processes' memory over it, and the
+//! latency at half the peak's throughput.
 
 mod audit_chain;
 mod baseline;
+mod boot_replay;
 mod cpu;
 mod load;
+mod memory;
 mod report;
+mod segments;
 mod stats;
 mod tx;
 
@@ -19,16 +25,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::load::{Payload, Plan, Target};
-use crate::report::{Baseline, CpuPerRequest, FullStack, Ratios, Report, Setup};
+use crate::load::{Outcome, PacedPlan, Payload, Plan, Target};
+use crate::memory::Watch;
+use crate::report::{Baseline, CpuPerRequest, FullStack, HalfLoad, Ratios, Report, Setup};
 use crate::stats::Latency;
 
 /// Warm-up before each baseline.
 const BASELINE_WARMUP: Duration = Duration::from_millis(500);
-/// Default request budget of a transaction run: each transfer takes a velocity-ledger
-/// entry, the ledger holds 4096 per 24 h window and, once full, refuses all signing; this
-/// leaves room for a few other transactions on the same server.
-const TRANSACTION_BUDGET: u64 = 4000;
 
 /// Benchmarks a running Strongroom server against the crypto floor of the same machine.
 #[derive(Parser)]
@@ -104,18 +107,48 @@ struct Args {
     )]
     principal_key: Option<PathBuf>,
     /// What each request signs: a random digest, or an EIP-1559 transfer of 1 wei on
-    /// Sepolia (recorded in the enclave's velocity ledger).
+    /// Sepolia (counted in the enclave's velocity counters).
     #[arg(long, value_enum, default_value_t = Payload::Digest)]
     payload: Payload,
-    /// Stop after N requests in all, warm-up included (at most N/8 of them). Default: no
-    /// limit for digests, 4000 for transactions (the velocity ledger holds 4096 per 24 h;
-    /// refusals once it is full are counted as expected, not as errors).
+    /// Stop after N requests in all, warm-up included (at most N/8 of them); the half-load
+    /// run is not counted. Default: no limit.
     #[arg(
         long,
         value_name = "N",
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     max_requests: Option<u64>,
+    /// Compare the server CPU per request of the first N and the last N measured requests
+    /// (when the run completes at least 2·N; without --max-requests the last N are the
+    /// last complete N-request segment).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    segment: u64,
+    /// Sample the resident memory (VmRSS) of process PID, reported as NAME, over the
+    /// measured run (repeatable).
+    #[arg(long, value_name = "NAME=PID")]
+    watch: Vec<Watch>,
+    /// Time between memory samples (there is also one at the start and one at the end).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    sample_every: u64,
+    /// After the measured run, run SECS more in an open loop at half its throughput and
+    /// report that latency next to the peak's (0: no such run).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    half_load: u64,
 }
 
 /// Benchmarks other than signing through a running server.
@@ -125,12 +158,17 @@ enum Mode {
     /// mock attestation), against single-threaded Ed25519 and SHA-256 baselines. Needs no
     /// server; times the `strongroom` program next to this one.
     AuditChain(audit_chain::AuditChainArgs),
+    /// How fast a restarted enclave replays the records after its snapshot: N signing
+    /// decisions made in process (enclave library, mock NSM), then a fresh enclave booted
+    /// from the snapshot and those records, against a boot with none. Needs no server.
+    BootReplay(boot_replay::BootReplayArgs),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let outcome = match &args.mode {
         Some(Mode::AuditChain(a)) => audit_chain::run(a),
+        Some(Mode::BootReplay(a)) => boot_replay::run(a),
         None => run(args),
     };
     match outcome {
@@ -143,10 +181,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// The figures every load run has: successes, errors (signature mismatches included),
+/// the error rate and the throughput over its window.
+struct Tally {
+    requests_ok: u64,
+    errors: u64,
+    attempted: u64,
+    seconds: f64,
+    throughput_rps: f64,
+    signatures: load::Checked,
+}
+
+impl Tally {
+    fn of(outcome: &Outcome, key: &load::Key) -> Self {
+        let signatures = load::check_samples(&outcome.samples, &key.verifying_key);
+        let requests_ok = outcome.latencies.len() as u64;
+        let failed: u64 = outcome.errors.values().sum();
+        let seconds = outcome.window.as_secs_f64();
+        Self {
+            requests_ok,
+            errors: failed + signatures.mismatches,
+            attempted: requests_ok + failed,
+            seconds,
+            throughput_rps: requests_ok as f64 / seconds.max(f64::EPSILON),
+            signatures,
+        }
+    }
+
+    fn error_rate(&self) -> f64 {
+        if self.attempted == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.attempted as f64
+        }
+    }
+}
+
+/// Checks --watch: names unique, processes readable now.
+fn check_watch(watch: &[Watch]) -> Result<()> {
+    let mut names = std::collections::BTreeSet::new();
+    for w in watch {
+        if !names.insert(w.name.as_str()) {
+            anyhow::bail!("--watch names {:?} twice", w.name);
+        }
+    }
+    memory::check(watch)
+}
+
 /// Runs the benchmark; Ok(false) when it ran but saw errors.
 fn run(args: Args) -> Result<bool> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let clients = usize::from(args.clients);
+    check_watch(&args.watch)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,10 +248,7 @@ fn run(args: Args) -> Result<bool> {
     drop(principal_text);
     let principal_id = principal.public().id().to_string();
     let algorithm = principal.algorithm();
-    let max_requests = args.max_requests.or(match args.payload {
-        Payload::Digest => None,
-        Payload::Transaction => Some(TRANSACTION_BUDGET),
-    });
+    let max_requests = args.max_requests;
     let target = Arc::new(Target::new(&args.url, clients, principal)?);
 
     // Fail fast, before the baselines, if there is nothing to benchmark.
@@ -199,52 +282,92 @@ fn run(args: Args) -> Result<bool> {
         verify_every: args.verify_every,
         payload: args.payload,
         max_requests,
+        segment: args.segment,
+        watch: args.watch.clone(),
+        sample_every: Duration::from_secs(args.sample_every),
     };
     // The key stays: destroying one takes an admin quorum, which a principal does not
     // have. Benchmark on a scratch data directory (scripts/bench.sh deletes its own).
     let mut outcome = runtime.block_on(load::run(target.clone(), &key, &plan))?;
-    let signatures = load::check_samples(&outcome.samples, &key.verifying_key);
-
-    let requests_ok = outcome.latencies.len() as u64;
-    let failed: u64 = outcome.errors.values().sum();
-    let refused: u64 = outcome.refused.values().sum();
-    let errors = failed + signatures.mismatches;
-    let attempted = requests_ok + failed + refused;
-    let seconds = outcome.window.as_secs_f64();
-    let cpu_per_request = outcome.cpu.as_ref().filter(|_| attempted > 0).map(|u| {
-        let per = |cpu_seconds: f64| cpu_seconds * 1e6 / attempted as f64;
-        CpuPerRequest {
-            machine_us: per(u.machine_cpu_seconds),
-            bench_clients_us: per(u.bench_cpu_seconds),
-            server_us: per(u.rest_cpu_seconds),
-        }
-    });
+    let tally = Tally::of(&outcome, &key);
+    let cpu_per_request = outcome
+        .cpu
+        .as_ref()
+        .filter(|_| tally.attempted > 0)
+        .map(|u| {
+            let per = |cpu_seconds: f64| cpu_seconds * 1e6 / tally.attempted as f64;
+            CpuPerRequest {
+                machine_us: per(u.machine_cpu_seconds),
+                bench_clients_us: per(u.bench_cpu_seconds),
+                server_us: per(u.rest_cpu_seconds),
+            }
+        });
     let warmup_errors = outcome.warmup_errors.values().sum();
     let full_stack = FullStack {
         key_id: key.id.clone(),
-        requests_ok,
-        errors,
-        error_rate: if attempted == 0 {
-            0.0
-        } else {
-            errors as f64 / attempted as f64
-        },
+        requests_ok: tally.requests_ok,
+        errors: tally.errors,
+        error_rate: tally.error_rate(),
         errors_by_kind: outcome.errors.clone(),
         warmup_errors,
-        refused,
-        refused_by_kind: outcome.refused.clone(),
-        warmup_refused: outcome.warmup_refused,
         budget_exhausted: outcome.budget_exhausted,
         error_examples: outcome.examples.clone(),
-        seconds,
-        throughput_rps: requests_ok as f64 / seconds.max(f64::EPSILON),
+        seconds: tally.seconds,
+        throughput_rps: tally.throughput_rps,
         latency: Latency::of(&mut outcome.latencies),
-        signatures,
+        signatures: tally.signatures,
         cpu: outcome.cpu.clone(),
         cpu_per_request,
     };
+
+    let half_load = if args.half_load == 0 {
+        None
+    } else if full_stack.throughput_rps > 0.0 {
+        let target_rps = full_stack.throughput_rps / 2.0;
+        eprintln!(
+            "half load: {} s at {target_rps:.1} req/s (open loop)...",
+            args.half_load
+        );
+        let paced = PacedPlan {
+            clients,
+            rate: target_rps,
+            duration: Duration::from_secs(args.half_load),
+            verify_every: args.verify_every,
+            payload: args.payload,
+            first_nonce: outcome.next_nonce,
+        };
+        let mut half = runtime.block_on(load::run_paced(target.clone(), &key, &paced))?;
+        let tally = Tally::of(&half, &key);
+        Some(HalfLoad {
+            target_rps,
+            peak_rps: full_stack.throughput_rps,
+            requests_ok: tally.requests_ok,
+            errors: tally.errors,
+            errors_by_kind: half.errors.clone(),
+            error_examples: half.examples.clone(),
+            seconds: tally.seconds,
+            throughput_rps: tally.throughput_rps,
+            latency: Latency::of(&mut half.latencies),
+            signatures: tally.signatures,
+            server_cpu_us_per_request: half
+                .cpu
+                .as_ref()
+                .filter(|_| tally.attempted > 0)
+                .map(|u| u.rest_cpu_seconds * 1e6 / tally.attempted as f64),
+        })
+    } else {
+        // Half of nothing: the failed peak is the report's news.
+        eprintln!("half load skipped: the measured run had no successful request");
+        None
+    };
+
     let ratios = Ratios::of(&baseline, &full_stack);
-    let passed = errors == 0 && warmup_errors == 0 && requests_ok > 0;
+    let passed = full_stack.errors == 0
+        && warmup_errors == 0
+        && full_stack.requests_ok > 0
+        && half_load
+            .as_ref()
+            .is_none_or(|h| h.errors == 0 && h.requests_ok > 0);
     let report = Report {
         setup: Setup {
             cores,
@@ -256,12 +379,19 @@ fn run(args: Args) -> Result<bool> {
             verify_every: args.verify_every,
             payload: args.payload,
             max_requests,
+            segment: args.segment,
+            watch: args.watch.clone(),
+            sample_every_seconds: args.sample_every,
+            half_load_seconds: args.half_load,
             principal_key_id: principal_id,
             principal_key_algorithm: algorithm.name().to_string(),
         },
         baseline,
         full_stack,
         ratios,
+        segments: outcome.segments,
+        memory: outcome.memory,
+        half_load,
         passed,
     };
     print!("{report}");

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::baseline::Rate;
 use crate::cpu::Usage;
 use crate::load::{Checked, Payload};
+use crate::memory::{Memory, Watch};
+use crate::segments::{GOAL_RATIO, LastBasis, Segments};
 use crate::stats::Latency;
 
 /// Everything one run measured.
@@ -22,7 +24,15 @@ pub struct Report {
     pub full_stack: FullStack,
     /// The full stack against the floors of the same run.
     pub ratios: Ratios,
-    /// True when no request failed and every checked signature was right.
+    /// Server CPU per request in the first and last segments of the measured run.
+    pub segments: Segments,
+    /// Resident memory of the watched processes over the measured run; None when none
+    /// were watched.
+    pub memory: Option<Memory>,
+    /// The open-loop run at half the peak's throughput; None when not asked for.
+    pub half_load: Option<HalfLoad>,
+    /// True when no request failed and every checked signature was right, at peak and at
+    /// half load.
     pub passed: bool,
 }
 
@@ -47,6 +57,14 @@ pub struct Setup {
     pub payload: Payload,
     /// Most requests sent in all (warm-up included); None for no limit.
     pub max_requests: Option<u64>,
+    /// Requests per CPU segment.
+    pub segment: u64,
+    /// Processes whose memory was sampled.
+    pub watch: Vec<Watch>,
+    /// Time between memory samples, in seconds.
+    pub sample_every_seconds: u64,
+    /// Length of the half-load run, in seconds (0: none).
+    pub half_load_seconds: u64,
     /// The principal key that stamps the requests.
     pub principal_key_id: String,
     /// Its algorithm (`ed25519` or `ecdsa-p256`).
@@ -85,13 +103,6 @@ pub struct FullStack {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Failed requests during the warm-up (not in the window, but still failures).
     pub warmup_errors: u64,
-    /// Requests the policy refused as expected (transactions once the velocity ledger is
-    /// full) in the window; neither errors nor successes.
-    pub refused: u64,
-    /// Those refusals by kind.
-    pub refused_by_kind: BTreeMap<String, u64>,
-    /// Expected refusals during the warm-up.
-    pub warmup_refused: u64,
     /// True when the request budget (--max-requests) ended the run before its duration.
     pub budget_exhausted: bool,
     /// The first failure of each kind, described.
@@ -119,6 +130,34 @@ pub struct CpuPerRequest {
     pub bench_clients_us: f64,
     /// Everything else: proxy, enclave, and whatever else ran.
     pub server_us: f64,
+}
+
+/// The open-loop run at half the peak's throughput.
+#[derive(Debug, Clone, Serialize)]
+pub struct HalfLoad {
+    /// The rate asked for: half the peak's throughput, in requests per second.
+    pub target_rps: f64,
+    /// The peak's throughput it is half of.
+    pub peak_rps: f64,
+    /// Requests answered 200.
+    pub requests_ok: u64,
+    /// Requests that failed, plus signature mismatches.
+    pub errors: u64,
+    /// Failed requests by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// The first failure of each kind, described.
+    pub error_examples: BTreeMap<String, String>,
+    /// Length of the run, in seconds.
+    pub seconds: f64,
+    /// Successful requests per second.
+    pub throughput_rps: f64,
+    /// Latency from each request's scheduled start (so a client that fell behind counts
+    /// its wait); None when no request succeeded.
+    pub latency: Option<Latency>,
+    /// The signature check.
+    pub signatures: Checked,
+    /// Server CPU per request (everything but the benchmark), in microseconds.
+    pub server_cpu_us_per_request: Option<f64>,
 }
 
 /// The full stack against the floors measured in the same run.
@@ -240,17 +279,6 @@ impl fmt::Display for Report {
         if f.warmup_errors > 0 {
             writeln!(out, "  errors in warm-up      {}", f.warmup_errors)?;
         }
-        if f.refused + f.warmup_refused > 0 {
-            writeln!(
-                out,
-                "  expected refusals      {} (+{} in warm-up), not errors",
-                f.refused, f.warmup_refused
-            )?;
-            for (kind, n) in &f.refused_by_kind {
-                let example = f.error_examples.get(kind).map_or("", String::as_str);
-                writeln!(out, "    {kind}: {n}  {example}")?;
-            }
-        }
         writeln!(
             out,
             "  throughput             {:.1} req/s",
@@ -296,6 +324,13 @@ impl fmt::Display for Report {
                 writeln!(out, "  CPU                    n/a (no /proc here)")?;
             }
         }
+        write_segments(out, &self.segments)?;
+        if let Some(m) = &self.memory {
+            write_memory(out, m)?;
+        }
+        if let Some(h) = &self.half_load {
+            write_half_load(out, f, h)?;
+        }
         writeln!(out, "\nRatios (same run)")?;
         writeln!(
             out,
@@ -334,10 +369,135 @@ impl fmt::Display for Report {
             out,
             "{}",
             if self.passed {
-                "PASS: no errors, every checked signature recovers to the key"
+                "PASS: no errors, every checked signature recovers to the key (the CPU and \
+                 memory figures above are reported, not judged)"
             } else {
                 "FAIL: see errors above"
             }
         )
     }
+}
+
+fn write_segments(out: &mut fmt::Formatter<'_>, s: &Segments) -> fmt::Result {
+    writeln!(
+        out,
+        "\nServer CPU per request, first and last {} requests (goal: the last within {:.0}% of the first)",
+        s.segment,
+        (GOAL_RATIO - 1.0) * 100.0
+    )?;
+    let Some(c) = &s.compared else {
+        return writeln!(out, "  n/a: {}", s.note);
+    };
+    writeln!(out, "  {}", s.note)?;
+    for (name, w) in [("first", &c.first), ("last", &c.last)] {
+        writeln!(
+            out,
+            "  {name:<6} requests {:>9}–{:<9} {:>9.1} µs  ({:.1} s, {:.1} req/s)",
+            w.from_request,
+            w.to_request,
+            w.server_us_per_request,
+            w.seconds,
+            (w.to_request + 1 - w.from_request) as f64 / w.seconds.max(f64::EPSILON)
+        )?;
+    }
+    let verdict = match c.within_goal {
+        Some(true) => "within the goal",
+        Some(false) => "NOT within the goal",
+        None => "n/a: the first segment measured no server CPU",
+    };
+    writeln!(
+        out,
+        "  last / first  {}  ({verdict}{})",
+        ratio(c.last_over_first),
+        if c.last_basis == LastBasis::LastBoundary {
+            "; the clock ended the run, so the last segment is the last complete one"
+        } else {
+            ""
+        }
+    )
+}
+
+fn mib(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"))
+}
+
+fn write_memory(out: &mut fmt::Formatter<'_>, m: &Memory) -> fmt::Result {
+    writeln!(
+        out,
+        "\nResident memory (MiB, VmRSS), every {:.0} s and at the start and end of the measured run",
+        m.sample_every_seconds
+    )?;
+    // A column as wide as its heading ("enclave (1234)"), at least 10.
+    let headings: Vec<String> = m
+        .processes
+        .iter()
+        .map(|w| format!("{} ({})", w.name, w.pid))
+        .collect();
+    let widths: Vec<usize> = headings.iter().map(|h| h.chars().count().max(10)).collect();
+    write!(out, "  {:>9}", "time (s)")?;
+    for (heading, width) in headings.iter().zip(&widths) {
+        write!(out, "  {heading:>width$}")?;
+    }
+    writeln!(out)?;
+    for sample in &m.samples {
+        write!(out, "  {:>9.1}", sample.seconds)?;
+        for (w, width) in m.processes.iter().zip(&widths) {
+            let value = mib(sample.rss_mib.get(&w.name).copied().flatten());
+            write!(out, "  {value:>width$}")?;
+        }
+        writeln!(out)?;
+    }
+    write!(out, "  {:>9}", "growth")?;
+    for (g, width) in m.growth.iter().zip(&widths) {
+        let text = g
+            .growth_mib
+            .map_or_else(|| "-".to_string(), |v| format!("{v:+.1}"));
+        write!(out, "  {text:>width$}")?;
+    }
+    writeln!(out)
+}
+
+fn write_half_load(out: &mut fmt::Formatter<'_>, peak: &FullStack, h: &HalfLoad) -> fmt::Result {
+    writeln!(
+        out,
+        "\nHalf load: open loop at {:.1} req/s (half the peak's {:.1}) for {:.1} s; latency from each request's scheduled start",
+        h.target_rps, h.peak_rps, h.seconds
+    )?;
+    writeln!(
+        out,
+        "  {:<10} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "", "req/s", "p50", "p99", "server CPU", "errors"
+    )?;
+    let server_us = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0} µs"));
+    let p = |l: &Option<Latency>, f: fn(&Latency) -> f64| {
+        l.as_ref().map_or_else(|| "n/a".to_string(), |l| ms(f(l)))
+    };
+    writeln!(
+        out,
+        "  {:<10} {:>12.1} {:>10} {:>10} {:>10} {:>8}",
+        "peak",
+        peak.throughput_rps,
+        p(&peak.latency, |l| l.p50_us),
+        p(&peak.latency, |l| l.p99_us),
+        server_us(peak.cpu_per_request.as_ref().map(|c| c.server_us)),
+        peak.errors
+    )?;
+    writeln!(
+        out,
+        "  {:<10} {:>12.1} {:>10} {:>10} {:>10} {:>8}",
+        "half load",
+        h.throughput_rps,
+        p(&h.latency, |l| l.p50_us),
+        p(&h.latency, |l| l.p99_us),
+        server_us(h.server_cpu_us_per_request),
+        h.errors
+    )?;
+    for (kind, n) in &h.errors_by_kind {
+        let example = h.error_examples.get(kind).map_or("", String::as_str);
+        writeln!(out, "    {kind}: {n}  {example}")?;
+    }
+    if let Some(why) = &h.signatures.first_mismatch {
+        writeln!(out, "    first wrong signature: {why}")?;
+    }
+    Ok(())
 }

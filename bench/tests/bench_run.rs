@@ -1,16 +1,17 @@
 //! `strongroom-bench` run for real against a stand-in server in this process that checks
 //! every POST's request stamp with `strongroom_auth::verify` (so a bench that forgets to
 //! stamp, or stamps the wrong path or bytes, fails) and signs with k256 — honestly, with
-//! the wrong key, failing some requests, or refusing transfers once its "ledger" is full —
-//! so a pass means the figures are there and a fail is reported.
+//! the wrong key, failing some requests, or refusing transfers after a few — so a pass
+//! means the figures are there and a fail is reported. The stand-in notes when each
+//! signing request arrived, so the rates the bench claims can be checked from its side.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path as FsPath, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,8 +25,8 @@ use sha3::{Digest, Keccak256};
 use strongroom_auth::{Algorithm, PrincipalKey, ReplayCache};
 
 const KEY_ID: &str = "0123456789abcdef0123456789abcdef";
-/// Transfers the LedgerFull stand-in signs before refusing.
-const LEDGER_ROOM: u64 = 10;
+/// Transfers the Refusing stand-in signs before refusing.
+const SIGNED_BEFORE_REFUSING: u64 = 10;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -37,8 +38,9 @@ enum Mode {
     Flaky,
     /// Refuses the first key creation as an enclave just booted does (stamp_before_boot).
     JustBooted,
-    /// Refuses transfers with 403 "ledger is full" after [`LEDGER_ROOM`] of them.
-    LedgerFull,
+    /// Refuses transfers with 403 after [`SIGNED_BEFORE_REFUSING`] of them, as the old
+    /// enclave did once its velocity ledger was full: now an error like any other.
+    Refusing,
 }
 
 struct Shared {
@@ -52,6 +54,8 @@ struct Shared {
     signed: AtomicU64,
     /// Signing requests answered, refused or failed: everything after key creation.
     requests: AtomicU64,
+    /// When each signing request arrived.
+    arrivals: Mutex<Vec<Instant>>,
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -150,6 +154,7 @@ async fn sign_digest(
     body: Bytes,
 ) -> Response {
     s.requests.fetch_add(1, Ordering::Relaxed);
+    s.arrivals.lock().unwrap().push(Instant::now());
     if let Some(refusal) = check_stamp(&s, &method, &uri, &headers, &body) {
         return refusal;
     }
@@ -217,18 +222,14 @@ async fn sign_transaction(
     body: Bytes,
 ) -> Response {
     s.requests.fetch_add(1, Ordering::Relaxed);
+    s.arrivals.lock().unwrap().push(Instant::now());
     if let Some(refusal) = check_stamp(&s, &method, &uri, &headers, &body) {
         return refusal;
     }
     assert_eq!(id, KEY_ID);
     let n = s.signed.fetch_add(1, Ordering::Relaxed);
-    if s.mode == Mode::LedgerFull && n >= LEDGER_ROOM {
-        return error(
-            StatusCode::FORBIDDEN,
-            "denied",
-            "velocity ledger is full (4096 entries in the current window); refusing to sign \
-             rather than forget",
-        );
+    if s.mode == Mode::Refusing && n >= SIGNED_BEFORE_REFUSING {
+        return error(StatusCode::FORBIDDEN, "denied", "velocity limit reached");
     }
     let body: Value = serde_json::from_slice(&body).unwrap();
     let tx = &body["transaction"];
@@ -276,6 +277,7 @@ fn spawn_server(mode: Mode, principal: PrincipalKey, prefix: &str) -> (String, A
         creations: Mutex::new(Vec::new()),
         signed: AtomicU64::new(0),
         requests: AtomicU64::new(0),
+        arrivals: Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route(&format!("{prefix}/v1/health"), get(health))
@@ -413,7 +415,12 @@ fn honest_server_passes_with_every_figure() {
     let ok = f["requests_ok"].as_u64().unwrap();
     assert!(ok > 0);
     assert_eq!(f["errors"], 0);
-    assert_eq!(f["refused"], 0);
+    assert!(f.get("refused").is_none(), "no expected refusals any more");
+    // Not asked for: no memory table, no half load; segments say why there are none.
+    assert!(r["memory"].is_null() && r["half_load"].is_null());
+    assert_eq!(r["segments"]["segment"], 100_000);
+    assert!(r["segments"]["compared"].is_null());
+    assert!(r["segments"]["note"].as_str().unwrap().contains("200000"));
     assert_eq!(f["signatures"]["checked"].as_u64().unwrap(), ok);
     assert_eq!(f["signatures"]["mismatches"], 0);
     let l = &f["latency"];
@@ -492,13 +499,15 @@ fn transactions_pass_with_every_signature_checked() {
     assert!(stdout.contains("stamp verify (ecdsa-p256)"), "{stdout}");
     let r = report(&path);
     assert_eq!(r["setup"]["payload"], "transaction");
-    assert_eq!(r["setup"]["max_requests"], 4000);
+    // No budget unless asked: the enclave has no capacity limit for transfers to hit.
+    assert!(r["setup"]["max_requests"].is_null());
     let f = &r["full_stack"];
     let ok = f["requests_ok"].as_u64().unwrap();
     assert!(ok > 0);
+    assert_eq!(f["budget_exhausted"], false);
     assert_eq!(f["signatures"]["checked"].as_u64().unwrap(), ok);
     assert_eq!(f["signatures"]["mismatches"], 0);
-    assert!(shared.requests.load(Ordering::Relaxed) <= 4000);
+    assert_eq!(shared.requests.load(Ordering::Relaxed), ok);
 }
 
 #[test]
@@ -522,10 +531,10 @@ fn transactions_by_the_wrong_key_fail_the_run() {
 }
 
 #[test]
-fn a_full_ledger_is_an_expected_refusal_and_the_budget_holds() {
-    let (key_file, public) = principal("ledger", Algorithm::Ed25519);
-    let (url, shared) = spawn_server(Mode::LedgerFull, public, "");
-    let path = temp_path("ledger", "json");
+fn refusals_are_errors_and_the_budget_holds() {
+    let (key_file, public) = principal("refusing", Algorithm::Ed25519);
+    let (url, shared) = spawn_server(Mode::Refusing, public, "");
+    let path = temp_path("refusing", "json");
     // A budget small enough to be spent well within the run even on a slow machine.
     let extra = [
         "--payload",
@@ -537,18 +546,19 @@ fn a_full_ledger_is_an_expected_refusal_and_the_budget_holds() {
     ];
     let out = bench(&url, &key_file, &path, &extra);
     std::fs::remove_file(&key_file).unwrap();
-    let stdout = assert_success(&out);
-    assert!(stdout.contains("expected refusals"), "{stdout}");
-    let r = report(&path);
-    assert_eq!(r["passed"], true);
-    let f = &r["full_stack"];
-    assert_eq!(f["requests_ok"], LEDGER_ROOM);
-    assert_eq!(f["errors"], 0);
-    assert_eq!(f["refused"], 40 - LEDGER_ROOM);
-    assert_eq!(
-        f["refused_by_kind"]["HTTP 403 velocity ledger full"],
-        40 - LEDGER_ROOM
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("HTTP 403"),
+        "{stdout}"
     );
+    assert!(!stdout.contains("expected refusals"), "{stdout}");
+    let r = report(&path);
+    assert_eq!(r["passed"], false);
+    let f = &r["full_stack"];
+    assert_eq!(f["requests_ok"], SIGNED_BEFORE_REFUSING);
+    assert_eq!(f["errors"], 40 - SIGNED_BEFORE_REFUSING);
+    assert_eq!(f["errors_by_kind"]["HTTP 403"], 40 - SIGNED_BEFORE_REFUSING);
     assert_eq!(f["budget_exhausted"], true);
     assert!(f["seconds"].as_f64().unwrap() < 5.0);
     assert_eq!(shared.requests.load(Ordering::Relaxed), 40);
@@ -610,4 +620,238 @@ fn unreachable_server_fails_before_measuring() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(&url), "{stderr}");
     assert!(!path.exists(), "no report without a server");
+}
+
+#[test]
+fn segments_compare_the_first_and_last_n_of_a_budget() {
+    let (key_file, public) = principal("segments-budget", Algorithm::Ed25519);
+    let (url, shared) = spawn_server(Mode::Honest, public, "");
+    let path = temp_path("segments-budget", "json");
+    // No warm-up (see bench()): all 600 are measured, so the last segment is 401–600. The
+    // duration only bounds a very slow machine.
+    let extra = [
+        "--max-requests",
+        "600",
+        "--segment",
+        "200",
+        "--duration",
+        "60",
+    ];
+    let out = bench(&url, &key_file, &path, &extra);
+    std::fs::remove_file(&key_file).unwrap();
+    let stdout = assert_success(&out);
+    assert!(stdout.contains("first and last 200 requests"), "{stdout}");
+    let r = report(&path);
+    assert_eq!(r["full_stack"]["budget_exhausted"], true);
+    assert_eq!(shared.requests.load(Ordering::Relaxed), 600);
+    let s = &r["segments"];
+    assert_eq!(
+        (s["segment"].as_u64(), s["completed"].as_u64()),
+        (Some(200), Some(600))
+    );
+    if cfg!(target_os = "linux") {
+        let c = &s["compared"];
+        assert!(c.is_object(), "{s}");
+        assert_eq!(c["last_basis"], "budget_total");
+        let span = |w: &Value| (w["from_request"].as_u64(), w["to_request"].as_u64());
+        assert_eq!(span(&c["first"]), (Some(1), Some(200)));
+        assert_eq!(span(&c["last"]), (Some(401), Some(600)));
+        for w in [&c["first"], &c["last"]] {
+            assert!(w["seconds"].as_f64().unwrap() > 0.0);
+            assert!(w["server_us_per_request"].as_f64().unwrap() >= 0.0);
+        }
+        assert!(stdout.contains("last / first"), "{stdout}");
+    }
+}
+
+#[test]
+fn segments_of_a_timed_run_use_the_last_complete_one() {
+    let (key_file, public) = principal("segments-timed", Algorithm::Ed25519);
+    let (url, _) = spawn_server(Mode::Honest, public, "");
+    let path = temp_path("segments-timed", "json");
+    let out = bench(
+        &url,
+        &key_file,
+        &path,
+        &["--segment", "50", "--duration", "2"],
+    );
+    std::fs::remove_file(&key_file).unwrap();
+    assert_success(&out);
+    let r = report(&path);
+    let s = &r["segments"];
+    let completed = s["completed"].as_u64().unwrap();
+    assert_eq!(completed, r["full_stack"]["requests_ok"].as_u64().unwrap());
+    // Even a slow machine signs 100 in 2 s against the stand-in.
+    assert!(completed >= 100, "{completed}");
+    if cfg!(target_os = "linux") {
+        let c = &s["compared"];
+        assert_eq!(c["last_basis"], "last_boundary", "{s}");
+        let end = completed / 50 * 50;
+        assert_eq!(c["last"]["to_request"], end);
+        assert_eq!(c["last"]["from_request"], end - 49);
+        assert_eq!(c["first"]["to_request"], 50);
+        assert!(s["note"].as_str().unwrap().contains("last complete"));
+    }
+}
+
+#[test]
+fn watched_processes_memory_is_sampled() {
+    let (key_file, public) = principal("watch", Algorithm::Ed25519);
+    let (url, _) = spawn_server(Mode::Honest, public, "");
+    let path = temp_path("watch", "json");
+    // A process of our own to watch, alive for the whole run.
+    let mut sleeper = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = format!("sleeper={}", sleeper.id());
+    let this = format!("tests={}", std::process::id());
+    let extra = [
+        "--watch",
+        watched.as_str(),
+        "--watch",
+        this.as_str(),
+        "--sample-every",
+        "1",
+        "--duration",
+        "3",
+    ];
+    let out = bench(&url, &key_file, &path, &extra);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let stdout = assert_success(&out);
+    // Shown with --nocapture.
+    println!("{stdout}");
+    assert!(stdout.contains("Resident memory"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("sleeper ({})", sleeper.id())),
+        "{stdout}"
+    );
+    let r = report(&path);
+    let m = &r["memory"];
+    let names: Vec<&str> = m["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sleeper", "tests"]);
+    let samples = m["samples"].as_array().unwrap();
+    // One at the start, about one a second, one at the end: at least 3 in 3 s.
+    assert!(samples.len() >= 3, "{m}");
+    assert_eq!(samples[0]["seconds"].as_f64().unwrap().round(), 0.0);
+    let seconds: Vec<f64> = samples
+        .iter()
+        .map(|s| s["seconds"].as_f64().unwrap())
+        .collect();
+    assert!(seconds.windows(2).all(|w| w[0] <= w[1]), "{seconds:?}");
+    for s in samples {
+        for name in ["sleeper", "tests"] {
+            let mib = s["rss_mib"][name].as_f64().unwrap();
+            // `sleep` holds a few hundred KiB to a few MiB; this test binary more.
+            assert!(mib > 0.0 && mib < 4096.0, "{name}: {mib}");
+        }
+    }
+    let growth = m["growth"].as_array().unwrap();
+    assert_eq!(growth.len(), 2);
+    assert!(growth[0]["growth_mib"].as_f64().unwrap().abs() < 64.0);
+}
+
+#[test]
+fn a_watch_of_no_process_fails_before_anything_is_sent() {
+    let (key_file, public) = principal("watch-none", Algorithm::Ed25519);
+    let (url, shared) = spawn_server(Mode::Honest, public, "");
+    let path = temp_path("watch-none", "json");
+    // Past the largest pid_max Linux allows (2^22).
+    let out = bench(&url, &key_file, &path, &["--watch", "ghost=4194305"]);
+    std::fs::remove_file(&key_file).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("ghost=4194305"), "{stderr}");
+    assert!(shared.creations.lock().unwrap().is_empty());
+    assert!(!path.exists());
+}
+
+/// Signing requests the stand-in saw in `[from, to)`, per second.
+fn rate(arrivals: &[Instant], from: Instant, to: Instant) -> f64 {
+    let n = arrivals.iter().filter(|t| **t >= from && **t < to).count();
+    n as f64 / (to - from).as_secs_f64()
+}
+
+#[test]
+fn half_load_sends_at_half_the_peak() {
+    let (key_file, public) = principal("half", Algorithm::Ed25519);
+    let (url, shared) = spawn_server(Mode::Honest, public, "");
+    let path = temp_path("half", "json");
+    let extra = ["--duration", "2", "--half-load", "3"];
+    let out = bench(&url, &key_file, &path, &extra);
+    std::fs::remove_file(&key_file).unwrap();
+    let stdout = assert_success(&out);
+    // Shown with --nocapture.
+    println!("{stdout}");
+    assert!(stdout.contains("Half load"), "{stdout}");
+    let r = report(&path);
+    let peak = r["full_stack"]["throughput_rps"].as_f64().unwrap();
+    let h = &r["half_load"];
+    assert_eq!(r["setup"]["half_load_seconds"], 3);
+    assert!((h["target_rps"].as_f64().unwrap() - peak / 2.0).abs() < 1e-6 * peak);
+    assert_eq!(h["errors"], 0);
+    let half_ok = h["requests_ok"].as_u64().unwrap();
+    assert!(h["latency"]["p99_us"].as_f64().unwrap() > 0.0);
+
+    // From the stand-in's side: the first requests_ok arrivals are the peak's (no
+    // warm-up), the rest the half load's.
+    let arrivals = shared.arrivals.lock().unwrap().clone();
+    let peak_ok = r["full_stack"]["requests_ok"].as_u64().unwrap() as usize;
+    assert_eq!(arrivals.len(), peak_ok + half_ok as usize);
+    let (peak_part, half_part) = arrivals.split_at(peak_ok);
+    let peak_seen = rate(peak_part, peak_part[0], *peak_part.last().unwrap());
+    let half_start = half_part[0];
+    let half_seen = rate(half_part, half_start, half_start + Duration::from_secs(3));
+    // An open loop sends no more than it is asked: at most the target (plus a request
+    // for each of the 2 clients at the edges); a busy machine may make it send fewer,
+    // never more.
+    let target = h["target_rps"].as_f64().unwrap();
+    assert!(
+        (half_ok as f64) <= target * 3.0 + 2.0,
+        "{half_ok} sent at {target}/s for 3 s"
+    );
+    assert!(
+        half_seen < 0.75 * peak_seen,
+        "half load {half_seen:.0}/s against a peak of {peak_seen:.0}/s"
+    );
+    // And it did send: well over a quarter of the peak rate, even on a loaded machine.
+    assert!(
+        half_seen > 0.25 * peak_seen,
+        "half load {half_seen:.0}/s against a peak of {peak_seen:.0}/s"
+    );
+}
+
+#[test]
+fn boot_replay_times_a_boot_with_and_without_records() {
+    let path = temp_path("boot-replay", "json");
+    let out = Command::new(env!("CARGO_BIN_EXE_strongroom-bench"))
+        .args(["boot-replay", "--records", "200", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = assert_success(&out);
+    assert!(stdout.contains("records/s"), "{stdout}");
+    let r = report(&path);
+    assert_eq!(r["records"], 200);
+    assert_eq!(r["with_records"]["records"], 200);
+    assert_eq!(r["baseline"]["records"], 0);
+    assert!(r["with_records"]["pages"].as_u64().unwrap() >= 1);
+    assert!(r["replay_records_per_sec"].as_f64().unwrap() > 0.0);
+    let t = |part: &str, name: &str| r[part][name].as_f64().unwrap();
+    for part in ["baseline", "with_records"] {
+        let sum = t(part, "complete_unseal_seconds")
+            + t(part, "snapshot_seconds")
+            + t(part, "replay_seconds")
+            + t(part, "finish_seconds");
+        assert!((sum - t(part, "boot_seconds")).abs() < 1e-6, "{part}");
+    }
+    assert!(r["record_bytes"].as_u64().unwrap() > 200 * 200);
 }
