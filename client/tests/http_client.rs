@@ -696,7 +696,7 @@ fn stamps_cover_the_exact_path_and_body_sent() {
         (STAMP_VALIDITY_SECS - 5..=STAMP_VALIDITY_SECS).contains(&lead),
         "{lead}"
     );
-    assert_eq!(stamp.nonce.len(), 16);
+    assert_eq!(stamp.nonce.len(), strongroom_auth::STAMP_NONCE_LEN);
 
     // An id that needs escaping: the stamp and the answer cover the escaped form.
     let client = client(&server, verifier(&server));
