@@ -21,12 +21,39 @@ impl Algorithm {
     }
 }
 
-/// A principal's public key, as listed in the policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A principal's public key, as listed in the policy. It keeps the key parsed, so checking
+/// a stamp does not decompress the point again (a field exponentiation per request).
+#[derive(Clone)]
 pub struct PrincipalKey {
     algorithm: Algorithm,
     public: Vec<u8>,
     id: String,
+    parsed: Parsed,
+}
+
+/// A public key ready to verify with.
+#[derive(Clone)]
+enum Parsed {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    EcdsaP256(p256::ecdsa::VerifyingKey),
+}
+
+impl PartialEq for PrincipalKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && self.public == other.public
+    }
+}
+
+impl Eq for PrincipalKey {}
+
+impl std::fmt::Debug for PrincipalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrincipalKey")
+            .field("algorithm", &self.algorithm)
+            .field("public", &hex::encode(&self.public))
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// The key bytes do not form a valid public key.
@@ -47,23 +74,27 @@ impl PrincipalKey {
     /// A key from its algorithm and public bytes (Ed25519: 32 bytes; P-256: SEC1, either
     /// form, stored compressed so one key has one id).
     pub fn new(algorithm: Algorithm, public: &[u8]) -> Result<Self, InvalidKey> {
-        let public = match algorithm {
+        let (public, parsed) = match algorithm {
             Algorithm::Ed25519 => {
                 let bytes: [u8; 32] = public.try_into().map_err(|_| InvalidKey(algorithm))?;
-                ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
                     .map_err(|_| InvalidKey(algorithm))?;
-                bytes.to_vec()
+                (bytes.to_vec(), Parsed::Ed25519(key))
             }
             Algorithm::EcdsaP256 => {
                 let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public)
                     .map_err(|_| InvalidKey(algorithm))?;
-                key.to_sec1_point(true).as_bytes().to_vec()
+                (
+                    key.to_sec1_point(true).as_bytes().to_vec(),
+                    Parsed::EcdsaP256(key),
+                )
             }
         };
         Ok(Self {
             id: key_id(algorithm, &public),
             algorithm,
             public,
+            parsed,
         })
     }
 
@@ -90,28 +121,11 @@ impl PrincipalKey {
 
     /// Verifies `signature` over `digest`.
     pub fn verify(&self, digest: &[u8; 32], signature: &[u8]) -> bool {
-        match self.algorithm {
-            Algorithm::Ed25519 => {
-                let Ok(bytes) = <[u8; 32]>::try_from(self.public.as_slice()) else {
-                    return false;
-                };
-                let (Ok(key), Ok(sig)) = (
-                    ed25519_dalek::VerifyingKey::from_bytes(&bytes),
-                    ed25519_dalek::Signature::from_slice(signature),
-                ) else {
-                    return false;
-                };
-                key.verify_strict(digest, &sig).is_ok()
-            }
-            Algorithm::EcdsaP256 => {
-                let (Ok(key), Ok(sig)) = (
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.public),
-                    p256::ecdsa::Signature::from_slice(signature),
-                ) else {
-                    return false;
-                };
-                key.verify(digest, &sig).is_ok()
-            }
+        match &self.parsed {
+            Parsed::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|sig| key.verify_strict(digest, &sig).is_ok()),
+            Parsed::EcdsaP256(key) => p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|sig| key.verify(digest, &sig).is_ok()),
         }
     }
 }
@@ -145,11 +159,16 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn public(&self) -> PrincipalKey {
-        let (algorithm, bytes) = match self {
-            Self::Ed25519(k) => (Algorithm::Ed25519, k.verifying_key().to_bytes().to_vec()),
+        let (algorithm, bytes, parsed) = match self {
+            Self::Ed25519(k) => (
+                Algorithm::Ed25519,
+                k.verifying_key().to_bytes().to_vec(),
+                Parsed::Ed25519(k.verifying_key()),
+            ),
             Self::EcdsaP256(k) => (
                 Algorithm::EcdsaP256,
                 k.verifying_key().to_sec1_point(true).as_bytes().to_vec(),
+                Parsed::EcdsaP256(*k.verifying_key()),
             ),
         };
         // Our own public key is always valid.
@@ -157,6 +176,7 @@ impl SigningKey {
             id: key_id(algorithm, &bytes),
             algorithm,
             public: bytes,
+            parsed,
         }
     }
 

@@ -29,6 +29,18 @@ where
     }
 }
 
+/// Whether a request is bounded to a few signatures' work, so it runs on the connection's
+/// own task.
+fn is_short(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Status
+            | Request::Call(_)
+            | Request::DescribeKey { .. }
+            | Request::AuditBacklog { .. }
+    )
+}
+
 /// Serves one connection until the peer leaves or the framing breaks.
 pub async fn serve_connection<S, N>(
     stream: S,
@@ -42,16 +54,24 @@ where
     loop {
         match conn.recv_request::<Request>().await? {
             Incoming::Request(envelope) => {
-                let enclave = Arc::clone(&enclave);
-                // Crypto and NSM calls block; keep them off the async workers.
-                let response = tokio::task::spawn_blocking(move || enclave.handle(envelope.body))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Response::Error(strongroom_protocol::messages::EnclaveError::new(
-                            ErrorCode::Internal,
-                            "request handler failed",
-                        ))
-                    });
+                let response = if is_short(&envelope.body) {
+                    // A call costs a few signatures (well under a millisecond): handing it
+                    // to the blocking pool and back would cost two thread wake-ups, as much
+                    // as the call's own crypto under load.
+                    enclave.handle(envelope.body)
+                } else {
+                    // RSA key generation, NSM calls and snapshot work take long: keep them
+                    // off the async workers.
+                    let enclave = Arc::clone(&enclave);
+                    tokio::task::spawn_blocking(move || enclave.handle(envelope.body))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Response::Error(strongroom_protocol::messages::EnclaveError::new(
+                                ErrorCode::Internal,
+                                "request handler failed",
+                            ))
+                        })
+                };
                 conn.respond(envelope.request_id, &response).await?;
             }
             Incoming::Rejected { request_id, error } => {

@@ -326,12 +326,12 @@ async fn relay(
         .as_ref()
         .map(|c| (c.info.id.clone(), c.info.address.clone()));
     let destroyed = effects.key_destroyed.clone();
-    // The commit waits for the disk (and groups with concurrent answers' commits): off the
-    // async workers.
-    let store = Arc::clone(&state.store);
-    let stored = tokio::task::spawn_blocking(move || store.apply(&effects))
+    // The store's commit thread groups this with the answers queued beside it (one fsync).
+    let stored = state
+        .store
+        .apply(effects)
         .await
-        .map_err(|e| ApiError::internal(format!("storage task: {e}")))?;
+        .map_err(|_| ApiError::internal("the database commit thread stopped"))?;
     if let Err(e) = stored {
         // The enclave keeps the entries until told they are stored; fetch them again
         // before the next call.

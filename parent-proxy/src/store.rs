@@ -5,7 +5,7 @@
 //! enclave (or, for the audit chain, the auditor) checks whatever comes back from it.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use strongroom_protocol::messages::{AuditRecord, Effects};
@@ -46,9 +46,10 @@ pub trait Store: Send + Sync + 'static {
     fn put_unsealed(&self, key_check: &[u8], audit: &[AuditRecord]) -> Result<(), StoreError>;
     /// Keeps a sealed snapshot taken at position `seq` if it is newer than the stored one.
     fn put_snapshot(&self, seq: u64, snapshot: &[u8]) -> Result<(), StoreError>;
-    /// Applies what an enclave answer asks to store, atomically: a created key's blob, a
-    /// destroyed key's removal, a pending request's key, audit entries.
-    fn apply(&self, effects: &Effects) -> Result<(), StoreError>;
+    /// Queues what an enclave answer asks to store — a created key's blob, a destroyed
+    /// key's removal, a pending request's key, audit entries — for the next group commit,
+    /// which applies it atomically; the result arrives once it is on disk.
+    fn apply(&self, effects: Effects) -> Commit;
     /// Stores audit entries (again): one already stored with the same line is skipped,
     /// one stored with a different line is an error (two chains: a state rollback).
     fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
@@ -70,14 +71,30 @@ pub trait Store: Send + Sync + 'static {
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// An answer's effects waiting for the next commit, and where its result goes.
-type Waiting = (Effects, std::sync::mpsc::Sender<Result<(), StoreError>>);
+/// Where the result of one queued [`Store::apply`] arrives: await it, or
+/// `blocking_recv` it outside async code.
+pub type Commit = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
 
-/// The embedded default: one SQLite file.
+/// An answer's effects waiting for the next commit, and where its result goes.
+type Waiting = (
+    Effects,
+    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+);
+
+/// How long a connection waits for SQLite's file lock before an operation fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most answers one commit takes; the rest wait for the next (bounds a transaction).
+const MAX_BATCH: usize = 256;
+
+/// The embedded default: one SQLite file in WAL mode, with a connection for reads (which
+/// WAL lets run while a commit waits for the disk) and one for writes, used by a commit
+/// thread that groups every answer queued while the previous commit was syncing.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
-    /// Effects waiting for the next commit, each with where its result goes.
-    pending: Mutex<Vec<Waiting>>,
+    reader: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
+    /// The commit thread's queue.
+    queue: mpsc::Sender<Waiting>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -150,21 +167,72 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // A read may meet a WAL checkpoint, a write a reader's recovery: wait, not fail.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        let writer = Arc::new(Mutex::new(conn));
+        let (queue, pending) = mpsc::channel();
+        let committer = Arc::clone(&writer);
+        std::thread::Builder::new()
+            .name("sqlite-commit".into())
+            .spawn(move || commit_loop(&committer, &pending))
+            .map_err(|e| StoreError(format!("starting the commit thread: {e}")))?;
         Ok(Self {
-            conn: Mutex::new(conn),
-            pending: Mutex::new(Vec::new()),
+            reader: Mutex::new(reader),
+            writer,
+            queue,
         })
     }
 
+    /// Runs `f` on the read connection.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self
-            .conn
+            .reader
             .lock()
             .map_err(|_| StoreError("database lock poisoned".into()))?;
         f(&mut conn)
+    }
+
+    /// Runs `f` on the write connection (between group commits).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError("database lock poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+/// The commit thread: takes every answer queued since the last commit (at most
+/// [`MAX_BATCH`]) into one transaction, so one fsync serves them all. Ends when the store
+/// is dropped.
+fn commit_loop(writer: &Mutex<Connection>, pending: &mpsc::Receiver<Waiting>) {
+    while let Ok(first) = pending.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match pending.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let results = match writer.lock() {
+            Ok(mut conn) => commit_batch(&mut conn, &batch),
+            Err(_) => batch
+                .iter()
+                .map(|_| Err(StoreError("database lock poisoned".into())))
+                .collect(),
+        };
+        for ((_, done), result) in batch.into_iter().zip(results) {
+            // The answer may have been given up on (its client left); nothing to tell.
+            let _ = done.send(result);
+        }
     }
 }
 
@@ -189,7 +257,7 @@ impl Store for SqliteStore {
     }
 
     fn put_root_blob(&self, kms_key_id: &str, ciphertext_blob: &[u8]) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO root (id, kms_key_id, ciphertext_blob) VALUES (1, ?1, ?2)",
                 params![kms_key_id, ciphertext_blob],
@@ -199,7 +267,7 @@ impl Store for SqliteStore {
     }
 
     fn put_unsealed(&self, key_check: &[u8], audit: &[AuditRecord]) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let n = tx.execute(
                 "UPDATE root SET key_check = ?1 WHERE id = 1",
@@ -215,7 +283,7 @@ impl Store for SqliteStore {
     }
 
     fn put_snapshot(&self, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE root SET state = ?1, state_seq = ?2
                  WHERE id = 1 AND (state IS NULL OR state_seq < ?2)",
@@ -226,7 +294,7 @@ impl Store for SqliteStore {
     }
 
     fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             insert_audit(&tx, records)?;
             tx.commit()?;
@@ -305,36 +373,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn apply(&self, effects: &Effects) -> Result<(), StoreError> {
-        // Group commit: every answer waiting for the connection goes into one transaction
-        // (one fsync), each under its own savepoint so one failing rolls back only itself.
-        let (sender, receiver) = std::sync::mpsc::channel();
-        self.pending
-            .lock()
-            .map_err(|_| StoreError("database queue poisoned".into()))?
-            .push((effects.clone(), sender));
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError("database lock poisoned".into()))?;
-        // A writer before us may have committed ours while we waited for the connection.
-        if let Ok(result) = receiver.try_recv() {
-            return result;
+    fn apply(&self, effects: Effects) -> Commit {
+        let (done, commit) = tokio::sync::oneshot::channel();
+        if let Err(mpsc::SendError((_, done))) = self.queue.send((effects, done)) {
+            let _ = done.send(Err(StoreError("the commit thread has stopped".into())));
         }
-        let batch = std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .map_err(|_| StoreError("database queue poisoned".into()))?,
-        );
-        let results = commit_batch(&mut conn, &batch);
-        for ((_, waiting), result) in batch.into_iter().zip(results) {
-            let _ = waiting.send(result);
-        }
-        drop(conn);
-        receiver
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError("the database writer went away".into())))
+        commit
     }
 
     fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -444,6 +488,11 @@ mod tests {
     use super::*;
     use strongroom_protocol::messages::{CreatedKey, KeyInfo, PendingRef};
 
+    /// Queues `effects` and waits for their commit.
+    fn commit(s: &SqliteStore, effects: Effects) -> Result<(), StoreError> {
+        s.apply(effects).blocking_recv().unwrap()
+    }
+
     fn temp_db() -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -470,10 +519,13 @@ mod tests {
         s.put_audit(&[audit(0, "e0"), audit(1, "e1")]).unwrap();
         assert_eq!(s.audit_stored().unwrap(), 2);
         // Out of order: 3 before 2.
-        s.apply(&Effects {
-            audit: vec![audit(3, "e3")],
-            ..Default::default()
-        })
+        commit(
+            &s,
+            Effects {
+                audit: vec![audit(3, "e3")],
+                ..Default::default()
+            },
+        )
         .unwrap();
         assert_eq!(s.audit_stored().unwrap(), 2, "entry 2 is missing");
         s.put_audit(&[audit(2, "e2"), audit(3, "e3")]).unwrap();
@@ -497,7 +549,7 @@ mod tests {
     fn concurrent_answers_commit_together_and_fail_alone() {
         let path = temp_db();
         let s = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
-        s.apply(&created("k", b"sealed", 1)).unwrap();
+        commit(&s, created("k", b"sealed", 1)).unwrap();
         let threads: Vec<_> = (0..16u64)
             .map(|i| {
                 let s = std::sync::Arc::clone(&s);
@@ -509,7 +561,7 @@ mod tests {
                         Effects::default()
                     };
                     effects.audit = vec![audit(i, &format!("e{i}"))];
-                    (i, s.apply(&effects))
+                    (i, commit(&s, effects))
                 })
             })
             .collect();
@@ -564,16 +616,19 @@ mod tests {
             );
             s.put_unsealed(b"kcv", &[audit(0, "boot")]).unwrap();
             s.put_snapshot(1, b"snapshot1").unwrap();
-            s.apply(&created("b", b"sealed-b", 2)).unwrap();
-            s.apply(&created("a", b"sealed-a", 1)).unwrap();
-            assert!(s.apply(&created("a", b"dup", 3)).is_err());
-            s.apply(&Effects {
-                pending_request: Some(PendingRef {
-                    request_id: "r1".into(),
-                    key_id: "a".into(),
-                }),
-                ..Default::default()
-            })
+            commit(&s, created("b", b"sealed-b", 2)).unwrap();
+            commit(&s, created("a", b"sealed-a", 1)).unwrap();
+            assert!(commit(&s, created("a", b"dup", 3)).is_err());
+            commit(
+                &s,
+                Effects {
+                    pending_request: Some(PendingRef {
+                        request_id: "r1".into(),
+                        key_id: "a".into(),
+                    }),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
@@ -595,10 +650,13 @@ mod tests {
         assert_eq!(s.key_by_address("0xaA").unwrap().as_deref(), Some("a"));
         assert_eq!(s.audit_range(0, 10).unwrap(), [(0, "boot".to_string())]);
         assert_eq!(root.snapshot.as_deref(), Some(&b"snapshot1"[..]));
-        s.apply(&Effects {
-            key_destroyed: Some("b".into()),
-            ..Default::default()
-        })
+        commit(
+            &s,
+            Effects {
+                key_destroyed: Some("b".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
         assert_eq!(s.key("b").unwrap(), None);
         assert_eq!(s.key("a").unwrap().as_deref(), Some(&b"sealed-a"[..]));

@@ -21,10 +21,10 @@ use tower::ServiceExt;
 
 const KEY_ID: &str = "0123456789abcdef0123456789abcdef";
 
-fn app(dir: &Path, socket: &Path) -> axum::Router {
+async fn app(dir: &Path, socket: &Path) -> axum::Router {
     let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
     store
-        .apply(&Effects {
+        .apply(Effects {
             key_created: Some(CreatedKey {
                 info: KeyInfo {
                     id: KEY_ID.into(),
@@ -38,6 +38,8 @@ fn app(dir: &Path, socket: &Path) -> axum::Router {
             }),
             ..Default::default()
         })
+        .await
+        .unwrap()
         .unwrap();
     let metrics = Arc::new(Metrics::new());
     let enclave = EnclaveClient::new(Address::Unix(socket.to_path_buf()), 2)
@@ -77,7 +79,7 @@ async fn scrape(app: &axum::Router) -> String {
 #[tokio::test]
 async fn requests_are_counted_under_route_templates() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), &dir.path().join("nobody-listens.sock"));
+    let app = app(dir.path(), &dir.path().join("nobody-listens.sock")).await;
 
     let sign = format!("/v1/keys/{KEY_ID}/sign/message");
     assert_eq!(
@@ -171,7 +173,7 @@ async fn decisions_and_round_trips_are_counted() {
     let socket = dir.path().join("enclave.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     tokio::spawn(fake_enclave(listener));
-    let app = app(dir.path(), &socket);
+    let app = app(dir.path(), &socket).await;
 
     let sign = format!("/v1/keys/{KEY_ID}/sign/message");
     assert_eq!(send(&app, "POST", &sign, "{}").await, StatusCode::FORBIDDEN);
@@ -200,7 +202,7 @@ async fn decisions_and_round_trips_are_counted() {
 #[tokio::test]
 async fn an_oversized_body_is_refused_in_the_json_error_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), &dir.path().join("no-enclave.sock"));
+    let app = app(dir.path(), &dir.path().join("no-enclave.sock")).await;
     let body = format!("{{\"label\": \"{}\"}}", "x".repeat(300 * 1024));
     let request = HttpRequest::builder()
         .method("POST")
