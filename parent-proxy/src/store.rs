@@ -383,21 +383,20 @@ impl Store for SqliteStore {
 
     fn key(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|c| {
-            Ok(
-                c.query_row("SELECT sealed FROM keys WHERE id = ?1", [id], |r| r.get(0))
-                    .optional()?,
-            )
+            // On every signing call: parsed once per connection.
+            Ok(c.prepare_cached("SELECT sealed FROM keys WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?)
         })
     }
 
     fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT key_id FROM requests WHERE id = ?1",
-                [request_id],
-                |r| r.get(0),
+            Ok(
+                c.prepare_cached("SELECT key_id FROM requests WHERE id = ?1")?
+                    .query_row([request_id], |r| r.get(0))
+                    .optional()?,
             )
-            .optional()?)
         })
     }
 }
