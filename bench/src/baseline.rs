@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use k256::ecdsa::SigningKey;
 use serde::Serialize;
+use strongroom_api::{Id, Route, SignKind};
 use strongroom_auth::{Algorithm, PrincipalKey, Request, Stamp, request_digest};
 
 /// Operations between clock reads, so reading the clock costs nothing measurable.
@@ -23,8 +24,6 @@ const HEADER_LEN: usize = 26;
 const LABEL: &[u8] = b"bench1";
 /// A signing request's body as the benchmark sends it (`{"digest":"0x…"}`, 78 bytes).
 const BODY_LEN: usize = 78;
-/// A request path as long as the benchmark's (`/v1/keys/<32 hex>/sign/digest`).
-const PATH: &str = "/v1/keys/0123456789abcdef0123456789abcdef/sign/digest";
 /// A stamp expiry in the range real ones have.
 const EXPIRES_AT: u64 = 1_800_000_000;
 
@@ -99,6 +98,12 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(bytes)
 }
 
+/// A request like the benchmark's: `POST /v1/keys/<32 hex>/sign/digest`.
+fn bench_route() -> Result<Route> {
+    let id = Id::new("0123456789abcdef0123456789abcdef")?;
+    Ok(Route::Sign(id, SignKind::Digest))
+}
+
 /// Stamps to verify: a fresh principal key of `algorithm` (never the benchmark's own, so
 /// nothing valid against the server is made), and one valid signature per distinct
 /// request digest, each digest over a request like the benchmark's with a fresh nonce.
@@ -111,11 +116,13 @@ impl Stamps {
     fn new(algorithm: Algorithm) -> Result<Self> {
         let signer = strongroom_auth::SigningKey::generate(algorithm)?;
         let key = signer.public();
+        let route = bench_route()?;
+        let (method, path) = (route.method(), route.path());
         let mut signed = Vec::with_capacity(DIGESTS);
         for _ in 0..DIGESTS {
             let body = random_bytes::<BODY_LEN>()?;
             let nonce = random_bytes::<16>()?;
-            let digest = request_digest("POST", PATH, &body, key.id(), &nonce, EXPIRES_AT);
+            let digest = request_digest(method, &path, &body, key.id(), &nonce, EXPIRES_AT);
             let signature = signer.sign(&digest);
             // Checked here so the timed loop can treat failure as impossible.
             if !key.verify(&digest, &signature) {
@@ -150,10 +157,12 @@ pub fn stamp_sign(warmup: Duration, duration: Duration, algorithm: Algorithm) ->
         .map(|_| random_bytes::<BODY_LEN>())
         .collect::<Result<Vec<_>>>()?;
     let nonce = random_bytes::<16>()?;
+    let route = bench_route()?;
+    let (method, path) = (route.method(), route.path());
     Ok(measure(warmup, duration, |i| {
         let request = Request {
-            method: "POST",
-            path: PATH,
+            method,
+            path: &path,
             body: black_box(&bodies[i as usize % DIGESTS]),
         };
         let stamp = Stamp::sign(&signer, request, nonce.to_vec(), EXPIRES_AT);

@@ -20,6 +20,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use strongroom_api::{Id, Route, SignKind};
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_attestation::{Expectations, Nsm, TrustedRoot, verify};
 use strongroom_auth::{Algorithm, MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
@@ -277,27 +278,28 @@ struct Principal {
 }
 
 impl Principal {
-    /// A stamped POST of `body` to `path`, relayed as the proxy would with `key` and the
-    /// count of records `stored`.
-    fn post(
+    /// A stamped call of `route` with `body`, relayed as the proxy would with `key` and
+    /// the count of records `stored`.
+    fn call(
         &self,
         enclave: &Enclave<MockNsm>,
-        path: &str,
+        route: &Route,
         body: Vec<u8>,
         key: Option<SealedKey>,
         stored: u64,
     ) -> Result<Answer> {
+        let (method, path) = (route.method(), route.path());
         let request = strongroom_auth::Request {
-            method: "POST",
-            path,
+            method,
+            path: &path,
             body: &body,
         };
         let nonce = random::<MIN_NONCE_LEN>()?.to_vec();
         // The longest validity: a stamp must expire at least that long after the boot.
         let stamp = Stamp::sign(&self.key, request, nonce, unix_now()? + MAX_VALIDITY_SECS);
         let answer = enclave.handle(Request::Call(Call {
-            method: "POST".into(),
-            path: path.into(),
+            method: method.into(),
+            path: path.clone(),
             body: body.into(),
             stamp: Some(stamp.to_header()),
             key,
@@ -306,7 +308,7 @@ impl Principal {
         }));
         match answer {
             Response::Answer(a) => Ok(a),
-            other => bail!("POST {path}: {}", describe(&other)),
+            other => bail!("{method} {path}: {}", describe(&other)),
         }
     }
 }
@@ -379,9 +381,9 @@ fn generate(n: u64) -> Result<(Stored, f64)> {
     };
     let mut stored = audit.len() as u64;
 
-    let created = principal.post(
+    let created = principal.call(
         &first.enclave,
-        "/v1/keys",
+        &Route::CreateKey,
         serde_json::to_vec(&json!({ "label": "bench" }))?,
         None,
         stored,
@@ -408,7 +410,7 @@ fn generate(n: u64) -> Result<(Stored, f64)> {
         "the snapshot is at record {snapshot_seq}, but {stored} records were made"
     );
 
-    let path = format!("/v1/keys/{}/sign/digest", sealed.id);
+    let route = Route::Sign(Id::new(sealed.id.as_str())?, SignKind::Digest);
     let mut records = Vec::with_capacity(usize::try_from(n)?);
     let tenth = (n / 10).max(1);
     let start = Instant::now();
@@ -416,7 +418,7 @@ fn generate(n: u64) -> Result<(Stored, f64)> {
         // Distinct digests, so no two decisions are alike.
         let digest = Sha256::digest(i.to_be_bytes());
         let body = serde_json::to_vec(&json!({ "digest": format!("0x{}", hex::encode(digest)) }))?;
-        let answer = principal.post(&first.enclave, &path, body, Some(sealed.clone()), stored)?;
+        let answer = principal.call(&first.enclave, &route, body, Some(sealed.clone()), stored)?;
         ensure!(
             answer.status == 200,
             "signing call {i}: HTTP {}: {}",

@@ -17,14 +17,13 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Method, StatusCode, Url};
 use serde::Serialize;
 use serde_json::{Value, json};
+use strongroom_api::{ApiErrorCode, Id, ProxyRoute, Route, STAMP_HEADER, SignKind};
 use strongroom_auth::{MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
 
 use crate::memory::{self, Watch};
 use crate::segments::Marks;
 use crate::{cpu, tx};
 
-/// The request stamp's header.
-pub const STAMP_HEADER: &str = "X-Strongroom-Stamp";
 /// Per-request timeout: long enough that only a stuck server trips it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a transport failure, so a dead server does not turn the loop into a spin.
@@ -46,12 +45,17 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// What the signing route signs.
+    pub fn kind(self) -> SignKind {
+        match self {
+            Self::Digest => SignKind::Digest,
+            Self::Transaction => SignKind::Transaction,
+        }
+    }
+
     /// The last segment of the signing path, which is also the payload's name.
     pub fn segment(self) -> &'static str {
-        match self {
-            Self::Digest => "digest",
-            Self::Transaction => "transaction",
-        }
+        self.kind().segment()
     }
 }
 
@@ -229,14 +233,19 @@ impl Target {
         })
     }
 
-    /// The URL of the API path made of `segments`, each percent-encoded as one segment.
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of an API path ([`Route::path`], [`ProxyRoute::path`]); the base's own
+    /// path (a proxy mount point) stays in front.
+    fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            // The base may carry a path prefix (a proxy mount point); keep it.
-            path.pop_if_empty().extend(segments);
-        }
+        let prefix = self.base.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{path}"));
         url
+    }
+
+    /// The URL that signs `payload` with `key`.
+    fn sign_url(&self, key: &Key, payload: Payload) -> Result<Url> {
+        let route = Route::Sign(Id::new(key.id.as_str())?, payload.kind());
+        Ok(self.url(&route.path()))
     }
 
     /// A stamp for `method url` with exactly `body`: a fresh 16-byte nonce, expiring
@@ -282,7 +291,7 @@ impl Target {
 
     /// Fails unless the server says it is ready.
     pub async fn check_health(&self) -> Result<()> {
-        let url = self.url(&["v1", "health"]);
+        let url = self.url(ProxyRoute::Health.path());
         let answer = async {
             let response = self.http.get(url.clone()).send().await?;
             let status = response.status();
@@ -302,7 +311,7 @@ impl Target {
     /// expiring less than `MAX_VALIDITY_SECS` after the boot are refused with
     /// `stamp_before_boot` and a `retry_after`; that is waited out once.
     pub async fn create_key(&self) -> Result<Key> {
-        let url = self.url(&["v1", "keys"]);
+        let url = self.url(&Route::CreateKey.path());
         let body = serde_json::to_vec(&json!({ "label": "bench" }))?;
         let mut retried = false;
         let answer = loop {
@@ -316,12 +325,14 @@ impl Target {
             }
             let error: Value = serde_json::from_slice(&answer).unwrap_or_default();
             let error = &error["error"];
-            if let (false, StatusCode::UNAUTHORIZED, Some("stamp_before_boot"), Some(wait)) = (
-                retried,
-                status,
-                error["code"].as_str(),
-                error["retry_after"].as_u64(),
-            ) && wait <= MAX_VALIDITY_SECS
+            let code = error["code"].as_str().and_then(ApiErrorCode::parse);
+            if let (
+                false,
+                StatusCode::UNAUTHORIZED,
+                Some(ApiErrorCode::StampBeforeBoot),
+                Some(wait),
+            ) = (retried, status, code, error["retry_after"].as_u64())
+                && wait <= MAX_VALIDITY_SECS
             {
                 eprintln!(
                     "the enclave booted moments ago; stamping again in {} s",
@@ -592,7 +603,7 @@ async fn merge(
 /// Runs the plan against `key`: warm-up, then the measured window, all clients at once,
 /// each in a closed loop.
 pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome> {
-    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
+    let url = target.sign_url(key, plan.payload)?;
     let warmup_end = Instant::now() + plan.warmup;
     let end = warmup_end + plan.duration;
     let shared = Arc::new(Shared {
@@ -653,7 +664,7 @@ pub async fn run_paced(target: Arc<Target>, key: &Key, plan: &PacedPlan) -> Resu
     if !(plan.rate.is_finite() && plan.rate > 0.0) {
         bail!("an open-loop rate must be positive, not {}", plan.rate);
     }
-    let url = target.url(&["v1", "keys", &key.id, "sign", plan.payload.segment()]);
+    let url = target.sign_url(key, plan.payload)?;
     let clients = plan.clients.max(1);
     let interval = Duration::try_from_secs_f64(clients as f64 / plan.rate)
         .context("the open-loop rate is too low")?;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use strongroom_attestation::{
     Expectations, MAX_CLOCK_SKEW, TrustedRoot, claimed_timestamp, rfc3339, verify,
 };
+use strongroom_client::{ProxyRoute, Route};
 use strongroom_identity::{
     AttestationCheck, ChainBreak, ChainReport, ChainVerifier, Checkpoint, MAX_LINE_LEN, UserData,
 };
@@ -108,7 +109,7 @@ pub fn run(
                         Some(c) => c,
                         None => fetch_head(&api, false)?,
                     };
-                    let source = api.url(&["v1", "audit"]).to_string();
+                    let source = api.url(ProxyRoute::AuditStream.path()).to_string();
                     (verify_server(&api, check, checkpoint)?, source)
                 }
             };
@@ -319,7 +320,7 @@ fn for_each_page(
 ) -> Result<u64> {
     let mut next = from;
     loop {
-        let mut url = api.url(&["v1", "audit"]);
+        let mut url = api.url(ProxyRoute::AuditStream.path());
         url.query_pairs_mut()
             .append_pair("from", &next.to_string())
             .append_pair("limit", &PAGE.to_string());
@@ -356,9 +357,9 @@ fn split_lines(body: &[u8]) -> Vec<&[u8]> {
 /// identity attested now); `audit verify` does not need that, since it requires the
 /// checkpoint's identity to be the attested boot that signed the head entry.
 fn fetch_head(api: &Api, as_answer: bool) -> Result<Checkpoint> {
-    let url = api.url(&["v1", "audit", "head"]);
+    let url = api.url(&Route::AuditHead.path());
     let value = if as_answer {
-        api.get(&["v1", "audit", "head"])?
+        api.get(&Route::AuditHead)?
     } else {
         let body = api.get_bytes(&url, MAX_HEAD_BYTES)?;
         serde_json::from_slice(&body).with_context(|| format!("{url}: the answer is not JSON"))?

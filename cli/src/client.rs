@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::input::{pcr_file, trusted_root};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use strongroom_client::{Client, ClientError, HeadBook, Method, Url, Verifier};
+use strongroom_client::{Client, ClientError, HeadBook, ProxyRoute, Route, Url, Verifier};
 
 pub use strongroom_client::Answer;
 
@@ -114,9 +114,9 @@ impl Api {
         &self.client
     }
 
-    /// GET `segments` from the enclave, expecting 200 (verified with `--expect-pcrs`).
-    pub fn get(&self, segments: &[&str]) -> Result<Value> {
-        Ok(self.client.get(segments).map_err(cli_error)?.body)
+    /// Reads `route` from the enclave, expecting 200 (verified with `--expect-pcrs`).
+    pub fn get(&self, route: &Route) -> Result<Value> {
+        Ok(self.client.get(route).map_err(cli_error)?.body)
     }
 
     /// GET a URL of this server with a query, like [`Api::get`].
@@ -124,9 +124,9 @@ impl Api {
         Ok(self.client.get_url(url).map_err(cli_error)?.body)
     }
 
-    /// The URL of `segments` on this server.
-    pub fn url(&self, segments: &[&str]) -> Url {
-        self.client.url(segments)
+    /// The URL of `path` ([`Route::path`], [`ProxyRoute::path`]) on this server.
+    pub fn url(&self, path: &str) -> Url {
+        self.client.url(path)
     }
 
     /// The raw 200 body of an unsigned proxy endpoint (the audit chain's NDJSON), at most
@@ -137,22 +137,21 @@ impl Api {
             .map_err(cli_error)
     }
 
-    /// GET `segments` from the proxy itself (`/v1/health`): never signed.
-    pub fn get_unsigned(&self, segments: &[&str]) -> Result<Value> {
-        self.client.get_unsigned(segments).map_err(cli_error)
+    /// GET `route` from the proxy itself (`/v1/health`): never signed.
+    pub fn get_unsigned(&self, route: ProxyRoute) -> Result<Value> {
+        self.client.get_unsigned(route).map_err(cli_error)
     }
 
-    /// Sends a request stamped with `key`; see [`Client::stamped`]. A refused stamp names
+    /// Calls `route` stamped with `key`; see [`Client::stamped`]. A refused stamp names
     /// the key used and where it came from.
     pub fn stamped(
         &self,
-        method: Method,
-        segments: &[&str],
+        route: &Route,
         body: Option<&[u8]>,
         key: &PrincipalKeySource,
     ) -> Result<Answer> {
         self.client
-            .stamped(method, segments, body, &key.key)
+            .stamped(route, body, &key.key)
             .map_err(|e| match e {
                 ClientError::Api { status: 401, .. } => anyhow!(
                     "{e} (the request was stamped with key {} from {})",
@@ -283,7 +282,7 @@ mod tests {
         let api = Api::new(&url, Duration::from_secs(5), &VerifyOptions::default()).unwrap();
         let key = test_key();
         let err = api
-            .stamped(Method::POST, &["v1", "keys"], Some(b"{}"), &key)
+            .stamped(&Route::CreateKey, Some(b"{}"), &key)
             .unwrap_err()
             .to_string();
         assert_eq!(

@@ -1,6 +1,7 @@
 //! `strongroom health`: is the server up and the enclave unsealed?
 
 use anyhow::Result;
+use strongroom_client::ProxyRoute;
 
 use crate::client::{Api, print_json};
 
@@ -8,5 +9,5 @@ use crate::client::{Api, print_json};
 /// error (exit 1), so scripts can wait on it.
 pub fn run(api: &Api) -> Result<()> {
     // Answered by the proxy, not the enclave: nothing to verify.
-    print_json(&api.get_unsigned(&["v1", "health"])?)
+    print_json(&api.get_unsigned(ProxyRoute::Health)?)
 }

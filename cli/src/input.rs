@@ -50,24 +50,6 @@ pub fn digest_arg(s: &str) -> Result<Digest> {
     Ok(Digest(digest))
 }
 
-/// Clap value parser for a key id. The server owns the format; refused here are only the
-/// ids that would turn into another path (`.` and `..` are dropped from URLs, empty lists).
-pub fn key_id_arg(s: &str) -> Result<String> {
-    if matches!(s, "" | "." | "..") {
-        bail!("{s:?} is not a key id");
-    }
-    Ok(s.to_string())
-}
-
-/// Clap value parser for a request or proposal id: like [`key_id_arg`], refusing only what
-/// would turn into another path.
-pub fn id_arg(s: &str) -> Result<String> {
-    if matches!(s, "" | "." | "..") {
-        bail!("{s:?} is not an id");
-    }
-    Ok(s.to_string())
-}
-
 /// Parses `INDEX=HEX` into a PCR index and value.
 pub fn pcr_arg(s: &str) -> Result<(u8, Vec<u8>)> {
     let Some((index, value)) = s.split_once('=') else {
@@ -352,13 +334,5 @@ mod tests {
         std::fs::write(&bad, "{\"a\": 1} trailing").unwrap();
         assert!(document_body(bad.to_str().unwrap(), "policy").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn key_ids() {
-        assert_eq!(key_id_arg("0a1b").unwrap(), "0a1b");
-        for bad in ["", ".", ".."] {
-            assert!(key_id_arg(bad).is_err());
-        }
     }
 }

@@ -3,10 +3,9 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use strongroom_client::{Method, StatusCode};
+use strongroom_client::{Id, Route, StatusCode};
 
 use crate::client::{Api, print_json};
-use crate::input::key_id_arg;
 use crate::principal::PrincipalKeyChoice;
 
 /// Key subcommands.
@@ -23,8 +22,8 @@ pub enum KeysCommand {
     /// (`refused`: stored blobs the enclave would not open, with the reason).
     List {
         /// Start after this key id (keys are listed in id order).
-        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
-        after: Option<String>,
+        #[arg(long, value_name = "ID")]
+        after: Option<Id>,
         /// Keys per request, 1 to 256.
         #[arg(long, value_name = "N", default_value_t = MAX_PAGE,
               value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PAGE)))]
@@ -33,15 +32,15 @@ pub enum KeysCommand {
     /// Print one key's public description.
     Show {
         /// Key id.
-        #[arg(value_name = "ID", value_parser = key_id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
     },
     /// Destroy a key: the enclave refuses its blob from then on. Irreversible (stamped
     /// with the principal key; the policy must allow destroy_key).
     Destroy {
         /// Key id.
-        #[arg(value_name = "ID", value_parser = key_id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
     },
 }
 
@@ -57,18 +56,19 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: KeysCommand) -> Resul
         KeysCommand::Create { label } => {
             let body = serde_json::to_vec(&json!({ "label": label }))?;
             let key = principal.load()?;
-            let answer = api.stamped(Method::POST, &["v1", "keys"], Some(&body), &key)?;
+            let answer = api.stamped(&Route::CreateKey, Some(&body), &key)?;
             if answer.status != StatusCode::CREATED {
                 bail!("unexpected status {} (expected 201 Created)", answer.status);
             }
             answer.body
         }
-        KeysCommand::List { after, page_size } => list_all(api, after, page_size)?,
-        KeysCommand::Show { id } => api.get(&["v1", "keys", &id])?,
+        KeysCommand::List { after, page_size } => {
+            list_all(api, after.map(String::from), page_size)?
+        }
+        KeysCommand::Show { id } => api.get(&Route::GetKey(id))?,
         KeysCommand::Destroy { id } => {
             let key = principal.load()?;
-            api.stamped(Method::DELETE, &["v1", "keys", &id], None, &key)?
-                .body
+            api.stamped(&Route::DestroyKey(id), None, &key)?.body
         }
     };
     print_json(&answer)
@@ -81,7 +81,7 @@ fn list_all(api: &Api, mut after: Option<String>, page_size: u16) -> Result<Valu
     let mut keys = Vec::new();
     let mut refused = Vec::new();
     loop {
-        let mut url = api.url(&["v1", "keys"]);
+        let mut url = api.url(&Route::ListKeys.path());
         {
             let mut query = url.query_pairs_mut();
             if let Some(after) = &after {

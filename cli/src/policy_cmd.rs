@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use strongroom_client::{Method, StatusCode};
+use strongroom_client::{Id, Route, StatusCode};
 
 use crate::client::{Api, print_json};
-use crate::input::{Digest, digest_arg, document_body, id_arg};
+use crate::input::{Digest, digest_arg, document_body};
 use crate::principal::{PrincipalKeyChoice, PrincipalKeySource, admin_key};
 
 /// Policy subcommands.
@@ -40,14 +40,14 @@ pub enum PolicyCommand {
     /// List the open proposals, or print one.
     Proposals {
         /// Proposal id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: Option<String>,
+        #[arg(value_name = "ID")]
+        id: Option<Id>,
     },
     /// Approve a proposal with an admin key; applied once the admins' threshold is met.
     Approve {
         /// Proposal id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
         /// The admin's key file.
         #[arg(long, value_name = "FILE")]
         admin_key: PathBuf,
@@ -59,8 +59,8 @@ pub enum PolicyCommand {
     /// Withdraw a proposal (admins only).
     Cancel {
         /// Proposal id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
         /// The admin's key file.
         #[arg(long, value_name = "FILE")]
         admin_key: PathBuf,
@@ -70,7 +70,7 @@ pub enum PolicyCommand {
 /// Runs a policy subcommand.
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Result<()> {
     match cmd {
-        PolicyCommand::Show => print_json(&api.get(&["v1", "policy"])?),
+        PolicyCommand::Show => print_json(&api.get(&Route::GetPolicy)?),
         PolicyCommand::Propose { file, admin_key } => propose(
             api,
             document_body(&file, "policy")?,
@@ -81,19 +81,15 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
             document_body(&file, "admins")?,
             principal.load_or_admin(admin_key.as_deref())?,
         ),
-        PolicyCommand::Proposals { id: None } => {
-            print_json(&api.get(&["v1", "policy", "proposals"])?)
-        }
-        PolicyCommand::Proposals { id: Some(id) } => {
-            print_json(&api.get(&["v1", "policy", "proposals", &id])?)
-        }
+        PolicyCommand::Proposals { id: None } => print_json(&api.get(&Route::ListProposals)?),
+        PolicyCommand::Proposals { id: Some(id) } => print_json(&api.get(&Route::GetProposal(id))?),
         PolicyCommand::Approve {
             id,
             admin_key: admin_path,
             digest,
         } => {
             let key = admin_key(&admin_path)?;
-            let shown = api.get(&["v1", "policy", "proposals", &id])?;
+            let shown = api.get(&Route::GetProposal(id.clone()))?;
             let proposal = &shown["proposal"];
             let server_digest = proposal["digest"]
                 .as_str()
@@ -118,12 +114,7 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
                 hex::encode(server_digest.0),
             );
             let body = serde_json::to_vec(&json!({ "digest": hex::encode(server_digest.0) }))?;
-            let answer = api.stamped(
-                Method::POST,
-                &["v1", "policy", "proposals", &id, "approve"],
-                Some(&body),
-                &key,
-            )?;
+            let answer = api.stamped(&Route::ApproveProposal(id), Some(&body), &key)?;
             crate::client::print_text(&approval_summary(&answer.body))?;
             print_json(&answer.body)?;
             if let Some(discarded) = answer.body["discarded_proposals"].as_array()
@@ -145,24 +136,14 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: PolicyCommand) -> Res
             admin_key: admin_path,
         } => {
             let key = admin_key(&admin_path)?;
-            let answer = api.stamped(
-                Method::POST,
-                &["v1", "policy", "proposals", &id, "cancel"],
-                Some(b"{}"),
-                &key,
-            )?;
+            let answer = api.stamped(&Route::CancelProposal(id), Some(b"{}"), &key)?;
             print_json(&answer.body)
         }
     }
 }
 
 fn propose(api: &Api, body: Vec<u8>, key: PrincipalKeySource) -> Result<()> {
-    let answer = api.stamped(
-        Method::POST,
-        &["v1", "policy", "proposals"],
-        Some(&body),
-        &key,
-    )?;
+    let answer = api.stamped(&Route::Propose, Some(&body), &key)?;
     if answer.status != StatusCode::CREATED {
         bail!("unexpected status {} (expected 201 Created)", answer.status);
     }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use strongroom_client::Method;
+use strongroom_client::{Id, Route};
 
 use crate::client::{Api, print_json};
-use crate::input::{Digest, digest_arg, id_arg};
+use crate::input::{Digest, digest_arg};
 use crate::principal::PrincipalKeyChoice;
 
 /// Request subcommands.
@@ -19,16 +19,16 @@ pub enum RequestsCommand {
     /// Print one request: its decoded intent, decision, approvals and status.
     Show {
         /// Request id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
     },
     /// Approve a request as one of its approvers (stamped with the principal key): prints
     /// the decoded intent, then approves its intent digest. Signed as soon as enough
     /// approvals are in (and any time-lock has passed).
     Approve {
         /// Request id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
         /// The intent digest you reviewed; refuse if the server's differs.
         #[arg(long, value_name = "HEX", value_parser = digest_arg)]
         digest: Option<Digest>,
@@ -36,8 +36,8 @@ pub enum RequestsCommand {
     /// Cancel a waiting request (the requester, an approver or an admin).
     Cancel {
         /// Request id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
         /// Stamp with this admin key instead of the principal key.
         #[arg(long, value_name = "FILE")]
         admin_key: Option<PathBuf>,
@@ -45,8 +45,8 @@ pub enum RequestsCommand {
     /// Sign a request whose time-lock has passed (the requester, an approver or an admin).
     Execute {
         /// Request id.
-        #[arg(value_name = "ID", value_parser = id_arg)]
-        id: String,
+        #[arg(value_name = "ID")]
+        id: Id,
         /// Stamp with this admin key instead of the principal key.
         #[arg(long, value_name = "FILE")]
         admin_key: Option<PathBuf>,
@@ -56,10 +56,10 @@ pub enum RequestsCommand {
 /// Runs a requests subcommand.
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> Result<()> {
     match cmd {
-        RequestsCommand::List => print_json(&api.get(&["v1", "requests"])?),
-        RequestsCommand::Show { id } => print_json(&api.get(&["v1", "requests", &id])?),
+        RequestsCommand::List => print_json(&api.get(&Route::ListRequests)?),
+        RequestsCommand::Show { id } => print_json(&api.get(&Route::GetRequest(id))?),
         RequestsCommand::Approve { id, digest } => {
-            let shown = api.get(&["v1", "requests", &id])?;
+            let shown = api.get(&Route::GetRequest(id.clone()))?;
             let request = &shown["request"];
             let status = request["status"].as_str().unwrap_or("in an unknown state");
             if status != "pending" {
@@ -83,32 +83,17 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> R
             let key = principal.load()?;
             let body =
                 serde_json::to_vec(&json!({ "intent_digest": hex::encode(server_digest.0) }))?;
-            let answer = api.stamped(
-                Method::POST,
-                &["v1", "requests", &id, "approve"],
-                Some(&body),
-                &key,
-            )?;
+            let answer = api.stamped(&Route::ApproveRequest(id), Some(&body), &key)?;
             report_progress(&answer.body)
         }
         RequestsCommand::Cancel { id, admin_key } => {
             let key = principal.load_or_admin(admin_key.as_deref())?;
-            let answer = api.stamped(
-                Method::POST,
-                &["v1", "requests", &id, "cancel"],
-                Some(b"{}"),
-                &key,
-            )?;
+            let answer = api.stamped(&Route::CancelRequest(id), Some(b"{}"), &key)?;
             print_json(&answer.body)
         }
         RequestsCommand::Execute { id, admin_key } => {
             let key = principal.load_or_admin(admin_key.as_deref())?;
-            let answer = api.stamped(
-                Method::POST,
-                &["v1", "requests", &id, "execute"],
-                Some(b"{}"),
-                &key,
-            )?;
+            let answer = api.stamped(&Route::ExecuteRequest(id), Some(b"{}"), &key)?;
             report_progress(&answer.body)
         }
     }

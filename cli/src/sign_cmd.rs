@@ -4,10 +4,10 @@
 use anyhow::{Result, bail};
 use clap::{ArgGroup, Subcommand};
 use serde_json::{Value, json};
-use strongroom_client::{Method, StatusCode};
+use strongroom_client::{Id, Route, SignKind, StatusCode};
 
 use crate::client::{Answer, Api, print_json};
-use crate::input::{Digest, digest_arg, json_body_file, key_id_arg};
+use crate::input::{Digest, digest_arg, json_body_file};
 use crate::principal::PrincipalKeyChoice;
 use crate::requests_cmd::pending_note;
 
@@ -19,8 +19,8 @@ pub enum SignCommand {
     /// sign_digest explicitly.
     Digest {
         /// Key id.
-        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
-        key: String,
+        #[arg(long, value_name = "ID")]
+        key: Id,
         /// The digest: 32 bytes as hex, with or without 0x.
         #[arg(long, value_name = "HEX", value_parser = digest_arg)]
         digest: Digest,
@@ -30,8 +30,8 @@ pub enum SignCommand {
     #[command(name = "tx", visible_alias = "transaction")]
     Tx {
         /// Key id.
-        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
-        key: String,
+        #[arg(long, value_name = "ID")]
+        key: Id,
         /// The request body, sent as is (`-`: standard input).
         #[arg(long, value_name = "FILE")]
         file: String,
@@ -39,8 +39,8 @@ pub enum SignCommand {
     /// Sign EIP-712 typed data: FILE holds the eth_signTypedData_v4 JSON.
     TypedData {
         /// Key id.
-        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
-        key: String,
+        #[arg(long, value_name = "ID")]
+        key: Id,
         /// The request body, sent as is (`-`: standard input).
         #[arg(long, value_name = "FILE")]
         file: String,
@@ -50,8 +50,8 @@ pub enum SignCommand {
     #[command(group(ArgGroup::new("input").required(true).args(["file", "text"])))]
     Message {
         /// Key id.
-        #[arg(long, value_name = "ID", value_parser = key_id_arg)]
-        key: String,
+        #[arg(long, value_name = "ID")]
+        key: Id,
         /// The request body, sent as is (`-`: standard input).
         #[arg(long, value_name = "FILE")]
         file: Option<String>,
@@ -74,26 +74,21 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: SignCommand) -> Resul
             digest: Digest(digest),
         } => {
             let body = json!({ "digest": format!("0x{}", hex::encode(digest)) });
-            (key, "digest", serde_json::to_vec(&body)?)
+            (key, SignKind::Digest, serde_json::to_vec(&body)?)
         }
-        SignCommand::Tx { key, file } => (key, "transaction", json_body_file(&file)?),
-        SignCommand::TypedData { key, file } => (key, "typed-data", json_body_file(&file)?),
+        SignCommand::Tx { key, file } => (key, SignKind::Transaction, json_body_file(&file)?),
+        SignCommand::TypedData { key, file } => (key, SignKind::TypedData, json_body_file(&file)?),
         SignCommand::Message { key, file, text } => {
             let body = match (file, text) {
                 (Some(file), _) => json_body_file(&file)?,
                 (None, Some(text)) => serde_json::to_vec(&message_body(&text))?,
                 (None, None) => bail!("give --file or --text"),
             };
-            (key, "message", body)
+            (key, SignKind::Message, body)
         }
     };
     let stamp_key = principal.load()?;
-    let answer = api.stamped(
-        Method::POST,
-        &["v1", "keys", &key, "sign", kind],
-        Some(&body),
-        &stamp_key,
-    )?;
+    let answer = api.stamped(&Route::Sign(key, kind), Some(&body), &stamp_key)?;
     report_signing(&answer)
 }
 

@@ -20,9 +20,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_attestation::{AttestationRequest, Nsm};
-use strongroom_identity::{
-    ANSWER_HEADER, AnswerSignature, IdentityKey, UserData, answer_request_digest,
-};
+use strongroom_client::ANSWER_HEADER;
+use strongroom_identity::{AnswerSignature, IdentityKey, UserData, answer_request_digest};
 
 const GENESIS: [u8; 32] = [0x6e; 32];
 

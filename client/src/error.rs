@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use strongroom_api::ApiErrorCode;
 use strongroom_attestation::{PcrFileError, VerifyError};
 use strongroom_identity::{IdentityError, IdentityPublic};
 
@@ -208,7 +209,8 @@ pub enum ClientError {
     Api {
         /// The HTTP status.
         status: u16,
-        /// The API's error code (`denied`, `not_found`…), when the body is the API's shape.
+        /// The API's error code (`denied`, `not_found`…), when the body is the API's shape;
+        /// text, so that a newer server's code is kept too ([`ClientError::api_code`]: typed).
         code: Option<String>,
         /// `<status> <code>: <message>`, or the start of a body of another shape.
         summary: String,
@@ -223,4 +225,16 @@ pub enum ClientError {
     /// The system clock is before 1970.
     #[error("the system clock is before 1970")]
     Clock,
+}
+
+impl ClientError {
+    /// The API's error code of an error answer, when it is one this version knows.
+    pub fn api_code(&self) -> Option<ApiErrorCode> {
+        match self {
+            ClientError::Api {
+                code: Some(code), ..
+            } => ApiErrorCode::parse(code),
+            _ => None,
+        }
+    }
 }

@@ -8,6 +8,7 @@ use base64::Engine;
 use reqwest::blocking::RequestBuilder;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
+use strongroom_api::{ANSWER_HEADER, ApiErrorCode, ProxyRoute, Route, STAMP_HEADER};
 use strongroom_auth::{Request as StampedRequest, SigningKey, Stamp};
 use strongroom_identity::IdentityError;
 
@@ -15,12 +16,6 @@ pub use reqwest::{Method, StatusCode, Url};
 
 use crate::error::{ClientError, Verification};
 use crate::verifier::{VerifiedAnswer, VerifiedIdentity, Verifier, random_nonce};
-
-/// The header a request stamp travels in.
-pub const STAMP_HEADER: &str = "X-Strongroom-Stamp";
-
-/// [`strongroom_identity::ANSWER_HEADER`] as HTTP libraries store header names.
-const ANSWER_HEADER_LOWER: &str = "x-strongroom-answer";
 
 /// How far ahead stamps expire. The enclave refuses stamps that expire more than
 /// `MAX_VALIDITY_SECS` (300 s) after its clock, and, right after it restarts, stamps that
@@ -182,20 +177,21 @@ impl Client {
         self.verifier.as_ref()
     }
 
-    /// The URL of the API path made of `segments`, each percent-encoded as one segment.
-    pub fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of `path` on this server: an API path as [`Route::path`] and
+    /// [`ProxyRoute::path`] give it (ids already percent-encoded), without a query (add one
+    /// with [`Url::query_pairs_mut`]). The base's own path (a proxy mount point) stays in
+    /// front.
+    pub fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            // The base may carry a path prefix (a proxy mount point); keep it.
-            path.pop_if_empty().extend(segments);
-        }
+        let prefix = self.base.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{path}"));
         url
     }
 
-    /// GET `segments` from the enclave, expecting 200. Reads need no stamp. Verified when
-    /// the client has a verifier.
-    pub fn get(&self, segments: &[&str]) -> Result<Answer, ClientError> {
-        self.get_url(&self.url(segments))
+    /// Reads `route` (one that needs no stamp) from the enclave, expecting 200. Verified
+    /// when the client has a verifier.
+    pub fn get(&self, route: &Route) -> Result<Answer, ClientError> {
+        self.get_url(&self.url(&route.path()))
     }
 
     /// [`Client::get`] for a URL with a query (`/v1/keys?after=ID&limit=N`).
@@ -211,19 +207,21 @@ impl Client {
         Ok(answer)
     }
 
-    /// Sends a request stamped with `key`: `body` (exact JSON bytes, or none for an empty
-    /// body) to `segments`. Any 2xx answer is returned with its status; others are errors.
+    /// Calls `route` stamped with `key`: `body` (exact JSON bytes, or none for an empty
+    /// body) with the route's method to its path. Any 2xx answer is returned with its
+    /// status; others are errors.
     ///
     /// The stamp covers the method, the path and query exactly as they go on the wire and
     /// the exact body bytes, so what is signed is what is sent.
     pub fn stamped(
         &self,
-        method: Method,
-        segments: &[&str],
+        route: &Route,
         body: Option<&[u8]>,
         key: &SigningKey,
     ) -> Result<Answer, ClientError> {
-        self.request(method, &self.url(segments), body, Some(key))
+        // Always GET, POST or DELETE.
+        let method = Method::from_bytes(route.method().as_bytes()).unwrap_or(Method::POST);
+        self.request(method, &self.url(&route.path()), body, Some(key))
     }
 
     /// One call to the enclave through the proxy: `body` (JSON bytes) to `url`, stamped
@@ -272,13 +270,12 @@ impl Client {
             let error = api_error(received.status, &received.bytes, verification);
             if let ClientError::Api {
                 status: 401,
-                code: Some(code),
                 body: error_body,
                 ..
             } = &error
+                && error.api_code() == Some(ApiErrorCode::StampBeforeBoot)
                 && key.is_some()
                 && !retried
-                && code == "stamp_before_boot"
                 && verification != Verification::Unsigned
                 && let Some(wait) = error_body["error"]["retry_after"].as_u64()
                 && wait <= MAX_BOOT_WAIT_SECS
@@ -294,10 +291,10 @@ impl Client {
         }
     }
 
-    /// GET `segments` from the proxy itself, expecting 200: endpoints the enclave does not
+    /// GET `route` from the proxy itself, expecting 200: endpoints the enclave does not
     /// answer (`/v1/health`, `/metrics`, `/v1/audit`), so nothing is verified.
-    pub fn get_unsigned(&self, segments: &[&str]) -> Result<Value, ClientError> {
-        self.get_unsigned_url(&self.url(segments))
+    pub fn get_unsigned(&self, route: ProxyRoute) -> Result<Value, ClientError> {
+        self.get_unsigned_url(&self.url(route.path()))
     }
 
     /// [`Client::get_unsigned`] for a URL with a query (`/v1/audit?from=SEQ`).
@@ -332,7 +329,7 @@ impl Client {
     /// `GET /v1/attestation?nonce=HEX`. Not verified here: see [`Client::attest`] or
     /// [`Verifier::verify_attestation`].
     pub fn fetch_attestation(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut url = self.url(&["v1", "attestation"]);
+        let mut url = self.url(ProxyRoute::Attestation.path());
         url.query_pairs_mut()
             .append_pair("nonce", &hex::encode(nonce));
         let answer = self.get_unsigned_url(&url)?;
@@ -440,7 +437,7 @@ impl Client {
         let status = response.status();
         let signatures = response
             .headers()
-            .get_all(ANSWER_HEADER_LOWER)
+            .get_all(ANSWER_HEADER)
             .iter()
             // Not ASCII cannot be a valid header; lossy text fails to parse as one.
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -608,9 +605,8 @@ mod tests {
                 .starts_with("413 too_large: body over 1 MiB (unverified: not signed"),
             "{e}"
         );
-        assert!(
-            matches!(e, ClientError::Api { code: Some(c), status: 413, .. } if c == "too_large")
-        );
+        assert!(matches!(e, ClientError::Api { status: 413, .. }));
+        assert_eq!(e.api_code(), Some(ApiErrorCode::TooLarge));
         let e = api_error(StatusCode::PAYLOAD_TOO_LARGE, body, Verification::Verified);
         assert_eq!(e.to_string(), "413 too_large: body over 1 MiB");
     }
@@ -624,16 +620,27 @@ mod tests {
     }
 
     #[test]
-    fn urls_keep_the_base_path_and_encode_segments() {
+    fn urls_keep_the_base_path_and_the_encoded_ids() {
         let api = Client::new("http://127.0.0.1:8080", Duration::from_secs(1)).unwrap();
+        let id = strongroom_api::Id::new("a/b?c").unwrap();
         assert_eq!(
-            api.url(&["v1", "keys", "a/b?c"]).as_str(),
+            api.url(&Route::GetKey(id).path()).as_str(),
             "http://127.0.0.1:8080/v1/keys/a%2Fb%3Fc"
+        );
+        let id = strongroom_api::Id::new("a/../../health").unwrap();
+        assert_eq!(
+            api.url(&Route::DestroyKey(id).path()).as_str(),
+            "http://127.0.0.1:8080/v1/keys/a%2F..%2F..%2Fhealth"
         );
         let api = Client::new("https://example.invalid/sr/", Duration::from_secs(1)).unwrap();
         assert_eq!(
-            api.url(&["v1", "health"]).as_str(),
+            api.url(ProxyRoute::Health.path()).as_str(),
             "https://example.invalid/sr/v1/health"
+        );
+        let api = Client::new("https://example.invalid/sr", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            api.url(&Route::ListKeys.path()).as_str(),
+            "https://example.invalid/sr/v1/keys"
         );
         assert!(matches!(
             Client::new("ftp://example.invalid", Duration::from_secs(1)),
@@ -650,14 +657,5 @@ mod tests {
         fn shareable<T: Send + Sync>() {}
         shareable::<Client>();
         shareable::<Verifier>();
-    }
-
-    #[test]
-    fn the_answer_header_name_is_the_identity_crates() {
-        assert!(ANSWER_HEADER_LOWER.eq_ignore_ascii_case(strongroom_identity::ANSWER_HEADER));
-        assert_eq!(
-            ANSWER_HEADER_LOWER,
-            ANSWER_HEADER_LOWER.to_ascii_lowercase()
-        );
     }
 }

@@ -36,7 +36,7 @@
 //! use std::time::Duration;
 //!
 //! use strongroom_attestation::TrustedRoot;
-//! use strongroom_client::{Client, Verifier};
+//! use strongroom_client::{Client, Route, SignKind, Verifier};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The measurements `nitro-cli build-enclave` printed for the image you trust.
@@ -48,7 +48,7 @@
 //! let client = Client::new("http://127.0.0.1:8080", Duration::from_secs(30))?
 //!     .with_verifier(Arc::new(verifier));
 //!
-//! let keys = client.get(&["v1", "keys"])?;
+//! let keys = client.get(&Route::ListKeys)?;
 //! let signed_by = keys.verified.as_ref().map(|v| v.identity.identity);
 //! println!("{} (signed by {signed_by:?})", keys.body);
 //!
@@ -57,8 +57,8 @@
 //!     "data/dev/principal.key",
 //! )?)?;
 //! let body = br#"{"digest":"0x0000000000000000000000000000000000000000000000000000000000000000"}"#;
-//! let url = ["v1", "keys", "KEY-ID", "sign", "digest"];
-//! match client.stamped(strongroom_client::Method::POST, &url, Some(body), &principal) {
+//! let route = Route::Sign("KEY-ID".parse()?, SignKind::Digest);
+//! match client.stamped(&route, Some(body), &principal) {
 //!     Ok(answer) => println!("{}", answer.body),
 //!     // A denial is an error; with a verifier it is one the enclave signed.
 //!     Err(e) => eprintln!("{e}"),
@@ -75,8 +75,11 @@ mod verifier;
 pub use error::{ClientError, Verification};
 pub use heads::{HeadBook, default_path as default_state_file};
 pub use http::{
-    Answer, Client, Method, STAMP_HEADER, STAMP_VALIDITY_SECS, StatusCode, Url, stamp_header,
-    wire_path,
+    Answer, Client, Method, STAMP_VALIDITY_SECS, StatusCode, Url, stamp_header, wire_path,
+};
+/// The API's vocabulary ([`strongroom_api`]), so that callers need no second dependency.
+pub use strongroom_api::{
+    ANSWER_HEADER, ApiErrorCode, Id, ProxyRoute, Route, STAMP_HEADER, SignKind,
 };
 pub use verifier::{
     DEFAULT_MAX_ANSWER_AGE, DEFAULT_MAX_DOCUMENT_AGE, MIN_NONCE_LEN, VerifiedAnswer,

@@ -21,12 +21,10 @@ use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_attestation::{AttestationRequest, Nsm, VerifyError};
 use strongroom_auth::{PrincipalKey, ReplayCache, SigningKey};
 use strongroom_client::{
-    Client, ClientError, Method, STAMP_HEADER, STAMP_VALIDITY_SECS, StatusCode, Verification,
-    Verifier,
+    ANSWER_HEADER, Client, ClientError, Id, Method, ProxyRoute, Route, STAMP_HEADER,
+    STAMP_VALIDITY_SECS, SignKind, StatusCode, Verification, Verifier,
 };
-use strongroom_identity::{
-    ANSWER_HEADER, AnswerSignature, IdentityKey, UserData, answer_request_digest,
-};
+use strongroom_identity::{AnswerSignature, IdentityKey, UserData, answer_request_digest};
 
 /// A PCR value: 48 bytes, distinct per tag, never all zeros.
 fn pcr(tag: u8) -> Vec<u8> {
@@ -390,12 +388,8 @@ fn client(server: &Server, verifier: Verifier) -> Client {
 
 fn sign_digest(client: &Client, key_id: &str) -> Result<strongroom_client::Answer, ClientError> {
     let body = br#"{"digest":"0x00"}"#;
-    client.stamped(
-        Method::POST,
-        &["v1", "keys", key_id, "sign", "digest"],
-        Some(body),
-        &principal(),
-    )
+    let route = Route::Sign(Id::new(key_id).unwrap(), SignKind::Digest);
+    client.stamped(&route, Some(body), &principal())
 }
 
 #[test]
@@ -403,7 +397,7 @@ fn genuine_answers_verify_and_the_identity_is_fetched_once() {
     let server = spawn(good_pcrs());
     let client = client(&server, verifier(&server));
 
-    let keys = client.get(&["v1", "keys"]).unwrap();
+    let keys = client.get(&Route::ListKeys).unwrap();
     assert_eq!(keys.body["keys"][0]["id"], "k");
     assert_eq!(keys.bytes, KEYS.as_bytes());
     let verified = keys.verified.expect("verified");
@@ -417,7 +411,7 @@ fn genuine_answers_verify_and_the_identity_is_fetched_once() {
     assert_eq!(asked[0].len(), 32);
 
     // The identity is cached: the next answers need no new document.
-    client.get(&["v1", "policy"]).unwrap();
+    client.get(&Route::GetPolicy).unwrap();
     let signed = sign_digest(&client, "k").unwrap();
     assert_eq!(signed.status, StatusCode::OK);
     assert!(signed.verified.is_some());
@@ -427,7 +421,7 @@ fn genuine_answers_verify_and_the_identity_is_fetched_once() {
     let identity = server.enclave.key.public();
     assert!(client.verifier().unwrap().identity(&identity).is_some());
     // The query is part of what the answer signs, exactly as sent.
-    let mut url = client.url(&["v1", "keys"]);
+    let mut url = client.url(&Route::ListKeys.path());
     url.query_pairs_mut().append_pair("label", "a b");
     let listed = client.request(Method::GET, &url, None, None).unwrap();
     assert!(listed.verified.is_some());
@@ -457,10 +451,10 @@ fn forged_or_altered_answers_are_refused() {
     let server = spawn(good_pcrs());
     let client = client(&server, verifier(&server));
     // Learn the genuine identity first, so every refusal below is about the answer.
-    client.get(&["v1", "keys"]).unwrap();
+    client.get(&Route::ListKeys).unwrap();
 
     server.forge(Forgery::FlippedSignature);
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     assert!(matches!(e, ClientError::BadAnswerSignature(_)), "{e:?}");
 
     server.forge(Forgery::DenialAsAllow);
@@ -479,15 +473,15 @@ fn forged_or_altered_answers_are_refused() {
     server.forge(Forgery::OtherRequest);
     let e = sign_digest(&client, "k").unwrap_err();
     assert!(matches!(e, ClientError::BadAnswerSignature(_)), "{e:?}");
-    let e = client.get(&["v1", "policy"]).unwrap_err();
+    let e = client.get(&Route::GetPolicy).unwrap_err();
     assert!(matches!(e, ClientError::BadAnswerSignature(_)), "{e:?}");
 
     server.forge(Forgery::Stale);
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     assert!(matches!(e, ClientError::StaleAnswer { .. }), "{e:?}");
 
     server.forge(Forgery::Unsigned);
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     assert!(
         matches!(e, ClientError::MissingAnswerSignature { status: 200 }),
         "{e:?}"
@@ -509,7 +503,7 @@ fn forged_or_altered_answers_are_refused() {
     // None of these needed another document; the genuine answers still verify.
     assert_eq!(server.attestations(), 1);
     server.forge(Forgery::None);
-    client.get(&["v1", "keys"]).unwrap();
+    client.get(&Route::ListKeys).unwrap();
 }
 
 #[test]
@@ -517,7 +511,7 @@ fn an_identity_no_document_names_is_refused() {
     let server = spawn(good_pcrs());
     let client = client(&server, verifier(&server));
     server.forge(Forgery::Unattested);
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     match e {
         ClientError::IdentityNotAttested { answered, attested } => {
             assert_eq!(answered, server.enclave.stranger.public());
@@ -543,7 +537,7 @@ fn an_enclave_with_other_measurements_is_not_trusted() {
     pcrs.insert(0, pcr(0x99));
     let server = spawn(pcrs);
     let client = client(&server, verifier(&server));
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     assert!(
         matches!(
             e,
@@ -564,7 +558,7 @@ fn a_replayed_attestation_document_is_refused() {
     let server = spawn(good_pcrs());
     *server.enclave.replayed_nonce.lock().unwrap() = Some(vec![0x0d; 32]);
     let client = client(&server, verifier(&server));
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     assert!(
         matches!(
             e,
@@ -574,7 +568,7 @@ fn a_replayed_attestation_document_is_refused() {
     );
     // Once the stand-in answers the client's own challenge, it passes.
     *server.enclave.replayed_nonce.lock().unwrap() = None;
-    client.get(&["v1", "keys"]).unwrap();
+    client.get(&Route::ListKeys).unwrap();
 }
 
 #[test]
@@ -588,7 +582,7 @@ fn a_debug_mode_enclave_is_refused_unless_allowed() {
     let strict = Verifier::new(expected.clone())
         .unwrap()
         .with_root(server.root.clone());
-    let e = client(&server, strict).get(&["v1", "keys"]).unwrap_err();
+    let e = client(&server, strict).get(&Route::ListKeys).unwrap_err();
     assert!(
         matches!(e, ClientError::Attestation(VerifyError::DebugMode)),
         "{e:?}"
@@ -598,14 +592,14 @@ fn a_debug_mode_enclave_is_refused_unless_allowed() {
         .unwrap()
         .with_root(server.root.clone())
         .allow_debug(true);
-    client(&server, lax).get(&["v1", "keys"]).unwrap();
+    client(&server, lax).get(&Route::ListKeys).unwrap();
 }
 
 #[test]
 fn the_proxys_own_errors_are_unverified_and_unsigned_endpoints_are_not_checked() {
     let server = spawn(good_pcrs());
     let client = client(&server, verifier(&server));
-    let url = client.url(&["v1", "unreachable"]);
+    let url = client.url("/v1/unreachable");
     let e = client.request(Method::GET, &url, None, None).unwrap_err();
     assert!(
         matches!(
@@ -622,14 +616,14 @@ fn the_proxys_own_errors_are_unverified_and_unsigned_endpoints_are_not_checked()
         "503 enclave_unavailable: no answer from the enclave (unverified: not signed by the enclave"
     ));
     assert_eq!(
-        client.get_unsigned(&["v1", "health"]).unwrap(),
+        client.get_unsigned(ProxyRoute::Health).unwrap(),
         json!({"status": "ready"})
     );
     assert_eq!(server.attestations(), 0, "nothing needed an identity");
     // Without a verifier nothing is checked: an unsigned answer is returned as before.
     server.forge(Forgery::Unsigned);
     let plain = Client::new(&server.url, Duration::from_secs(10)).unwrap();
-    let answer = plain.get(&["v1", "keys"]).unwrap();
+    let answer = plain.get(&Route::ListKeys).unwrap();
     assert!(answer.verified.is_none());
     let e = plain.request(Method::GET, &url, None, None).unwrap_err();
     assert_eq!(
@@ -637,7 +631,7 @@ fn the_proxys_own_errors_are_unverified_and_unsigned_endpoints_are_not_checked()
         "503 enclave_unavailable: no answer from the enclave"
     );
     assert!(matches!(
-        client.get(&["v1", "keys"]),
+        client.get(&Route::ListKeys),
         Err(ClientError::MissingAnswerSignature { .. })
     ));
 }
@@ -656,7 +650,7 @@ fn attest_and_fetch_give_a_document_for_the_nonce() {
     let identity = client.attest().unwrap();
     assert_eq!(identity.identity, server.enclave.key.public());
     assert_eq!(server.attestations(), 2);
-    client.get(&["v1", "keys"]).unwrap();
+    client.get(&Route::ListKeys).unwrap();
     assert_eq!(server.attestations(), 2, "attest() filled the cache");
 }
 
@@ -672,7 +666,7 @@ fn stamps_cover_the_exact_path_and_body_sent() {
     // Bytes as given, with odd spacing: signed and sent unchanged.
     let body = br#"{ "label" :"a b"}"#;
     let e = prefixed
-        .stamped(Method::POST, &["v1", "keys"], Some(body), &key)
+        .stamped(&Route::CreateKey, Some(body), &key)
         .unwrap_err();
     assert!(
         matches!(
@@ -701,7 +695,7 @@ fn stamps_cover_the_exact_path_and_body_sent() {
     // An id that needs escaping: the stamp and the answer cover the escaped form.
     let client = client(&server, verifier(&server));
     let e = client
-        .stamped(Method::DELETE, &["v1", "keys", "a b/c"], None, &key)
+        .stamped(&Route::DestroyKey(Id::new("a b/c").unwrap()), None, &key)
         .unwrap_err();
     assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e:?}");
     let second = server.seen().pop().unwrap();
@@ -712,7 +706,7 @@ fn stamps_cover_the_exact_path_and_body_sent() {
     assert_ne!(stamp.nonce, second.stamp.unwrap().nonce, "a fresh nonce");
 
     let destroyed = client
-        .stamped(Method::DELETE, &["v1", "keys", "k"], None, &key)
+        .stamped(&Route::DestroyKey(Id::new("k").unwrap()), None, &key)
         .unwrap();
     assert_eq!(destroyed.body["destroyed"], true);
     assert!(destroyed.verified.is_some());
@@ -777,12 +771,12 @@ fn a_signed_stamp_before_boot_refusal_is_waited_out_once_an_unsigned_one_is_not(
 fn pinned_genesis_mismatch_refuses_every_answer() {
     let server = spawn(good_pcrs());
     let pinned = verifier(&server).expect_genesis([0x01; 32]);
-    let e = client(&server, pinned).get(&["v1", "keys"]).unwrap_err();
+    let e = client(&server, pinned).get(&Route::ListKeys).unwrap_err();
     assert!(matches!(e, ClientError::GenesisMismatch { .. }), "{e:?}");
     let right = verifier(&server)
         .expect_genesis([0x6e; 32])
         .expect_key_check([0x0c; 16]);
-    client(&server, right).get(&["v1", "keys"]).unwrap();
+    client(&server, right).get(&Route::ListKeys).unwrap();
 }
 
 #[test]
@@ -793,7 +787,7 @@ fn no_attestation_document_means_no_verified_answer() {
         .attestation_down
         .store(true, Ordering::SeqCst);
     let client = client(&server, verifier(&server));
-    let e = client.get(&["v1", "keys"]).unwrap_err();
+    let e = client.get(&Route::ListKeys).unwrap_err();
     match &e {
         ClientError::AttestationUnavailable(inner) => assert!(
             matches!(

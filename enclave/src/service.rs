@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use serde_bytes::ByteBuf;
+use strongroom_api::ApiErrorCode;
 use strongroom_attestation::{AttestationRequest, MAX_NONCE_LEN, Nsm};
 use strongroom_envelope::RecipientKey;
 use strongroom_identity::{
@@ -633,11 +634,8 @@ impl<N: Nsm> Enclave<N> {
         };
         let PhaseState::Ready(ready) = &*phase else {
             return Response::Answer(
-                ApiError::from(EnclaveError::new(
-                    ErrorCode::NotReady,
-                    "the enclave is not unsealed yet",
-                ))
-                .into_answer(),
+                ApiError::new(ApiErrorCode::NotReady, "the enclave is not unsealed yet")
+                    .into_answer(),
             );
         };
         let host = CallHost {
@@ -761,7 +759,7 @@ impl<N: Nsm> Host for CallHost<'_, N> {
             .audit
             .prepare(&self.ready.identity, time, kind, fields)
             .map_err(|e| match e {
-                AuditError::Backlog(_) => ApiError::new(503, "audit_backlog", e.to_string()),
+                AuditError::Backlog(_) => ApiError::new(ApiErrorCode::AuditBacklog, e.to_string()),
                 AuditError::Entry(_) => ApiError::internal(e.to_string()),
             })?;
         let applied = g.state.apply(&record, prepared.position())?;

@@ -17,8 +17,6 @@ use sha2::{Digest, Sha256};
 use crate::error::IdentityError;
 use crate::key::{IdentityKey, IdentityPublic};
 
-/// The HTTP header that carries an answer's signature.
-pub const ANSWER_HEADER: &str = "X-Strongroom-Answer";
 /// Domain tag of [`answer_request_digest`].
 pub const ANSWER_REQUEST_DOMAIN: &[u8] = b"strongroom/v1/answer-request";
 /// Domain tag of [`answer_message`] (v2: with the audit head).
@@ -105,7 +103,8 @@ pub fn answer_message(
     h.finalize().into()
 }
 
-/// An answer's signature, as carried in [`ANSWER_HEADER`].
+/// An answer's signature, as carried in the `X-Strongroom-Answer` header
+/// (`strongroom_api::ANSWER_HEADER`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerSignature {
     /// The identity that signed (its attestation document says which enclave it is).

@@ -20,7 +20,7 @@ mod key;
 mod user_data;
 
 pub use answer::{
-    ANSWER_DOMAIN, ANSWER_HEADER, ANSWER_REQUEST_DOMAIN, AnswerSignature, Head, answer_message,
+    ANSWER_DOMAIN, ANSWER_REQUEST_DOMAIN, AnswerSignature, Head, answer_message,
     answer_request_digest,
 };
 pub use audit::{

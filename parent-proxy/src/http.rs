@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use strongroom_api::{ANSWER_HEADER, ApiErrorCode, Route, STAMP_HEADER};
 use strongroom_protocol::messages::{
-    Call, EnclaveError, ErrorCode, MAX_CALL_BODY_LEN, MAX_CALL_KEYS, Request, Response as Answer,
-    SealedKey,
+    Call, EnclaveError, MAX_CALL_BODY_LEN, MAX_CALL_KEYS, Request, Response as Answer, SealedKey,
 };
 
 use crate::audit::AuditTracker;
@@ -49,53 +49,50 @@ pub struct AppState {
     pub rpc_tokens: Option<Arc<RpcTokens>>,
 }
 
-/// An error answer: `{"error": {"code", "message"}}` with a fitting status.
+/// An error answer: `{"error": {"code", "message"}}` with the code's status.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ApiErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ApiErrorCode::BadRequest, message)
     }
 
     fn not_found(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no key {id:?}"))
+        Self::new(ApiErrorCode::NotFound, format!("no key {id:?}"))
     }
 
     fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(ApiErrorCode::Internal, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        (status, axum::Json(body)).into_response()
     }
 }
 
+/// A failure inside the enclave that the API does not name is `enclave_error`.
 impl From<EnclaveError> for ApiError {
     fn from(e: EnclaveError) -> Self {
-        let (status, code) = match e.code {
-            ErrorCode::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            ErrorCode::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
-            ErrorCode::KeyDestroyed => (StatusCode::GONE, "key_destroyed"),
-            ErrorCode::BlobRejected => (StatusCode::BAD_GATEWAY, "blob_rejected"),
-            _ => (StatusCode::BAD_GATEWAY, "enclave_error"),
-        };
-        Self::new(status, code, e.message)
+        Self::new(
+            e.code.api_code().unwrap_or(ApiErrorCode::EnclaveError),
+            e.message,
+        )
     }
 }
 
@@ -112,19 +109,14 @@ async fn ask(state: &AppState, request: Request) -> Result<Answer, ApiError> {
         Ok(answer) => Ok(answer),
         Err(e) => {
             tracing::warn!(error = %e, "enclave unreachable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                e.to_string(),
-            ))
+            Err(ApiError::new(ApiErrorCode::NotReady, e.to_string()))
         }
     }
 }
 
 fn unexpected(answer: &Answer) -> ApiError {
     ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "enclave_error",
+        ApiErrorCode::EnclaveError,
         format!("unexpected answer from the enclave: {answer:?}"),
     )
 }
@@ -192,12 +184,6 @@ fn blob(state: &AppState, id: &str) -> Result<Vec<u8>, ApiError> {
         .ok_or_else(|| ApiError::not_found(id))
 }
 
-/// The header a principal's stamp travels in.
-pub const STAMP_HEADER: &str = "x-strongroom-stamp";
-
-/// The header the enclave's answer signature travels in.
-pub const ANSWER_HEADER: &str = "x-strongroom-answer";
-
 /// A query parameter's value (no percent-decoding: the values used here are hex and digits).
 fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
     path.split_once('?')?
@@ -226,20 +212,12 @@ fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
         .collect())
 }
 
-/// Which sealed key blob a relayed call needs: the path's key, or a pending request's.
-fn call_key(state: &AppState, path: &str) -> Result<Option<SealedKey>, ApiError> {
-    let parts: Vec<&str> = path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .split('/')
-        .collect();
-    let key_id = match parts.as_slice() {
-        ["", "v1", "keys", id, ..] => Some(id.to_string()),
-        ["", "v1", "requests", id, "approve" | "execute"] => {
-            state.store.request_key(id).map_err(store_err)?
-        }
-        _ => None,
+/// Which sealed key blob a relayed call needs: the route's key, or a pending request's.
+fn call_key(state: &AppState, route: &Route) -> Result<Option<SealedKey>, ApiError> {
+    let key_id = match (route.key_id(), route.signing_request_id()) {
+        (Some(id), _) => Some(id.to_string()),
+        (None, Some(request)) => state.store.request_key(request).map_err(store_err)?,
+        (None, None) => None,
     };
     match key_id {
         Some(id) => Ok(Some(SealedKey {
@@ -265,8 +243,7 @@ async fn relay(
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ApiErrorCode::TooLarge,
                 format!("body larger than {MAX_BODY} bytes"),
             )
         } else {
@@ -289,21 +266,23 @@ async fn relay(
     if state.audit.take_resync() {
         resync_audit(&state).await?;
     }
-    let route = path.split('?').next().unwrap_or_default();
+    // A path the enclave does not route is relayed all the same: the enclave answers it.
+    let route = Route::parse(method.as_str(), &path);
     let stamp = match stamp {
-        None if route == "/rpc" => match bearer_stamp(&state, &headers, &path, &body) {
+        None if route == Some(Route::Rpc) => match bearer_stamp(&state, &headers, &path, &body) {
             Ok(s) => s,
             Err(refusal) => return Ok(*refusal),
         },
         s => s,
     };
-    let key = call_key(&state, &path)?;
-    let keys = if method == Method::GET && route == "/v1/keys" {
-        key_page(&state, &path)?
-    } else if route == "/rpc" {
-        rpc_keys(&state, &body)?
-    } else {
-        Vec::new()
+    let key = match &route {
+        Some(route) => call_key(&state, route)?,
+        None => None,
+    };
+    let keys = match route {
+        Some(Route::ListKeys) => key_page(&state, &path)?,
+        Some(Route::Rpc) => rpc_keys(&state, &body)?,
+        _ => Vec::new(),
     };
     let call = Call {
         method: method.as_str().to_string(),
@@ -346,8 +325,7 @@ async fn relay(
         resync_audit(&state).await?;
         if !state.audit.wait_stored(last, ORDER_WAIT).await {
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_backlog",
+                ApiErrorCode::AuditBacklog,
                 format!(
                     "audit records before {last} are not stored yet; the answer is held back \
                      until they are"
@@ -411,7 +389,7 @@ fn bearer_stamp(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    RpcTokens::stamp(key, "POST", path, body, now)
+    RpcTokens::stamp(key, Route::Rpc.method(), path, body, now)
         .map(Some)
         .map_err(|_| refuse("no randomness for a stamp nonce"))
 }
@@ -612,7 +590,7 @@ async fn track(
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::new(ApiErrorCode::NotFound, "no such route")
 }
 
 /// The API's routes.

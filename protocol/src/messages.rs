@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use strongroom_api::ApiErrorCode;
 
 /// Longest key label, in bytes of UTF-8.
 pub const MAX_LABEL_LEN: usize = 128;
@@ -346,7 +347,8 @@ pub struct EnclaveError {
     pub message: String,
 }
 
-/// Kinds of enclave failure; the proxy maps them to HTTP statuses.
+/// Kinds of enclave failure; [`ErrorCode::api_code`] gives the API code (and so the HTTP
+/// status) each answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -366,6 +368,26 @@ pub enum ErrorCode {
     WrongPhase,
     /// The NSM or another enclave component failed.
     Internal,
+}
+
+impl ErrorCode {
+    /// The API's code for a call refused with this code. `None` for a failure inside the
+    /// enclave (unsealing, phase, NSM), which the enclave answers as
+    /// [`ApiErrorCode::Internal`] and the proxy, receiving it, as
+    /// [`ApiErrorCode::EnclaveError`]. The HTTP status is the code's
+    /// ([`ApiErrorCode::status`]).
+    pub fn api_code(self) -> Option<ApiErrorCode> {
+        match self {
+            ErrorCode::NotReady => Some(ApiErrorCode::NotReady),
+            ErrorCode::BadRequest => Some(ApiErrorCode::BadRequest),
+            ErrorCode::KeyDestroyed => Some(ApiErrorCode::KeyDestroyed),
+            ErrorCode::BlobRejected => Some(ApiErrorCode::BlobRejected),
+            ErrorCode::UnsealFailed
+            | ErrorCode::WrongRootKey
+            | ErrorCode::WrongPhase
+            | ErrorCode::Internal => None,
+        }
+    }
 }
 
 impl EnclaveError {

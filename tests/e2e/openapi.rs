@@ -1,6 +1,6 @@
 //! `docs/openapi.json` against the code and the running system: its paths and methods are
 //! exactly the proxy's routes (`parent-proxy/src/http.rs`) expanded by the enclave's
-//! (`enclave/src/call/route.rs`), and the JSON bodies a real stack answers validate against the
+//! (`strongroom_api::Route`), and the JSON bodies a real stack answers validate against the
 //! documented response schemas.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,47 +74,14 @@ fn proxy_routes() -> Vec<(String, String, String)> {
     routes
 }
 
-/// The enclave's routes as (method, path with `{id}` for variables), from the patterns of
-/// `Route::parse`, the sign kinds expanded.
+/// The enclave's routes as (method, path with `{id}` for variables), the sign kinds
+/// expanded.
 fn enclave_routes() -> BTreeSet<(String, String)> {
-    let api = source("enclave/src/call/route.rs");
-    let kinds: Vec<String> = api
-        .lines()
-        .filter_map(|l| l.trim().split_once("\" => Action::"))
-        .map(|(k, _)| k.trim_start_matches('"').to_string())
-        .collect();
-    assert_eq!(kinds.len(), 4, "sign kinds: {kinds:?}");
-    let mut routes = BTreeSet::new();
-    for line in api.lines() {
-        let line = line.trim();
-        let Some(method) = ["GET", "POST", "DELETE", "PUT", "PATCH"]
-            .into_iter()
-            .find(|m| line.starts_with(&format!("(\"{m}\", [\"\"")))
-        else {
-            continue;
-        };
-        let inner = line.split_once('[').unwrap().1.split_once(']').unwrap().0;
-        let segments: Vec<&str> = inner.split(',').map(str::trim).collect();
-        let mut paths = vec![String::new()];
-        for seg in &segments[1..] {
-            let options: Vec<String> = if let Some(lit) = seg.strip_prefix('"') {
-                vec![lit.trim_end_matches('"').to_string()]
-            } else if *seg == "what" {
-                kinds.clone()
-            } else {
-                vec!["{id}".to_string()]
-            };
-            paths = paths
-                .iter()
-                .flat_map(|p| options.iter().map(move |o| format!("{p}/{o}")))
-                .collect();
-        }
-        for p in paths {
-            routes.insert((method.to_string(), p));
-        }
-    }
-    assert!(routes.len() >= 15, "parsed too few routes: {routes:?}");
-    routes
+    let id = strongroom_api::Id::new("0123456789abcdef").unwrap();
+    strongroom_api::Route::every(&id)
+        .iter()
+        .map(|r| (r.method().to_string(), r.template()))
+        .collect()
 }
 
 #[test]

@@ -2,23 +2,22 @@
 //! "retry_after"?}}` with its HTTP status.
 
 use serde_json::{Value, json};
+use strongroom_api::ApiErrorCode;
 use strongroom_policy::Decision;
-use strongroom_protocol::messages::{Answer, Effects, EnclaveError, ErrorCode};
+use strongroom_protocol::messages::{Answer, Effects, EnclaveError};
 
-/// A refusal: status, code, message, and for a policy denial the decision.
+/// A refusal: code (which gives the status), message, and for a policy denial the decision.
 #[derive(Debug)]
 pub struct ApiError {
-    pub(crate) status: u16,
-    code: &'static str,
+    pub(crate) code: ApiErrorCode,
     pub(crate) message: String,
     decision: Option<Value>,
     pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             decision: None,
@@ -26,42 +25,45 @@ impl ApiError {
         }
     }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "bad_request", message)
+        Self::new(ApiErrorCode::BadRequest, message)
     }
     pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(401, "unauthenticated", message)
+        Self::new(ApiErrorCode::Unauthenticated, message)
     }
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(403, "forbidden", message)
+        Self::new(ApiErrorCode::Forbidden, message)
     }
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(404, "not_found", message)
+        Self::new(ApiErrorCode::NotFound, message)
     }
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
-        Self::new(409, "conflict", message)
+        Self::new(ApiErrorCode::Conflict, message)
     }
     pub(crate) fn quota(message: impl Into<String>) -> Self {
-        Self::new(429, "quota_exceeded", message)
+        Self::new(ApiErrorCode::QuotaExceeded, message)
     }
     pub(crate) fn key_destroyed(message: impl Into<String>) -> Self {
-        Self::new(410, "key_destroyed", message)
+        Self::new(ApiErrorCode::KeyDestroyed, message)
     }
     pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "internal", message)
+        Self::new(ApiErrorCode::Internal, message)
     }
     pub(crate) fn denied(decision: &Decision) -> Self {
         Self {
-            status: 403,
-            code: "denied",
-            message: decision.reason.clone(),
             decision: Some(decision.to_json_value()),
-            retry_after: None,
+            ..Self::new(ApiErrorCode::Denied, decision.reason.clone())
         }
+    }
+
+    /// The HTTP status: the code's.
+    pub(crate) fn status(&self) -> u16 {
+        self.code.status()
     }
 
     /// The answer for the client.
     pub fn into_answer(self) -> Answer {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let status = self.status();
+        let mut error = json!({"code": self.code.as_str(), "message": self.message});
         if let Some(obj) = error.as_object_mut() {
             if let Some(d) = self.decision {
                 obj.insert("decision".into(), d);
@@ -70,19 +72,17 @@ impl ApiError {
                 obj.insert("retry_after".into(), secs.into());
             }
         }
-        reply(self.status, json!({ "error": error }))
+        reply(status, json!({ "error": error }))
     }
 }
 
+/// A failure inside the enclave that the API does not name is `internal`.
 impl From<EnclaveError> for ApiError {
     fn from(e: EnclaveError) -> Self {
-        match e.code {
-            ErrorCode::NotReady => Self::new(503, "not_ready", e.message),
-            ErrorCode::BadRequest => Self::bad_request(e.message),
-            ErrorCode::KeyDestroyed => Self::key_destroyed(e.message),
-            ErrorCode::BlobRejected => Self::new(502, "blob_rejected", e.message),
-            _ => Self::internal(e.message),
-        }
+        Self::new(
+            e.code.api_code().unwrap_or(ApiErrorCode::Internal),
+            e.message,
+        )
     }
 }
 

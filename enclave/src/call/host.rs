@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use strongroom_api::ApiErrorCode;
 use strongroom_auth::{
     MAX_VALIDITY_SECS, PrincipalKey, Request as StampedRequest, authenticate_for,
 };
@@ -123,8 +124,7 @@ pub fn check_horizon(expires_at: u64, boot_time: u64) -> Result<(), ApiError> {
     let horizon = boot_time.saturating_add(MAX_VALIDITY_SECS);
     if expires_at < horizon {
         let mut e = ApiError::new(
-            401,
-            "stamp_before_boot",
+            ApiErrorCode::StampBeforeBoot,
             format!(
                 "stamp expires at {expires_at}, before {horizon}: the enclave started at \
                  {boot_time} and accepts only stamps that expire at least {MAX_VALIDITY_SECS} \

@@ -8,7 +8,8 @@
 //! status, an approval) is visible before its record is in the chain, and a failure to
 //! append leaves the state as it was.
 //!
-//! One file per concern: [`route`] (what a method and path mean), [`error`] (refusals),
+//! One file per concern: [`Route`] (what a method and path mean, from `strongroom_api`),
+//! [`error`] (refusals),
 //! [`host`] (the enclave seam and stamp checks), [`keys`], [`sign`], [`proposals`],
 //! [`requests`], [`rpc`] (Ethereum JSON-RPC) and [`views`] (the JSON of what is kept).
 
@@ -17,7 +18,6 @@ pub mod host;
 pub mod keys;
 pub mod proposals;
 pub mod requests;
-pub mod route;
 pub mod rpc;
 pub mod sign;
 pub mod views;
@@ -25,6 +25,7 @@ pub mod views;
 use std::sync::Arc;
 
 use serde_json::json;
+use strongroom_api::{ApiErrorCode, Route};
 use strongroom_protocol::messages::{
     Answer, Call, MAX_CALL_BODY_LEN, MAX_CALL_KEYS, MAX_METHOD_LEN, MAX_PATH_LEN,
 };
@@ -32,7 +33,6 @@ use strongroom_protocol::messages::{
 pub use error::ApiError;
 use error::{ApiResult, reply};
 pub use host::{Caller, Host, KeyTable, check_horizon};
-pub use route::Route;
 
 use crate::audit::AuditLog;
 use crate::state::EnclaveState;
@@ -143,8 +143,7 @@ fn dispatch(host: &dyn Host, gov: &GovernedLock, call: &Call) -> ApiResult {
     }
     if call.body.len() > MAX_CALL_BODY_LEN {
         return Err(ApiError::new(
-            413,
-            "too_large",
+            ApiErrorCode::TooLarge,
             format!("body larger than {MAX_CALL_BODY_LEN} bytes"),
         ));
     }
@@ -164,8 +163,7 @@ fn dispatch(host: &dyn Host, gov: &GovernedLock, call: &Call) -> ApiResult {
         // never reach the audit chain.
         if route.needs_stamp() && g.audit.backlog_full() {
             return Err(ApiError::new(
-                503,
-                "audit_backlog",
+                ApiErrorCode::AuditBacklog,
                 format!(
                     "{} audit entries wait for the proxy to store them; no new decisions \
                      until it does",
@@ -181,7 +179,7 @@ fn dispatch(host: &dyn Host, gov: &GovernedLock, call: &Call) -> ApiResult {
     match route {
         Route::CreateKey => keys::create(host, gov, call, &caller),
         Route::DestroyKey(id) => keys::destroy(host, gov, call, &caller, &id),
-        Route::Sign(id, action) => sign::sign(host, gov, call, &caller, &id, action),
+        Route::Sign(id, kind) => sign::sign(host, gov, call, &caller, &id, kind),
         Route::Propose => proposals::propose(host, gov, call, &caller),
         Route::ApproveProposal(id) => proposals::approve(host, gov, call, &caller, &id),
         Route::CancelProposal(id) => proposals::cancel(host, gov, &caller, &id),

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use strongroom_api::ApiErrorCode;
 use strongroom_policy::{Context, Decision, KeyRef, Outcome};
 use strongroom_protocol::messages::Call;
 
@@ -138,7 +139,7 @@ fn complete(
     let key = match &call.key {
         Some(_) => match host.open_key(&key_id, call) {
             Ok(k) => Some(k),
-            Err(e) if e.status == 410 => None,
+            Err(e) if e.code == ApiErrorCode::KeyDestroyed => None,
             Err(e) => return Err(e),
         },
         None => None,

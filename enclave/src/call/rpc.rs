@@ -12,6 +12,7 @@
 //! quota reached (too many requests waiting).
 
 use serde_json::{Value, json};
+use strongroom_api::ApiErrorCode;
 use strongroom_policy::Action;
 use strongroom_protocol::messages::{Answer, Call, Effects};
 
@@ -57,12 +58,14 @@ fn error_object(id: Value, code: i64, message: impl Into<String>, data: Option<V
 /// A refusal before any request was read (stamp, size, backlog), in JSON-RPC form with
 /// the refusal's HTTP status.
 pub fn error_answer(e: ApiError) -> Answer {
-    let code = match e.status {
-        401 => codes::UNAUTHENTICATED,
-        400 | 404 | 413 => codes::INVALID_REQUEST,
+    let code = match e.code {
+        ApiErrorCode::Unauthenticated | ApiErrorCode::StampBeforeBoot => codes::UNAUTHENTICATED,
+        ApiErrorCode::BadRequest | ApiErrorCode::NotFound | ApiErrorCode::TooLarge => {
+            codes::INVALID_REQUEST
+        }
         _ => codes::INTERNAL_ERROR,
     };
-    reply(e.status, error_object(Value::Null, code, e.message, None))
+    reply(e.status(), error_object(Value::Null, code, e.message, None))
 }
 
 /// Whether a method signs (at most one per batch: one call carries at most one pending
@@ -394,14 +397,18 @@ fn signed(
             "waiting for approvals or a time-lock".to_string(),
             Some(json!({ "request": value["request"] })),
         )),
-        status => {
+        _ => {
             let error = &value["error"];
             let message = error["message"].as_str().unwrap_or("refused").to_string();
-            let code = match (status, error["code"].as_str()) {
-                (_, Some("denied")) => codes::DENIED,
-                (429, _) => codes::LIMIT_EXCEEDED,
-                (401, _) => codes::UNAUTHENTICATED,
-                (400 | 404 | 410, _) => codes::INVALID_PARAMS,
+            let code = match error["code"].as_str().and_then(ApiErrorCode::parse) {
+                Some(ApiErrorCode::Denied) => codes::DENIED,
+                Some(ApiErrorCode::QuotaExceeded) => codes::LIMIT_EXCEEDED,
+                Some(ApiErrorCode::Unauthenticated | ApiErrorCode::StampBeforeBoot) => {
+                    codes::UNAUTHENTICATED
+                }
+                Some(
+                    ApiErrorCode::BadRequest | ApiErrorCode::NotFound | ApiErrorCode::KeyDestroyed,
+                ) => codes::INVALID_PARAMS,
                 _ => codes::INTERNAL_ERROR,
             };
             let data = error.get("decision").map(|d| json!({ "decision": d }));

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use serde_json::json;
+use strongroom_api::SignKind;
 use strongroom_policy::{Action, Context, KeyRef, Outcome};
 use strongroom_protocol::messages::{Call, PendingRef};
 
@@ -23,10 +24,20 @@ pub(crate) fn sign(
     call: &Call,
     caller: &Caller,
     id: &str,
-    action: Action,
+    kind: SignKind,
 ) -> ApiResult {
     let record = host.open_key(id, call)?;
-    sign_body(host, gov, caller, &record, action, &call.body)
+    sign_body(host, gov, caller, &record, action(kind), &call.body)
+}
+
+/// The policy action a signing route asks for.
+pub(crate) fn action(kind: SignKind) -> Action {
+    match kind {
+        SignKind::Transaction => Action::SignTransaction,
+        SignKind::TypedData => Action::SignTypedData,
+        SignKind::Message => Action::SignMessage,
+        SignKind::Digest => Action::SignDigest,
+    }
 }
 
 /// Decodes a signing body (the REST form of `action`), asks the policy, and signs, holds
