@@ -2,8 +2,9 @@
 //! against single-threaded baselines measured in the same run on the same machine.
 //!
 //! It builds a chain of N entries as the enclave does (boots spread evenly, each with a
-//! genuine mock-NSM attestation document; decisions of about 450 bytes with an intent
-//! object, about 620 bytes a line), writes it with the expected PCRs and the mock root,
+//! genuine mock-NSM attestation document; decisions of about 650 bytes with a whole
+//! decoded transaction intent, records `audit verify` reads as the enclave's, about 820
+//! bytes a line), writes it with the expected PCRs and the mock root,
 //! then times the real `strongroom audit verify --from-file` process. Baselines, one
 //! thread each: strict Ed25519 verification of the chain's N signatures one by one (the
 //! signature work alone, without batching), and SHA-256 over the chain file's bytes (the
@@ -170,21 +171,31 @@ struct Built {
     keys: Vec<VerifyingKey>,
 }
 
-/// A decision entry's fields (about 450 bytes with the common ones), varying with `seq`.
+/// A decision entry's fields (about 650 bytes with the common ones), varying with `seq`:
+/// a record `audit verify` decodes as it decodes the enclave's.
 fn decision(seq: u64) -> serde_json::Map<String, Value> {
     let request = Sha256::digest(seq.to_be_bytes());
     let fields = json!({
         "request": hex::encode(request),
         "principal": "desk",
+        "stamp_key": "desk-1",
         "action": "sign_transaction",
         "key": "5f0c6a1e2b3d4c5e6f708192a3b4c5d6",
         "intent": {
             "kind": "transaction",
+            "tx_type": "eip1559",
             "chain_id": 1,
-            "to": "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf",
+            "nonce": seq,
+            "to": "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf",
             "value": format!("0x{:x}", 1_000_000_000_000u64 + seq),
+            "gas_limit": 21000,
+            "max_fee_per_gas": "0x4a817c800",
+            "max_priority_fee_per_gas": "0x3b9aca00",
+            "selector": null,
+            "data_len": 0,
+            "erc20": null,
         },
-        "result": "allowed",
+        "result": "allow",
         "rule": "transfers",
         "reason": "within limits",
     });
@@ -447,10 +458,16 @@ mod tests {
         assert_eq!(report.entries, 300);
         let boots: Vec<u64> = report.boots.iter().map(|b| b.seq).collect();
         assert_eq!(boots, [0, 100, 200]);
-        // Decisions are the typical size; the baseline checks the same signatures.
+        // Decisions are the typical size, and records `audit verify` reads; the baseline
+        // checks the same signatures.
         let decision = AuditEntry::parse_line(lines[5]).unwrap();
+        let record = strongroom_enclave::record::Record::from_entry_bytes(&decision.bytes);
         assert!(
-            (400..520).contains(&decision.bytes.len()),
+            matches!(record, Ok(strongroom_enclave::record::Record::Decision(_))),
+            "{record:?}"
+        );
+        assert!(
+            (600..700).contains(&decision.bytes.len()),
             "{}",
             decision.bytes.len()
         );

@@ -25,6 +25,7 @@ use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_attestation::{Expectations, Nsm, TrustedRoot, verify};
 use strongroom_auth::{Algorithm, MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
 use strongroom_enclave::Enclave;
+use strongroom_enclave::record::Record;
 use strongroom_envelope::seal_for_recipient;
 use strongroom_identity::AuditEntry;
 use strongroom_protocol::messages::{
@@ -547,13 +548,12 @@ fn timed_boot(stored: &Stored, records: Vec<AuditRecord>) -> Result<BootTiming> 
         boot.seq,
         stored.snapshot_seq + n
     );
-    let fields = AuditEntry::parse_line(&boot.line)
-        .and_then(|e| e.fields())
-        .context("the boot record")?;
-    let replayed = fields
-        .get("resumed")
-        .and_then(|r| r.get("replayed"))
-        .and_then(Value::as_u64);
+    let entry = AuditEntry::parse_line(&boot.line).context("the boot record")?;
+    let record = Record::from_entry_bytes(&entry.bytes).context("the boot record")?;
+    let replayed = match record {
+        Record::Boot(b) => b.resumed.map(|r| r.replayed),
+        other => bail!("the boot record is a {} record", other.kind()),
+    };
     ensure!(
         replayed == Some(n),
         "the boot record says {replayed:?} records were replayed, not {n}"

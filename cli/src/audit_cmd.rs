@@ -1,5 +1,6 @@
 //! `strongroom audit …`: the enclave's signed audit chain — verify it from its first boot
-//! (from a file or the server), fetch it, show its signed head.
+//! (from a file or the server) and read what its records say, fetch it, show its signed
+//! head.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,14 +10,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use strongroom_attestation::{
     Expectations, MAX_CLOCK_SKEW, TrustedRoot, claimed_timestamp, rfc3339, verify,
 };
 use strongroom_client::{ProxyRoute, Route};
 use strongroom_identity::{
-    AttestationCheck, ChainBreak, ChainReport, ChainVerifier, Checkpoint, MAX_LINE_LEN, UserData,
+    AttestationCheck, AuditEntry, ChainBreak, ChainReport, ChainVerifier, Checkpoint, MAX_LINE_LEN,
+    UserData,
 };
+use strongroom_log::{Record, RecordError, Summary};
 
 use crate::client::{Api, print_json};
 use crate::input::{pcr_file, trusted_root};
@@ -40,8 +44,11 @@ pub enum AuditCommand {
     /// Verify the whole chain from its first boot: order, links, every signature, every
     /// boot's attestation (at the document's own time) against the expected PCRs of the
     /// global --expect-pcrs (required here; give every release's file the chain spans: each
-    /// boot must carry all the PCRs of one of them) and --attestation-root. Prints a JSON report;
-    /// exits 1 naming the first entry where the chain breaks.
+    /// boot must carry all the PCRs of one of them) and --attestation-root. Every entry is
+    /// also read as its typed record. Prints a JSON report (with `records`: counts by kind,
+    /// decisions by outcome, signatures per key, keys created and destroyed, policy changes)
+    /// and a summary on standard error; exits 1 naming the first entry where the chain
+    /// breaks or whose record this strongroom cannot read.
     Verify {
         /// Read the chain from this NDJSON file (`-`: standard input) instead of fetching
         /// it from the server at --url.
@@ -114,13 +121,125 @@ pub fn run(
                 }
             };
             match outcome {
-                Ok(report) => print_json(&report_json(&report, &source, &root)),
-                Err(brk) => Err(broken(&brk)),
+                Ok((report, summary)) => {
+                    eprint!("{}", summary_text(&report, &summary));
+                    print_json(&report_json(&report, &summary, &source, &root))
+                }
+                Err(refusal) => Err(refusal.into_error()),
             }
         }
         AuditCommand::Fetch { from, out } => fetch(&api()?, from, out.as_deref()),
         AuditCommand::Head => print_json(&fetch_head(&api()?, true)?.to_json()),
     }
+}
+
+/// Why `audit verify` refuses a chain: a break of the chain itself, or a verified entry
+/// whose record this strongroom cannot read (whichever comes first in the chain).
+#[derive(Debug)]
+enum Refusal {
+    Break(ChainBreak),
+    Record {
+        seq: u64,
+        kind: String,
+        error: RecordError,
+    },
+}
+
+impl Refusal {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Refusal::Break(brk) => broken(&brk),
+            Refusal::Record { seq, kind, error } => unreadable(seq, &kind, &error),
+        }
+    }
+}
+
+/// The error for a verified entry whose record does not decode.
+fn unreadable(seq: u64, kind: &str, error: &RecordError) -> anyhow::Error {
+    let kind = kind.escape_default();
+    let what = match error {
+        RecordError::UnknownKind(_) => format!(
+            "unknown record kind {kind} at seq {seq}: this strongroom is older than the \
+             enclave that wrote it"
+        ),
+        RecordError::Decode(detail) => {
+            format!("the {kind} record at seq {seq} does not decode: {detail}")
+        }
+        other => format!("the {kind} record at seq {seq}: {other}"),
+    };
+    let read = match seq {
+        0 => "its signature verified".to_string(),
+        1 => "its signature verified; entry 0 read".to_string(),
+        n => format!("its signature verified; entries 0 to {} read", n - 1),
+    };
+    anyhow!("the audit chain holds a record this strongroom cannot read: {what} ({read})")
+}
+
+/// A chain verifier that also reads every entry it verified as its typed record and sums
+/// up what the records say.
+struct Audit<F> {
+    verifier: ChainVerifier<F>,
+    summary: Summary,
+}
+
+impl<F: AttestationCheck> Audit<F> {
+    fn new(verifier: ChainVerifier<F>) -> Self {
+        Self {
+            verifier,
+            summary: Summary::new(),
+        }
+    }
+
+    /// Verifies the next lines, then reads the records of those that verified (decoded in
+    /// parallel, added in order). A record that does not decode comes before the chain's
+    /// break, if any: it is an earlier entry.
+    fn push_lines<S: AsRef<[u8]> + Sync>(&mut self, lines: &[S]) -> Result<(), Refusal> {
+        let before = self.verifier.verified();
+        let outcome = self.verifier.push_lines(lines);
+        // Lines before..after are the entries of those numbers, in order; a line after a
+        // gap or a break is not read.
+        let after = match &outcome {
+            Ok(()) => self.verifier.verified(),
+            Err(brk) => brk.verified(),
+        };
+        let n = usize::try_from(after.saturating_sub(before))
+            .unwrap_or(usize::MAX)
+            .min(lines.len());
+        let records: Vec<Result<(u64, Record), Refusal>> = lines[..n]
+            .par_iter()
+            .enumerate()
+            .map(|(i, line)| read_record(before + i as u64, line.as_ref()))
+            .collect();
+        for (i, record) in records.into_iter().enumerate() {
+            let (time, record) = record?;
+            self.summary.add(before + i as u64, time, &record);
+        }
+        outcome.map_err(Refusal::Break)
+    }
+
+    fn finish(self) -> Result<(ChainReport, Summary), Refusal> {
+        let report = self.verifier.finish().map_err(Refusal::Break)?;
+        Ok((report, self.summary))
+    }
+}
+
+/// The time and record of the verified entry `seq` on `line`.
+fn read_record(seq: u64, line: &[u8]) -> Result<(u64, Record), Refusal> {
+    let refuse = |kind: &str, error: RecordError| Refusal::Record {
+        seq,
+        kind: kind.to_string(),
+        error,
+    };
+    // The verifier has parsed the line already; these cannot fail on a verified entry.
+    let text = std::str::from_utf8(line)
+        .map_err(|_| refuse("?", RecordError::Decode("not UTF-8".into())))?;
+    let entry = AuditEntry::parse_line(text)
+        .map_err(|e| refuse("?", RecordError::Decode(e.to_string())))?;
+    let header = entry
+        .header()
+        .map_err(|e| refuse("?", RecordError::Decode(e.to_string())))?;
+    let record = Record::from_entry_bytes(&entry.bytes).map_err(|e| refuse(&header.kind, e))?;
+    Ok((header.time, record))
 }
 
 /// The error for a broken chain: the break, and how far the chain verified.
@@ -255,7 +374,7 @@ fn verify_file(
     path: &str,
     check: impl AttestationCheck,
     checkpoint: Option<Checkpoint>,
-) -> Result<Result<ChainReport, ChainBreak>> {
+) -> Result<Result<(ChainReport, Summary), Refusal>> {
     let reader: Box<dyn BufRead + Send> = if path == "-" {
         Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
     } else {
@@ -266,6 +385,7 @@ fn verify_file(
     if let Some(c) = checkpoint {
         verifier = verifier.expect_checkpoint(c)?;
     }
+    let mut audit = Audit::new(verifier);
     let mut lines = LineChunks::new(reader);
     std::thread::scope(|scope| {
         // One chunk read ahead: memory stays at two chunks.
@@ -285,11 +405,11 @@ fn verify_file(
             if chunk.is_empty() {
                 break;
             }
-            if let Err(brk) = verifier.push_lines(&chunk) {
-                return Ok(Err(brk));
+            if let Err(refusal) = audit.push_lines(&chunk) {
+                return Ok(Err(refusal));
             }
         }
-        Ok(verifier.finish())
+        Ok(audit.finish())
     })
 }
 
@@ -298,16 +418,16 @@ fn verify_server(
     api: &Api,
     check: impl AttestationCheck,
     checkpoint: Checkpoint,
-) -> Result<Result<ChainReport, ChainBreak>> {
-    let mut verifier = ChainVerifier::new(check).expect_checkpoint(checkpoint)?;
+) -> Result<Result<(ChainReport, Summary), Refusal>> {
+    let mut audit = Audit::new(ChainVerifier::new(check).expect_checkpoint(checkpoint)?);
     let mut outcome = Ok(());
     for_each_page(api, 0, |lines| {
-        outcome = verifier.push_lines(lines);
+        outcome = audit.push_lines(lines);
         Ok(outcome.is_ok())
     })?;
     Ok(match outcome {
-        Err(brk) => Err(brk),
-        Ok(()) => verifier.finish(),
+        Err(refusal) => Err(refusal),
+        Ok(()) => audit.finish(),
     })
 }
 
@@ -418,8 +538,9 @@ fn utc(secs: u64) -> String {
 }
 
 /// The report printed for a chain that verified.
-fn report_json(report: &ChainReport, source: &str, root: &TrustedRoot) -> Value {
+fn report_json(report: &ChainReport, summary: &Summary, source: &str, root: &TrustedRoot) -> Value {
     let mut out = report.to_json();
+    out["records"] = summary.to_json();
     if let Some(boots) = out["boots"].as_array_mut() {
         for boot in boots {
             let time = boot["time"].as_u64().unwrap_or_default();
@@ -432,6 +553,120 @@ fn report_json(report: &ChainReport, source: &str, root: &TrustedRoot) -> Value 
     out["last_time_utc"] = json!(utc(report.last_time));
     out["attestation_root_sha256"] = json!(hex::encode(root.fingerprint()));
     out["verified_at"] = json!(rfc3339(SystemTime::now()));
+    out
+}
+
+/// Most keys or policy changes listed one a line in the summary; the JSON report lists all.
+const LISTED: usize = 20;
+
+/// What the chain says, for a person: printed on standard error beside the JSON report.
+fn summary_text(report: &ChainReport, summary: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let short = |hex: &str| match hex.get(..16) {
+        Some(start) if hex.len() > 16 => format!("{start}…"),
+        _ => hex.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "audit chain verified: {} entries (0 to {}), {} boot(s), {} to {}",
+        report.entries,
+        report.head_seq,
+        report.boots.len(),
+        utc(report.first_time),
+        utc(report.last_time)
+    );
+    let kinds: Vec<String> = summary
+        .by_kind
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    let _ = writeln!(out, "records: {}", kinds.join(", "));
+    let tally = |t: &strongroom_log::Tally| {
+        format!(
+            "{} allowed, {} denied, {} held",
+            t.allowed, t.denied, t.held
+        )
+    };
+    let _ = writeln!(out, "decisions: {}", tally(&summary.decisions));
+    if summary
+        .by_kind
+        .get("request_completed")
+        .copied()
+        .unwrap_or(0)
+        > 0
+    {
+        let _ = writeln!(
+            out,
+            "held requests completed: {}",
+            tally(&summary.requests_completed)
+        );
+    }
+    let per_key: Vec<String> = summary
+        .signatures
+        .iter()
+        .map(|(key, n)| format!("{n} by key {key}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "signatures: {}{}",
+        summary.signatures_total(),
+        if per_key.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per_key.join(", "))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "keys: {} created, {} destroyed",
+        summary.keys_created.len(),
+        summary.keys_destroyed.len()
+    );
+    let events = summary
+        .keys_created
+        .iter()
+        .map(|k| ("created", k))
+        .chain(summary.keys_destroyed.iter().map(|k| ("destroyed", k)));
+    for (what, k) in events.clone().take(LISTED) {
+        let label = k
+            .label
+            .as_deref()
+            .map_or(String::new(), |l| format!(" {l:?}"));
+        let _ = writeln!(
+            out,
+            "  {what} key {} {}{label} at seq {}",
+            k.key, k.address, k.seq
+        );
+    }
+    let more = events.count().saturating_sub(LISTED);
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "  … and {more} more (see `keys_created` and `keys_destroyed` in the report)"
+        );
+    }
+    let _ = writeln!(out, "policy changes: {}", summary.policy_changes.len());
+    for p in summary.policy_changes.iter().take(LISTED) {
+        let _ = writeln!(
+            out,
+            "  {} changed by proposal {} at seq {} ({}): policy {}, admins {}",
+            p.change,
+            p.proposal,
+            p.seq,
+            utc(p.time),
+            short(&p.policy_digest),
+            short(&p.admins_digest)
+        );
+    }
+    let more = summary.policy_changes.len().saturating_sub(LISTED);
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "  … and {more} more (see `policy_changes` in the report)"
+        );
+    }
     out
 }
 

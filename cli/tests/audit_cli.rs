@@ -20,8 +20,16 @@ use serde_json::{Map, Value, json};
 use strongroom_attestation::AttestationRequest;
 use strongroom_attestation::mock::{MockNsm, MockNsmConfig};
 use strongroom_identity::{AuditEntry, Checkpoint, GENESIS_PREV, IdentityKey, UserData};
+use strongroom_log::{
+    By, Decided, DecisionRecord, KeyCreated, KeyDestroyed, PolicyChanged, ProposalApproved,
+    ProposalMade, Record, RequestCompleted,
+};
+use strongroom_policy::{Action, Decision, Intent, Outcome};
 
 const DAY: u64 = 24 * 3600;
+/// The key the chains' signatures are made with.
+const KEY: &str = "5f0c6a1e2b3d4c5e6f708192a3b4c5d6";
+const ADDRESS: &str = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf";
 
 fn temp_dir(tag: &str) -> PathBuf {
     let nanos = SystemTime::now()
@@ -179,25 +187,31 @@ impl Builder {
         self
     }
 
-    fn decisions(&mut self, n: u64) -> &mut Self {
+    /// Appends a typed record, a minute after the entry before.
+    fn record(&mut self, record: &Record) -> &mut Self {
+        self.time += 60;
+        let (kind, fields) = record.to_fields().unwrap();
+        self.push(kind, Value::Object(fields));
+        self
+    }
+
+    /// `n` decisions to sign a digest with [`KEY`], each with this outcome.
+    fn decided(&mut self, n: u64, outcome: Outcome) -> &mut Self {
         for _ in 0..n {
-            self.time += 60;
-            let seq = self.seq;
-            self.push(
-                "decision",
-                json!({
-                    "request": hex::encode([seq as u8; 32]),
-                    "principal": "desk",
-                    "action": "sign_transaction",
-                    "key": "k1",
-                    "intent": {"kind": "transaction", "chain_id": 1, "value": "0x1"},
-                    "result": "allowed",
-                    "rule": "dev-transactions",
-                    "reason": "within limits",
-                }),
-            );
+            let record = Record::Decision(DecisionRecord {
+                by: by(self.seq, Some("desk")),
+                decided: signing(outcome.clone()),
+                request_id: None,
+                held: None,
+            });
+            self.record(&record);
         }
         self
+    }
+
+    /// `n` signatures allowed.
+    fn decisions(&mut self, n: u64) -> &mut Self {
+        self.decided(n, Outcome::Allow)
     }
 
     fn checkpoint(&self) -> Checkpoint {
@@ -207,6 +221,32 @@ impl Builder {
             self.prev,
             self.time + 1,
         )
+    }
+}
+
+/// A call by `principal` (an admin key without one).
+fn by(seq: u64, principal: Option<&str>) -> By {
+    By {
+        request: hex::encode([seq as u8; 32]),
+        principal: principal.map(str::to_owned),
+        stamp_key: format!("{}-1", principal.unwrap_or("admin")),
+    }
+}
+
+/// A blind signature with [`KEY`] and its decision.
+fn signing(outcome: Outcome) -> Decided {
+    Decided {
+        action: Action::SignDigest,
+        key: Some(KEY.into()),
+        intent: Intent::Digest {
+            digest: [7u8; 32].into(),
+        },
+        decision: Decision {
+            outcome,
+            rule: Some("digests".into()),
+            reason: "within limits".into(),
+        },
+        output: None,
     }
 }
 
@@ -323,7 +363,8 @@ fn a_broken_chain_exits_1_naming_the_entry() {
     assert!(err.contains("entry 44 appears twice"), "{err}");
 
     let mut edited = lines.clone();
-    edited[50] = edited[50].replace("\"allowed\"", "\"denied\"");
+    edited[50] = edited[50].replace("\"result\":\"allow\"", "\"result\":\"deny\"");
+    assert_ne!(edited[50], lines[50]);
     let err = verify_file("edited", &edited, &[]).unwrap_err();
     assert!(
         err.contains(&format!(
@@ -338,6 +379,173 @@ fn a_broken_chain_exits_1_naming_the_entry() {
     let err = verify_file("garbled", &garbled, &[]).unwrap_err();
     assert!(
         err.contains("line 13 (where entry 12 was expected) is malformed"),
+        "{err}"
+    );
+}
+
+/// Runs `audit verify --from-file` on `lines`; on success, the report and the summary
+/// printed on standard error.
+fn verify_file_with_summary(tag: &str, lines: &[String]) -> (Value, String) {
+    let path = write_chain(tag, lines);
+    let out = strongroom(
+        &verify_args(world(), &["--from-file", path.to_str().unwrap()]),
+        None,
+    );
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    (outcome(out).expect(&stderr), stderr)
+}
+
+#[test]
+fn verify_reports_what_the_records_say() {
+    let mut b = Builder::new();
+    b.boot(1, 7);
+    b.record(&Record::KeyCreated(KeyCreated {
+        by: by(1, Some("desk")),
+        key: KEY.into(),
+        address: ADDRESS.into(),
+        label: "treasury".into(),
+    }));
+    b.decisions(3)
+        .decided(2, Outcome::Deny)
+        .decided(1, Outcome::TimeLocked { until: 5 })
+        .decided(
+            1,
+            Outcome::NeedsApproval {
+                threshold: 1,
+                approvers: vec!["ops".into()],
+                approved: vec![],
+            },
+        );
+    b.boot(2, 7);
+    b.record(&Record::RequestCompleted(RequestCompleted {
+        by: by(11, Some("ops")),
+        request_id: "0011223344556677".into(),
+        decided: signing(Outcome::Allow),
+        signed: Some(json!({"status": 200})),
+    }));
+    b.record(&Record::Proposal(ProposalMade {
+        by: by(12, None),
+        proposal: "p-17".into(),
+        change: "policy".into(),
+        digest: "44".repeat(32),
+        document: json!({"rules": []}),
+        base_admins_digest: "55".repeat(32),
+        base_policy_digest: "66".repeat(32),
+    }));
+    b.record(&Record::ProposalApproved(ProposalApproved {
+        by: by(13, None),
+        proposal: "p-17".into(),
+        change: "policy".into(),
+        digest: "44".repeat(32),
+        approvals: 1,
+        applied: true,
+    }));
+    b.record(&Record::PolicyChanged(PolicyChanged {
+        proposal: "p-17".into(),
+        change: "policy".into(),
+        policy_digest: "44".repeat(32),
+        admins_digest: "55".repeat(32),
+        discarded_proposals: vec![],
+    }));
+    b.record(&Record::KeyDestroyed(KeyDestroyed {
+        by: by(15, None),
+        key: KEY.into(),
+        address: ADDRESS.into(),
+    }));
+    let (report, summary) = verify_file_with_summary("records", &b.lines);
+    assert_eq!(report["entries"], 15, "{report}");
+    assert_eq!(report["verified"], true, "the fields of before stay");
+    let records = &report["records"];
+    assert_eq!(records["records"], 15, "{records}");
+    let kinds = &records["by_kind"];
+    assert_eq!(kinds["boot"], 2);
+    assert_eq!(kinds["decision"], 7);
+    assert_eq!(kinds["key_created"], 1);
+    assert_eq!(kinds["key_destroyed"], 1);
+    assert_eq!(kinds["request_completed"], 1);
+    assert_eq!(kinds["proposal"], 1);
+    assert_eq!(kinds["proposal_approved"], 1);
+    assert_eq!(kinds["policy_changed"], 1);
+    assert_eq!(kinds["request_cancelled"], 0);
+    assert_eq!(
+        records["decisions"],
+        json!({"allowed": 3, "denied": 2, "held": 2})
+    );
+    assert_eq!(records["requests_completed"]["allowed"], 1);
+    // Three allowed decisions and the held request completed.
+    assert_eq!(records["signatures"], json!({KEY: 4}));
+    assert_eq!(records["keys_created"][0]["seq"], 1);
+    assert_eq!(records["keys_created"][0]["label"], "treasury");
+    assert_eq!(records["keys_destroyed"][0]["seq"], 14);
+    assert_eq!(records["keys_destroyed"][0]["principal"], Value::Null);
+    let change = &records["policy_changes"][0];
+    assert_eq!(change["seq"], 13);
+    assert_eq!(change["proposal"], "p-17");
+    assert_eq!(change["policy_digest"], "44".repeat(32));
+
+    for line in [
+        "audit chain verified: 15 entries (0 to 14), 2 boot(s)",
+        "decisions: 3 allowed, 2 denied, 2 held",
+        "held requests completed: 1 allowed, 0 denied, 0 held",
+        &format!("signatures: 4 (4 by key {KEY})"),
+        "keys: 1 created, 1 destroyed",
+        &format!("  created key {KEY} {ADDRESS} \"treasury\" at seq 1"),
+        &format!("  destroyed key {KEY} {ADDRESS} at seq 14"),
+        "policy changes: 1",
+        "  policy changed by proposal p-17 at seq 13",
+    ] {
+        assert!(summary.contains(line), "{line:?} in {summary}");
+    }
+    assert!(
+        summary.contains("records: 2 boot, 7 decision, "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_record_this_strongroom_cannot_read_fails_naming_its_seq() {
+    // A kind from a newer enclave, signed like any other entry.
+    let mut b = Builder::new();
+    b.boot(1, 7).decisions(4);
+    b.push("teleport", json!({"to": "mars"}));
+    b.decisions(2);
+    let err = verify_file("newer", &b.lines, &[]).unwrap_err();
+    assert!(
+        err.contains(
+            "unknown record kind teleport at seq 5: this strongroom is older than the \
+             enclave that wrote it (its signature verified; entries 0 to 4 read)"
+        ),
+        "{err}"
+    );
+
+    // A known kind whose fields do not decode.
+    let mut b = Builder::new();
+    b.boot(1, 7).decisions(2);
+    b.push(
+        "decision",
+        json!({"request": "00", "principal": "desk", "action": "sign_digest"}),
+    );
+    b.decisions(2);
+    let err = verify_file("malformed", &b.lines, &[]).unwrap_err();
+    assert!(
+        err.contains("the decision record at seq 3 does not decode: missing field"),
+        "{err}"
+    );
+
+    // A field of the wrong type, and a break of the chain after it: the first finding in
+    // the chain's order is the one named.
+    let mut b = Builder::new();
+    b.boot(1, 7).decisions(1);
+    b.push(
+        "key_destroyed",
+        json!({"request": "00", "principal": null, "stamp_key": "admin-1", "key": KEY,
+            "address": 42}),
+    );
+    b.decisions(5);
+    b.lines.remove(5);
+    let err = verify_file("wrong-type", &b.lines, &[]).unwrap_err();
+    assert!(
+        err.contains("the key_destroyed record at seq 2 does not decode: invalid type"),
         "{err}"
     );
 }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strongroom_enclave::record::Record;
+use strongroom_log::Record;
 use strongroom_identity::{AuditEntry, IdentityKey};
 
 fuzz_target!(|data: &[u8]| {

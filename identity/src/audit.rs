@@ -12,7 +12,10 @@
 //! entry exactly as it appears in the line, so any change to it (even whitespace) shows.
 //!
 //! Kinds and their fields (the enclave's log records: each carries what the enclave needs
-//! to apply its change again at boot; `strongroom_enclave::record` has their types):
+//! to apply its change again at boot). Their types are `strongroom_log::Record`, one struct
+//! a kind, shared by the enclave and `strongroom audit verify`, which reads every entry it
+//! verifies as one; this crate does not depend on them, and checks only what every entry
+//! has and the `boot` entry ([`BootEntry`]). In short:
 //! - `boot` ([`BootEntry`]): `identity` (hex public key of the identity that signs from
 //!   here on), `attestation` (base64 attestation document whose nonce is this entry's
 //!   `prev` and whose user data carries `identity` and `boot_seq`: the hand-over from one

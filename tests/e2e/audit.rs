@@ -69,6 +69,25 @@ fn a_chain_across_three_boots_verifies_and_every_tampering_is_named() {
     let report = verified(&stack, &["audit", "verify"]);
     let boots = report["boots"].as_array().unwrap();
     assert_eq!(boots.len(), 3, "{report}");
+    // What the records say, read as the enclave wrote them.
+    let records = &report["records"];
+    assert_eq!(records["records"], 9, "{report}");
+    assert_eq!(records["by_kind"]["boot"], 3, "{report}");
+    assert_eq!(records["by_kind"]["decision"], 5, "{report}");
+    assert_eq!(records["by_kind"]["key_created"], 1, "{report}");
+    assert_eq!(
+        records["decisions"],
+        serde_json::json!({"allowed": 4, "denied": 1, "held": 0}),
+        "{report}"
+    );
+    assert_eq!(
+        records["signatures"],
+        serde_json::json!({&id: 3}),
+        "{report}"
+    );
+    assert_eq!(records["keys_created"][0]["key"], id.as_str(), "{report}");
+    assert_eq!(records["keys_created"][0]["label"], "audited", "{report}");
+    assert_eq!(records["keys_destroyed"], serde_json::json!([]), "{report}");
     let identities: std::collections::BTreeSet<_> =
         boots.iter().map(|b| b["identity"].to_string()).collect();
     assert_eq!(
