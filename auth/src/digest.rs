@@ -7,6 +7,15 @@ pub const STAMP_DOMAIN: &[u8] = b"strongroom/v1/request-stamp";
 /// Domain tag of a stamp bound to one deployment (its genesis digest).
 pub const BOUND_STAMP_DOMAIN: &[u8] = b"strongroom/v1/request-stamp-bound";
 
+/// The path a stamp covers: the request line's path and query exactly as sent (a proxy
+/// mount point in front included), `path?query` when there is a query.
+pub fn wire_path(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    }
+}
+
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_be_bytes());
     h.update(bytes);
@@ -74,6 +83,16 @@ fn digest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wire_path_keeps_the_query_as_sent() {
+        assert_eq!(
+            wire_path("/p/v1/requests", Some("x=a%20b")),
+            "/p/v1/requests?x=a%20b"
+        );
+        assert_eq!(wire_path("/v1/keys", Some("")), "/v1/keys?");
+        assert_eq!(wire_path("/v1/keys", None), "/v1/keys");
+    }
 
     #[test]
     fn every_field_changes_the_digest() {

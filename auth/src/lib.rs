@@ -19,7 +19,9 @@ mod keys;
 mod replay;
 mod stamp;
 
-pub use digest::{BOUND_STAMP_DOMAIN, STAMP_DOMAIN, bound_request_digest, request_digest};
+pub use digest::{
+    BOUND_STAMP_DOMAIN, STAMP_DOMAIN, bound_request_digest, request_digest, wire_path,
+};
 pub use keyfile::{KeyFileError, MAX_KEY_TEXT_LEN, RandomnessError};
 pub use keys::{Algorithm, InvalidKey, PrincipalKey, SigningKey};
 pub use replay::ReplayCache;

@@ -18,7 +18,7 @@ use reqwest::{Client, Method, StatusCode, Url};
 use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_api::{ApiErrorCode, Id, ProxyRoute, Route, STAMP_HEADER, SignKind};
-use strongroom_auth::{MAX_VALIDITY_SECS, MIN_NONCE_LEN, SigningKey, Stamp};
+use strongroom_auth::{MAX_VALIDITY_SECS, SigningKey, Stamp, wire_path};
 
 use crate::memory::{self, Watch};
 use crate::segments::Marks;
@@ -196,15 +196,6 @@ impl Failure {
     }
 }
 
-/// The path and query of `url` exactly as the request line carries them: what the stamp
-/// covers (a base-path prefix of --url included).
-pub fn wire_path(url: &Url) -> String {
-    match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_string(),
-    }
-}
-
 fn unix_now() -> Result<u64> {
     Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -248,21 +239,25 @@ impl Target {
         Ok(self.url(&route.path()))
     }
 
-    /// A stamp for `method url` with exactly `body`: a fresh 16-byte nonce, expiring
-    /// `MAX_VALIDITY_SECS` from now — the longest the enclave accepts, so a stamp made
-    /// just after an enclave boot is still past its boot horizon (the enclave runs on this
-    /// machine's clock in mock mode).
+    /// A stamp for `method url` with exactly `body` ([`Stamp::make`], as every client
+    /// makes them), expiring `MAX_VALIDITY_SECS` from now — the longest the enclave
+    /// accepts, so a stamp made just after an enclave boot is still past its boot horizon
+    /// (the enclave runs on this machine's clock in mock mode).
     fn stamp(&self, method: &Method, url: &Url, body: &[u8]) -> Result<String> {
-        let mut nonce = vec![0u8; MIN_NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow!("OS random source failed"))?;
-        let path = wire_path(url);
+        let path = wire_path(url.path(), url.query());
         let request = strongroom_auth::Request {
             method: method.as_str(),
             path: &path,
             body,
         };
-        let expires_at = unix_now()? + MAX_VALIDITY_SECS;
-        Ok(Stamp::sign(&self.principal, request, nonce, expires_at).to_header())
+        Stamp::make(
+            &self.principal,
+            request,
+            unix_now()?,
+            MAX_VALIDITY_SECS,
+            None,
+        )
+        .map_err(|e| anyhow!("stamping: {e}"))
     }
 
     /// Sends `body` (exact JSON bytes) to `url`, stamped; the status and the answer.

@@ -48,10 +48,7 @@ pub const MAX_ANSWER_LEN: usize = 16 * 1024 * 1024;
 /// The path and query of `url` exactly as the request line carries them: what stamps and
 /// answer signatures cover.
 pub fn wire_path(url: &Url) -> String {
-    match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_string(),
-    }
+    strongroom_auth::wire_path(url.path(), url.query())
 }
 
 /// A stamp header for `method url` with `body`, a fresh nonce, expiring
