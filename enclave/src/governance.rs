@@ -77,7 +77,7 @@ pub struct ProposalBody {
 impl ProposalBody {
     /// Parses and validates the proposed change.
     pub fn parse(bytes: &[u8]) -> Result<Change, GovernanceError> {
-        let body: ProposalBody = serde_json::from_slice(bytes)
+        let body: ProposalBody = strongroom_eth::from_slice_strict(bytes)
             .map_err(|e| GovernanceError::Invalid(format!("proposal body: {e}")))?;
         match (body.policy, body.admins) {
             (Some(policy), None) => {

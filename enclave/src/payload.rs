@@ -67,8 +67,8 @@ pub fn decode(
             Ok((Intent::Message(intent), SignJob::Hash(hash)))
         }
         Action::SignDigest => {
-            let parsed: DigestBody = serde_json::from_slice(body)
-                .map_err(|e| PayloadError(format!("invalid JSON body: {e}")))?;
+            let parsed: DigestBody =
+                strongroom_eth::from_slice_strict(body).map_err(|e| PayloadError(e.to_string()))?;
             let digits = parsed.digest.strip_prefix("0x").unwrap_or(&parsed.digest);
             let bytes =
                 hex::decode(digits).map_err(|_| PayloadError("digest is not hex".to_string()))?;

@@ -8,13 +8,19 @@ use serde_json::{Map, Value};
 
 use crate::DecodeError;
 
-/// Parses JSON, refusing duplicated object keys. serde_json keeps the last duplicate
-/// silently; another parser (an approver's UI, a log viewer) may keep the first, so a
-/// document with duplicates could show one thing and sign another.
-pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, DecodeError> {
+/// Parses JSON, refusing duplicated object keys at any depth: the one JSON decoder for
+/// every body that enters the enclave. serde_json keeps the last duplicate silently;
+/// another parser (an approver's UI, a log viewer, the client that built the request) may
+/// keep the first, so a document with duplicates could show one thing and sign another.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, DecodeError> {
     serde_json::from_slice::<StrictValue>(bytes)
         .map(|v| v.0)
         .map_err(|e| DecodeError::Json(e.to_string()))
+}
+
+/// [`parse_strict`], then into `T` (whose own rules, such as unknown fields, apply too).
+pub fn from_slice_strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_value(parse_strict(bytes)?).map_err(|e| DecodeError::Json(e.to_string()))
 }
 
 struct StrictValue(Value);

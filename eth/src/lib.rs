@@ -18,6 +18,7 @@ mod typed_data;
 
 pub use alloy_primitives::{Address, B256};
 pub use error::DecodeError;
+pub use json::{from_slice_strict, parse_strict};
 pub use message::{MAX_MESSAGE_BODY_LEN, message_from_request_body};
 pub use tx::{MAX_UNSIGNED_TRANSACTION_LEN, SignedTransaction, UnsignedTransaction};
 pub use typed_data::{MAX_TYPE_DEPTH, MAX_TYPE_NODES, TypedData};

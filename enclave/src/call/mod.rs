@@ -87,8 +87,8 @@ pub(crate) fn random_id(host: &dyn Host) -> Result<String, ApiError> {
 
 /// Reads a call's JSON body (unknown fields refused by the body type).
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, ApiError> {
-    serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    strongroom_eth::from_slice_strict(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("body: {e}")))
 }
 
 /// The signing request `id`.

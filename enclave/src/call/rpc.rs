@@ -88,7 +88,8 @@ pub(crate) fn handle(
     call: &Call,
     caller: &Caller,
 ) -> ApiResult {
-    let request: Value = match serde_json::from_slice(&call.body) {
+    // Strict: `{"to": A, "to": B}` must not reach the decoder as `{"to": B}`.
+    let request: Value = match strongroom_eth::parse_strict(&call.body) {
         Ok(v) => v,
         Err(e) => {
             return Ok(reply(
@@ -327,8 +328,8 @@ fn run(
         "eth_signTypedData" | "eth_signTypedData_v4" => {
             let address = string_param(params, 0, "address")?;
             let typed = match params.get(1) {
-                Some(Value::String(s)) => serde_json::from_str::<Value>(s)
-                    .map_err(|e| invalid_params(format!("params[1] is not JSON: {e}")))?,
+                Some(Value::String(s)) => strongroom_eth::parse_strict(s.as_bytes())
+                    .map_err(|e| invalid_params(format!("params[1]: {e}")))?,
                 Some(v @ Value::Object(_)) => v.clone(),
                 _ => {
                     return Err(invalid_params(
