@@ -44,6 +44,12 @@ fn rpc(proxy: &mut Proxy, keys: &Keys, id: &str, body: &str) -> support::Reply {
     })
 }
 
+/// `POST path` with exactly `body`, stamped by the development principal.
+fn post(proxy: &mut Proxy, keys: &Keys, path: &str, body: &str) -> support::Reply {
+    let header = stamp(&keys.dev, "POST", path, body.as_bytes());
+    proxy.raw("POST", path, body.as_bytes(), Some(header))
+}
+
 /// A Sepolia transfer of 1 wei whose recipient fields are `to` (raw JSON members).
 fn transaction(from: &str, to: &str) -> String {
     format!(
@@ -116,12 +122,7 @@ fn rest_signing_and_proposal_bodies_with_duplicate_keys_are_refused() {
         tx.replace(&format!(r#""from":"{address}","#), "")
     );
     let path = format!("/v1/keys/{id}/sign/transaction");
-    let r = proxy.raw(
-        "POST",
-        &path,
-        body.as_bytes(),
-        Some(stamp(&keys.dev, "POST", &path, body.as_bytes())),
-    );
+    let r = post(&mut proxy, &keys, &path, &body);
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert!(
         r.message().contains("duplicate key `to`"),
@@ -135,12 +136,7 @@ fn rest_signing_and_proposal_bodies_with_duplicate_keys_are_refused() {
         "22".repeat(32)
     );
     let path = format!("/v1/keys/{id}/sign/digest");
-    let r = proxy.raw(
-        "POST",
-        &path,
-        digest.as_bytes(),
-        Some(stamp(&keys.dev, "POST", &path, digest.as_bytes())),
-    );
+    let r = post(&mut proxy, &keys, &path, &digest);
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert!(
         r.message().contains("duplicate key `digest`"),
@@ -158,12 +154,7 @@ fn rest_signing_and_proposal_bodies_with_duplicate_keys_are_refused() {
     assert_ne!(doubled, text);
     let body = format!(r#"{{"policy":{doubled}}}"#);
     let path = "/v1/policy/proposals";
-    let r = proxy.raw(
-        "POST",
-        path,
-        body.as_bytes(),
-        Some(stamp(&keys.dev, "POST", path, body.as_bytes())),
-    );
+    let r = post(&mut proxy, &keys, path, &body);
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert!(
         r.message().contains("duplicate key `rules`"),
