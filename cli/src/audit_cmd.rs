@@ -44,7 +44,8 @@ pub enum AuditCommand {
     /// Verify the whole chain from its first boot: order, links, every signature, every
     /// boot's attestation (at the document's own time) against the expected PCRs of the
     /// global --expect-pcrs (required here; give every release's file the chain spans: each
-    /// boot must carry all the PCRs of one of them) and --attestation-root. Every entry is
+    /// boot must carry all the PCRs of one of them) and --attestation-root, and the global
+    /// --expect-genesis / --expect-key-check when given (in every mode). Every entry is
     /// also read as its typed record. Prints a JSON report (with `records`: counts by kind,
     /// decisions by outcome, signatures per key, keys created and destroyed, policy changes)
     /// and a summary on standard error; exits 1 naming the first entry where the chain
@@ -88,6 +89,7 @@ pub fn run(
     cmd: AuditCommand,
     expect_pcrs: &[PathBuf],
     attestation_root: Option<&str>,
+    pins: Pins,
 ) -> Result<()> {
     match cmd {
         AuditCommand::Verify {
@@ -106,7 +108,7 @@ pub fn run(
                 .map(|path| read_pcrs(path))
                 .collect::<Result<Vec<_>>>()?;
             let root = trusted_root("--attestation-root", attestation_root.unwrap_or("aws"))?;
-            let check = boot_check(root.clone(), pcrs, allow_debug);
+            let check = boot_check(root.clone(), pcrs, allow_debug, pins);
             let saved = checkpoint.as_deref().map(read_checkpoint).transpose()?;
             let (outcome, source) = match from_file {
                 Some(path) => (verify_file(&path, check, saved)?, path),
@@ -273,16 +275,51 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     Ok(checkpoint)
 }
 
+/// The global `--expect-genesis` and `--expect-key-check`: every boot of a verified chain
+/// must carry them, whether the chain comes from the server or from a file (a chain of
+/// another deployment of the same image verifies otherwise).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pins {
+    /// The genesis digest every boot's attestation must carry.
+    pub genesis: Option<[u8; 32]>,
+    /// The root-key check value every boot's attestation must carry.
+    pub key_check: Option<[u8; 16]>,
+}
+
+impl Pins {
+    /// Refuses user data of another deployment, naming what it carries and what was pinned.
+    fn check(&self, user_data: &UserData) -> Result<(), String> {
+        if let Some(genesis) = self.genesis.filter(|g| *g != user_data.genesis) {
+            return Err(format!(
+                "the boot's genesis digest is {}, not {} (--expect-genesis): another \
+                 deployment's chain",
+                hex::encode(user_data.genesis),
+                hex::encode(genesis)
+            ));
+        }
+        if let Some(check) = self.key_check.filter(|c| *c != user_data.key_check) {
+            return Err(format!(
+                "the boot's root-key check value is {}, not {} (--expect-key-check): another \
+                 deployment's chain",
+                hex::encode(user_data.key_check),
+                hex::encode(check)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The check of a boot entry's attestation document. The document is verified at its
 /// own creation time, so a boot from years ago verifies although its certificates have
 /// long expired; that time must be within [`BOOT_SKEW`] of the entry's. Then: the chain
 /// to `root`, the signature, the PCRs (all those of one of `releases`), the nonce (the
-/// entry's `prev`); the user data is returned for the chain verifier to compare with the
-/// entry.
+/// entry's `prev`), the deployment `pins`; the user data is returned for the chain
+/// verifier to compare with the entry.
 pub fn boot_check(
     root: TrustedRoot,
     releases: Vec<BTreeMap<u8, Vec<u8>>>,
     allow_debug: bool,
+    pins: Pins,
 ) -> impl AttestationCheck {
     move |doc: &[u8], nonce: &[u8; 32], time: u64| -> Result<UserData, String> {
         let made = claimed_timestamp(doc).map_err(|e| e.to_string())?;
@@ -310,7 +347,9 @@ pub fn boot_check(
             .document
             .user_data
             .ok_or("the document carries no user data")?;
-        UserData::decode(&user_data).map_err(|e| e.to_string())
+        let user_data = UserData::decode(&user_data).map_err(|e| e.to_string())?;
+        pins.check(&user_data)?;
+        Ok(user_data)
     }
 }
 

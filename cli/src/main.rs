@@ -183,7 +183,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),
         Command::Attestation(cmd) => attestation_cmd::run(api, cmd),
         Command::Audit(cmd) => {
-            audit_cmd::run(api, cmd, &cli.expect_pcrs, cli.attestation_root.as_deref())
+            let pins = audit_cmd::Pins {
+                genesis: cli.expect_genesis,
+                key_check: cli.expect_key_check,
+            };
+            audit_cmd::run(
+                api,
+                cmd,
+                &cli.expect_pcrs,
+                cli.attestation_root.as_deref(),
+                pins,
+            )
         }
         Command::KmsPolicy(args) => kms_policy_cmd::run(args),
         Command::Measure(args) => measure_cmd::run(args),

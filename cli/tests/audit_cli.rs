@@ -585,6 +585,41 @@ fn boots_are_checked_against_the_root_the_pcrs_and_their_time() {
 }
 
 #[test]
+fn a_chain_of_another_deployment_is_refused_by_the_pins_in_file_mode() {
+    // The test world's boots carry genesis 02…02 and root-key check 01…01.
+    let lines = &standard().lines;
+    let genesis = "02".repeat(32);
+    let key_check = "01".repeat(16);
+    let pinned = [
+        "--expect-genesis",
+        &genesis,
+        "--expect-key-check",
+        &key_check,
+    ];
+    verify_file("pinned", lines, &pinned).unwrap();
+
+    let other_genesis = "03".repeat(32);
+    let err = verify_file(
+        "other-genesis",
+        lines,
+        &["--expect-genesis", &other_genesis],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("boot entry 0: attestation refused: ")
+            && err.contains(&format!("genesis digest is {genesis}, not {other_genesis}")),
+        "{err}"
+    );
+    let other_check = "09".repeat(16);
+    let err = verify_file("other-check", lines, &["--expect-key-check", &other_check]).unwrap_err();
+    assert!(
+        err.contains("boot entry 0: attestation refused: ")
+            && err.contains(&format!("check value is {key_check}, not {other_check}")),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_chain_across_an_upgrade_verifies_with_every_release_given() {
     let w = world();
     // Boots 0 and 20 of the running release, 40 of the next, 60 of the running one again
