@@ -197,9 +197,11 @@ impl UnsignedTransaction {
         let v = self.view();
         let data = v.input.as_ref();
         let selector = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok());
-        let erc20 = match (v.to, selector) {
-            (TxKind::Call(token), Some(_)) => erc20::decode(token, data),
-            _ => None,
+        // Checked when the transaction was decoded (`validate`): refused there if not
+        // canonical, so an error cannot occur here.
+        let erc20 = match v.to {
+            TxKind::Call(token) => erc20::decode(token, data).ok().flatten(),
+            TxKind::Create => None,
         };
         TransactionIntent {
             tx_type: v.ty,
@@ -297,6 +299,9 @@ impl UnsignedTransaction {
             && priority > max
         {
             return Err(DecodeError::PriorityFeeAboveMax { priority, max });
+        }
+        if let TxKind::Call(token) = v.to {
+            erc20::decode(token, v.input.as_ref())?;
         }
         Ok(())
     }

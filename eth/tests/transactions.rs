@@ -169,28 +169,30 @@ fn erc20_calls_in_intents() {
     let to = "1111111111111111111111111111111111111111";
     let amount = format!("{:064x}", 1_000_000u64);
     let data = format!("0xa9059cbb{to:0>64}{amount}");
+    let transfer = Some(Erc20Call::Transfer {
+        token: USDC,
+        to: format!("0x{to}").parse().unwrap(),
+        amount: U256::from(1_000_000u64),
+    });
     let intent = parse(&erc20_tx(&data)).unwrap().intent();
     assert_eq!(intent.selector, Some([0xa9, 0x05, 0x9c, 0xbb]));
-    assert_eq!(
-        intent.erc20,
-        Some(Erc20Call::Transfer {
-            token: USDC,
-            to: format!("0x{to}").parse().unwrap(),
-            amount: U256::from(1_000_000u64),
-        })
-    );
-    // Truncated: the selector is kept, the call is unknown.
-    let intent = parse(&erc20_tx(&data[..data.len() - 2])).unwrap().intent();
-    assert_eq!(
-        (intent.selector, intent.erc20),
-        (Some([0xa9, 0x05, 0x9c, 0xbb]), None)
-    );
-    // Padded wrong: dirty high bytes in the address word.
+    assert_eq!(intent.erc20, transfer);
+    // Truncated, or dirty high bytes in the address word: refused, never "other calldata"
+    // that would escape the token rules.
+    let err = parse(&erc20_tx(&data[..data.len() - 2]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ERC-20 calldata of 67 bytes"), "{err}");
     let dirty = format!("0xa9059cbbff{}{amount}", &format!("{to:0>64}")[2..]);
-    assert_eq!(parse(&erc20_tx(&dirty)).unwrap().intent().erc20, None);
-    // Extra word.
-    let long = format!("{data}{}", "00".repeat(32));
-    assert_eq!(parse(&erc20_tx(&long)).unwrap().intent().erc20, None);
+    let err = parse(&erc20_tx(&dirty)).unwrap_err().to_string();
+    assert!(err.contains("not canonically encoded"), "{err}");
+    // One byte or a word more: the token reads the same transfer, so the policy sees it.
+    for extra in ["00", &"00".repeat(32)] {
+        let long = format!("{data}{extra}");
+        let intent = parse(&erc20_tx(&long)).unwrap().intent();
+        assert_eq!(intent.erc20, transfer);
+        assert_eq!(intent.data_len, 68 + extra.len() / 2);
+    }
     // ERC-20 calldata in a contract creation is not a token call.
     let create = without(erc20_tx(&data), "to");
     assert_eq!(parse(&create).unwrap().intent().erc20, None);

@@ -488,6 +488,14 @@ impl Proxy {
         self.raw(method, path, &bytes, Some(header))
     }
 
+    /// Creates a key as `key`; returns its id.
+    pub fn create_key_id(&mut self, key: &SigningKey, label: &str) -> String {
+        self.create_key(key, label)["id"]
+            .as_str()
+            .expect("a key id")
+            .to_string()
+    }
+
     /// Creates a key as `key`; returns its JSON.
     pub fn create_key(&mut self, key: &SigningKey, label: &str) -> Value {
         let r = self.call(key, "POST", "/v1/keys", &json!({ "label": label }));
