@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use strongroom_protocol::messages::{AuditRecord, Effects};
 
 /// A storage failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StoreError(String);
 
@@ -190,11 +190,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self
-            .reader
-            .lock()
-            .map_err(|_| StoreError("database lock poisoned".into()))?;
-        f(&mut conn)
+        run_on(&self.reader, f)
     }
 
     /// Runs `f` on the write connection (between group commits).
@@ -202,12 +198,19 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError("database lock poisoned".into()))?;
-        f(&mut conn)
+        run_on(&self.writer, f)
     }
+}
+
+/// Runs `f` on the connection behind `conn`, once no one else holds it.
+fn run_on<T>(
+    conn: &Mutex<Connection>,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = conn
+        .lock()
+        .map_err(|_| StoreError("database lock poisoned".into()))?;
+    f(&mut conn)
 }
 
 /// The commit thread: takes every answer queued since the last commit (at most
@@ -222,13 +225,8 @@ fn commit_loop(writer: &Mutex<Connection>, pending: &mpsc::Receiver<Waiting>) {
                 Err(_) => break,
             }
         }
-        let results = match writer.lock() {
-            Ok(mut conn) => commit_batch(&mut conn, &batch),
-            Err(_) => batch
-                .iter()
-                .map(|_| Err(StoreError("database lock poisoned".into())))
-                .collect(),
-        };
+        let results = run_on(writer, |conn| Ok(commit_batch(conn, &batch)))
+            .unwrap_or_else(|e| batch.iter().map(|_| Err(e.clone())).collect());
         for ((_, done), result) in batch.into_iter().zip(results) {
             // The answer may have been given up on (its client left); nothing to tell.
             let _ = done.send(result);
