@@ -108,7 +108,11 @@ fn fetch(api: &Api, nonce: Option<Hex>, out: Option<PathBuf>) -> Result<()> {
     };
     let document = api.client().fetch_attestation(&nonce).map_err(cli_error)?;
     if let Some(verifier) = api.client().verifier() {
-        let identity = verifier.verify_attestation(&document, &nonce)?;
+        let identity = verifier.verify_attestation_from(
+            &document,
+            &nonce,
+            Some(api.client().base().as_str()),
+        )?;
         eprintln!(
             "verified: enclave {} with the expected PCRs; answer-signing identity {}; \
              genesis {} (--expect-genesis); root-key check {} (--expect-key-check); \

@@ -43,6 +43,17 @@ pub enum StateChoice {
     None,
 }
 
+impl StateChoice {
+    /// The file this choice names, if any.
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            StateChoice::Default => strongroom_client::default_state_file(),
+            StateChoice::File(p) => Some(p.clone()),
+            StateChoice::None => None,
+        }
+    }
+}
+
 impl VerifyOptions<'_> {
     /// The verifier these options describe; `None` without `--expect-pcrs`. A root, genesis
     /// or key check given without it is refused rather than silently not checked.
@@ -78,16 +89,46 @@ impl VerifyOptions<'_> {
         if let Some(check) = self.key_check {
             verifier = verifier.expect_key_check(check);
         }
-        let path = match &self.state {
-            StateChoice::Default => strongroom_client::default_state_file(),
-            StateChoice::File(p) => Some(p.clone()),
-            StateChoice::None => None,
-        };
+        let path = self.state.path();
+        if let Some(warning) = self.pin_warning(path.as_deref())? {
+            eprintln!("warning: {warning}");
+        }
         let heads = match path {
             Some(p) => HeadBook::open(&p).map_err(cli_error)?,
             None => HeadBook::in_memory(),
         };
         Ok(Some(verifier.with_heads(Arc::new(heads))))
+    }
+
+    /// What the pins leave open: half a deployment pinned with nothing to remember the
+    /// other half is refused; trust on first use, or no deployment pinned at all, is a
+    /// warning (once a command).
+    fn pin_warning(&self, state: Option<&std::path::Path>) -> Result<Option<String>> {
+        let half = match (self.genesis.is_some(), self.key_check.is_some()) {
+            (true, true) => return Ok(None),
+            (true, false) => Some("--expect-genesis without --expect-key-check"),
+            (false, true) => Some("--expect-key-check without --expect-genesis"),
+            (false, false) => None,
+        };
+        Ok(match (half, state) {
+            (Some(half), None) => bail!(
+                "{half} does not pin a deployment (the parent can first-boot a fresh enclave \
+                 with the one and its own other half) and --no-state leaves nothing to \
+                 remember the other half: give both, from the deployment's operators"
+            ),
+            (Some(half), Some(path)) => Some(format!(
+                "{half} does not pin a deployment: the other half is trusted on first use \
+                 ({}); give both to pin it",
+                path.display()
+            )),
+            (None, Some(_)) => None,
+            (None, None) => Some(
+                "no deployment pinned and --no-state: any deployment of the expected images \
+                 is accepted, including one the parent booted itself (pin --expect-genesis \
+                 and --expect-key-check)"
+                    .into(),
+            ),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 mod attestation_cmd;
 mod audit_cmd;
 mod client;
+mod deployments_cmd;
 mod dev_cmd;
 mod genesis_cmd;
 mod health_cmd;
@@ -144,6 +145,9 @@ enum Command {
     /// kms-policy --pcrs and --expect-pcrs; --check FILE compares them with a PCR file.
     /// Needs strongroom-eif (`make eif-tool`).
     Measure(measure_cmd::MeasureArgs),
+    /// The deployments this client trusted on first use (in the state file): list, forget.
+    #[command(subcommand)]
+    Deployments(deployments_cmd::DeploymentsCommand),
     /// Genesis documents: the digest a deployment booted with one publishes, offline.
     #[command(subcommand)]
     Genesis(genesis_cmd::GenesisCommand),
@@ -178,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Health => health_cmd::run(&api()?),
         Command::Keys(cmd) => keys_cmd::run(&api()?, &principal, cmd),
         Command::Genesis(cmd) => genesis_cmd::run(cmd),
+        Command::Deployments(cmd) => deployments_cmd::run(&verify.state, cmd),
         Command::Sign(cmd) => sign_cmd::run(&api()?, &principal, cmd),
         Command::Policy(cmd) => policy_cmd::run(&api()?, &principal, cmd),
         Command::Requests(cmd) => requests_cmd::run(&api()?, &principal, cmd),

@@ -73,6 +73,27 @@ pub enum ClientError {
         /// Value in the document, hex.
         found: String,
     },
+    /// A verified document describes another deployment than the one this client first saw
+    /// under the same genesis, root key or endpoint (trust on first use: [`crate::HeadBook`]).
+    #[error(
+        "{scope} was first seen (Unix time {since}) as the deployment with {known}; the \
+         enclave now attests {found}: another deployment is answering, an impostor the \
+         parent booted or a re-deployment. If you expected a new deployment, pin it \
+         explicitly (--expect-genesis and --expect-key-check, from its operators) or forget \
+         the old one (strongroom deployments forget …; known deployments are kept in {book})"
+    )]
+    DeploymentChanged {
+        /// What the two share: `genesis:HEX`, `key_check:HEX` or `endpoint:URL`.
+        scope: String,
+        /// The deployment first seen there.
+        known: String,
+        /// When it was recorded (Unix seconds).
+        since: u64,
+        /// The deployment the document describes.
+        found: String,
+        /// Where the known deployments are kept.
+        book: String,
+    },
     /// An answer that should be signed carries no signature header.
     #[error("the {status} answer carries no X-Strongroom-Answer signature; refused as unverified")]
     MissingAnswerSignature {

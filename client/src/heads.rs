@@ -18,6 +18,16 @@
 //! Answers from one boot may arrive out of order (concurrent requests): a lower head from
 //! the same boot, or from an earlier boot below the next boot's start, is fine.
 //!
+//! The same book is the client's list of **known deployments** (trust on first use, as SSH's
+//! `known_hosts`): a deployment is its genesis digest *and* its root-key check value, both
+//! in every attestation document, and neither alone pins it (the parent can first-boot a
+//! fresh enclave with the real genesis and a root key of its own, or with the real root key
+//! and a genesis of its own). [`HeadBook::admit`] records, the first time a document
+//! verifies, which root key goes with its genesis, which genesis with its root key, and
+//! which deployment answers at its endpoint, and refuses a later document that contradicts
+//! any of them ([`ClientError::DeploymentChanged`], naming both) unless the caller pinned
+//! both values explicitly.
+//!
 //! [`HeadBook::open`] keeps the book in a small JSON file (by default
 //! `$XDG_STATE_HOME/strongroom/heads.json`), so the next process refuses what this one
 //! would have; it is written when the highest head moves, at most once a second, and on
@@ -42,8 +52,9 @@ const MAX_FILE_LEN: u64 = 4 * 1024 * 1024;
 /// Shortest time between two writes of the file while heads move.
 const WRITE_EVERY: Duration = Duration::from_secs(1);
 
-/// The file's format version.
-const FORMAT: u32 = 1;
+/// The file's format version (2: known deployments added; a version-1 file is read and
+/// upgraded).
+const FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct BootSeen {
@@ -67,6 +78,58 @@ struct Book {
     version: u32,
     /// By `genesis:key_check` (hex).
     deployments: BTreeMap<String, Deployment>,
+    /// Deployments trusted on first use, by scope: `genesis:HEX` (which root key goes with
+    /// this genesis), `key_check:HEX` (which genesis goes with this root key), `endpoint:URL`
+    /// (which deployment answers there).
+    #[serde(default)]
+    known: BTreeMap<String, KnownDeployment>,
+    /// What [`HeadBook::forget`] was given, with when (Unix milliseconds): an entry recorded
+    /// before that which it names is dropped, so a process that still holds it cannot write
+    /// it back.
+    #[serde(default)]
+    forgotten: BTreeMap<String, u64>,
+}
+
+/// A deployment as first seen under one scope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownDeployment {
+    /// The genesis digest, hex.
+    pub genesis: String,
+    /// The root-key check value, hex.
+    pub key_check: String,
+    /// When it was recorded (Unix milliseconds).
+    pub since: u64,
+}
+
+impl KnownDeployment {
+    fn of(user_data: &UserData) -> Self {
+        Self {
+            genesis: hex::encode(user_data.genesis),
+            key_check: hex::encode(user_data.key_check),
+            since: now_millis(),
+        }
+    }
+
+    fn same_deployment(&self, other: &Self) -> bool {
+        self.genesis == other.genesis && self.key_check == other.key_check
+    }
+}
+
+impl std::fmt::Display for KnownDeployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "genesis {} key check {}", self.genesis, self.key_check)
+    }
+}
+
+/// Most known-deployment entries kept (three scopes a deployment).
+const MAX_KNOWN: usize = 3 * MAX_DEPLOYMENTS;
+/// Most forget requests remembered.
+const MAX_FORGOTTEN: usize = 256;
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The heads a client verified, per deployment.
@@ -249,6 +312,120 @@ impl HeadBook {
         Ok(())
     }
 
+    /// Admits the deployment a verified attestation document describes (`user_data`),
+    /// reached at `endpoint` if the caller knows it: refuses it if this book first saw its
+    /// genesis with another root key, its root key with another genesis, or its endpoint
+    /// answered by another deployment, unless `pinned` (the caller pinned both the genesis
+    /// and the root-key check value explicitly, and they matched): then the pins replace what
+    /// the book remembered. Records what it had not seen, and writes the file at once.
+    pub fn admit(
+        &self,
+        endpoint: Option<&str>,
+        user_data: &UserData,
+        pinned: bool,
+    ) -> Result<(), ClientError> {
+        let found = KnownDeployment::of(user_data);
+        let mut scopes = vec![
+            format!("genesis:{}", found.genesis),
+            format!("key_check:{}", found.key_check),
+        ];
+        if let Some(endpoint) = endpoint {
+            scopes.push(format!("endpoint:{endpoint}"));
+        }
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !pinned {
+            for scope in &scopes {
+                if let Some(known) = inner.book.known.get(scope)
+                    && !known.same_deployment(&found)
+                {
+                    return Err(ClientError::DeploymentChanged {
+                        scope: scope.clone(),
+                        known: known.to_string(),
+                        since: known.since / 1000,
+                        found: found.to_string(),
+                        book: self
+                            .path
+                            .as_ref()
+                            .map_or_else(|| "memory".into(), |p| p.display().to_string()),
+                    });
+                }
+            }
+        }
+        let mut changed = false;
+        for scope in scopes {
+            match inner.book.known.get(&scope) {
+                Some(known) if known.same_deployment(&found) => {}
+                _ => {
+                    inner.book.known.insert(scope, found.clone());
+                    changed = true;
+                }
+            }
+        }
+        while inner.book.known.len() > MAX_KNOWN {
+            let Some(oldest) = inner
+                .book
+                .known
+                .iter()
+                .min_by_key(|(_, k)| k.since)
+                .map(|(s, _)| s.clone())
+            else {
+                break;
+            };
+            inner.book.known.remove(&oldest);
+        }
+        if changed {
+            inner.dirty = true;
+            self.write(&mut inner)?;
+        }
+        Ok(())
+    }
+
+    /// The known deployments, by scope (`genesis:HEX`, `key_check:HEX`, `endpoint:URL`).
+    pub fn known(&self) -> BTreeMap<String, KnownDeployment> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .book
+            .known
+            .clone()
+    }
+
+    /// Forgets the known deployments whose scope, genesis or root-key check value is
+    /// `what` (hex, or an endpoint URL), and writes the file; returns how many entries went.
+    /// For a re-deployment the user expected, before trusting the new one on first use.
+    pub fn forget(&self, what: &str) -> Result<usize, ClientError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = inner.book.known.len();
+        let what = what.trim();
+        inner.book.known.retain(|scope, k| !names(scope, k, what));
+        let gone = before - inner.book.known.len();
+        if gone > 0 {
+            // What the file or another process still holds must not come back.
+            inner.book.forgotten.insert(what.to_string(), now_millis());
+            while inner.book.forgotten.len() > MAX_FORGOTTEN {
+                let Some(oldest) = inner
+                    .book
+                    .forgotten
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(w, _)| w.clone())
+                else {
+                    break;
+                };
+                inner.book.forgotten.remove(&oldest);
+            }
+            inner.dirty = true;
+            self.write(&mut inner)?;
+        }
+        Ok(gone)
+    }
+
     /// The highest head seen for a deployment, as `SEQ:HASH`.
     pub fn highest(&self, user_data: &UserData) -> Option<String> {
         let inner = self.inner.lock().ok()?;
@@ -313,17 +490,42 @@ fn read_book(path: &Path) -> Result<Option<Book>, ClientError> {
     }
     let bytes = std::fs::read(path).map_err(|e| state_error(path, e))?;
     let book: Book = serde_json::from_slice(&bytes).map_err(|e| state_error(path, e))?;
-    if book.version != FORMAT {
+    // Version 1 had no known deployments; it reads as version 2 with none.
+    if !(1..=FORMAT).contains(&book.version) {
         return Err(state_error(
             path,
             format!("format {} (this client writes {FORMAT})", book.version),
         ));
     }
-    Ok(Some(book))
+    Ok(Some(Book {
+        version: FORMAT,
+        ..book
+    }))
 }
 
-/// Keeps, per deployment, the higher head and every boot with its higher head.
+/// Whether a known-deployment entry is one `what` names (as [`HeadBook::forget`] matches).
+fn names(scope: &str, known: &KnownDeployment, what: &str) -> bool {
+    let value = scope.split_once(':').map_or(scope, |(_, v)| v);
+    scope == what || value == what || known.genesis == what || known.key_check == what
+}
+
+/// Keeps, per deployment, the higher head and every boot with its higher head; of two
+/// known deployments under one scope, the one recorded last (an explicit pin replacing an
+/// entry is the newer); both sides' forget requests, and none of the entries recorded
+/// before a forget request that names them.
 fn merge(book: &mut Book, other: Book) {
+    for (what, at) in other.forgotten {
+        let t = book.forgotten.entry(what).or_insert(at);
+        *t = (*t).max(at);
+    }
+    for (scope, theirs) in other.known {
+        match book.known.get(&scope) {
+            Some(ours) if ours.since >= theirs.since => {}
+            _ => {
+                book.known.insert(scope, theirs);
+            }
+        }
+    }
     for (key, theirs) in other.deployments {
         let ours = book.deployments.entry(key).or_default();
         if ours.hash.is_empty() || theirs.seq > ours.seq {
@@ -335,6 +537,12 @@ fn merge(book: &mut Book, other: Book) {
             mine.max_seq = mine.max_seq.max(b.max_seq);
         }
     }
+    let forgotten = &book.forgotten;
+    book.known.retain(|scope, k| {
+        !forgotten
+            .iter()
+            .any(|(what, at)| k.since < *at && names(scope, k, what))
+    });
 }
 
 #[cfg(test)]
@@ -413,6 +621,99 @@ mod tests {
         let (mut other, io) = boot(2, 3);
         other.genesis = [9; 32];
         book.observe(&other, &io, &head(3, 3)).unwrap();
+    }
+
+    #[test]
+    fn a_deployment_is_trusted_on_first_use_and_a_contradiction_refused() {
+        let book = HeadBook::in_memory();
+        let (real, _) = boot(1, 0);
+        book.admit(Some("https://signer/"), &real, false).unwrap();
+        book.admit(Some("https://signer/"), &real, false).unwrap();
+        // The parent's impostor: the real genesis, its own root key.
+        let impostor = UserData {
+            key_check: [7; 16],
+            ..real
+        };
+        let e = book.admit(None, &impostor, false).unwrap_err();
+        assert!(matches!(e, ClientError::DeploymentChanged { ref scope, .. }
+            if *scope == format!("genesis:{}", hex::encode([2; 32]))));
+        let text = e.to_string();
+        assert!(
+            text.contains(&hex::encode([1; 16])) && text.contains(&hex::encode([7; 16])),
+            "{text}"
+        );
+        // The real root key first-booted with a genesis of the parent's.
+        let regenesis = UserData {
+            genesis: [8; 32],
+            ..real
+        };
+        let e = book.admit(None, &regenesis, false).unwrap_err();
+        assert!(matches!(e, ClientError::DeploymentChanged { ref scope, .. }
+            if scope.starts_with("key_check:")));
+        // Another deployment at an endpoint where this one answered.
+        let other = UserData {
+            genesis: [8; 32],
+            key_check: [9; 16],
+            ..real
+        };
+        book.admit(Some("https://other/"), &other, false).unwrap();
+        let e = book
+            .admit(Some("https://signer/"), &other, false)
+            .unwrap_err();
+        assert!(matches!(e, ClientError::DeploymentChanged { ref scope, .. }
+            if scope == "endpoint:https://signer/"));
+        // Pinned explicitly: accepted, and it replaces what was remembered.
+        book.admit(Some("https://signer/"), &impostor, true)
+            .unwrap();
+        book.admit(Some("https://signer/"), &impostor, false)
+            .unwrap();
+        assert!(book.admit(None, &real, false).is_err());
+        // Forgotten: trusted on first use again.
+        assert_eq!(book.forget("https://signer/").unwrap(), 1);
+        assert_eq!(book.forget(&hex::encode([7; 16])).unwrap(), 2);
+        assert_eq!(book.forget("nothing").unwrap(), 0);
+        assert_eq!(book.known().len(), 4);
+        book.admit(Some("https://signer/"), &real, false).unwrap();
+        assert_eq!(book.known().len(), 6);
+    }
+
+    #[test]
+    fn known_deployments_live_in_the_file_and_a_version_1_file_is_upgraded() {
+        let dir = std::env::temp_dir().join(format!(
+            "strongroom-known-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("heads.json");
+        let (a, ia) = boot(1, 0);
+        std::fs::write(&path, r#"{"version":1,"deployments":{}}"#).unwrap();
+        {
+            let book = HeadBook::open(&path).unwrap();
+            book.observe(&a, &ia, &head(3, 3)).unwrap();
+            book.admit(None, &a, false).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        let impostor = UserData {
+            key_check: [7; 16],
+            ..a
+        };
+        let next = HeadBook::open(&path).unwrap();
+        assert!(next.admit(None, &impostor, false).is_err(), "remembered");
+        // Forgetting holds even though the file still had the entry when it merged.
+        let other = HeadBook::open(&path).unwrap();
+        // Recorded strictly before the forget request (milliseconds).
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(next.forget(&hex::encode([1; 16])).unwrap(), 2);
+        other.observe(&a, &ia, &head(9, 9)).unwrap();
+        other.flush().unwrap();
+        let last = HeadBook::open(&path).unwrap();
+        last.admit(None, &impostor, false).unwrap();
+        std::fs::write(&path, r#"{"version":3,"deployments":{}}"#).unwrap();
+        let e = HeadBook::open(&path).unwrap_err().to_string();
+        assert!(e.contains("format 3"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

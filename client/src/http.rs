@@ -169,6 +169,11 @@ impl Client {
         self
     }
 
+    /// The server's base URL, as the known deployments remember its endpoint.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// The verifier, if any.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.verifier.as_ref()
@@ -350,7 +355,7 @@ impl Client {
         let document = self
             .fetch_attestation(&nonce)
             .map_err(|e| ClientError::AttestationUnavailable(Box::new(e)))?;
-        verifier.verify_attestation(&document, &nonce)
+        verifier.verify_attestation_from(&document, &nonce, Some(self.base().as_str()))
     }
 
     fn notice(&self, text: &str) {

@@ -73,7 +73,7 @@ mod http;
 mod verifier;
 
 pub use error::{ClientError, Verification};
-pub use heads::{HeadBook, default_path as default_state_file};
+pub use heads::{HeadBook, KnownDeployment, default_path as default_state_file};
 pub use http::{
     Answer, Client, Method, STAMP_VALIDITY_SECS, StatusCode, Url, stamp_header, wire_path,
 };

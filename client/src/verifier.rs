@@ -151,15 +151,36 @@ impl Verifier {
 
     /// Requires this genesis digest in the documents' user data: refuses an enclave that
     /// was booted, as a first boot, with a genesis the parent chose.
+    ///
+    /// This alone does **not** pin a deployment: the parent holds the genesis document, so
+    /// it can first-boot a fresh enclave with the real genesis and a root key of its own,
+    /// and every key created there is the parent's. Pin the root-key check value too
+    /// ([`Verifier::expect_deployment`]), or keep a state file ([`Verifier::with_heads`]),
+    /// which refuses a genesis seen before with another root key.
     pub fn expect_genesis(mut self, digest: [u8; 32]) -> Self {
         self.genesis = Some(digest);
         self
     }
 
     /// Requires this root-key check value: refuses an enclave unsealed with another root key.
+    /// Alone it does not pin a deployment either (the parent can first-boot the real root
+    /// key with a genesis of its own): see [`Verifier::expect_deployment`].
     pub fn expect_key_check(mut self, check: [u8; 16]) -> Self {
         self.key_check = Some(check);
         self
+    }
+
+    /// Pins one deployment: its genesis digest and its root-key check value, both published
+    /// by its operators at the first boot (`strongroom attestation fetch` prints them).
+    pub fn expect_deployment(self, genesis: [u8; 32], key_check: [u8; 16]) -> Self {
+        self.expect_genesis(genesis).expect_key_check(key_check)
+    }
+
+    /// Whether both halves of a deployment are pinned explicitly. Without that the
+    /// verifier trusts a deployment on first use when it keeps a state file
+    /// ([`Verifier::with_heads`]), and any deployment of the trusted images when it does not.
+    pub fn pins_deployment(&self) -> bool {
+        self.genesis.is_some() && self.key_check.is_some()
     }
 
     /// Refuses documents older than this (default [`DEFAULT_MAX_DOCUMENT_AGE`]).
@@ -195,12 +216,26 @@ impl Verifier {
     /// Verifies an attestation document (COSE_Sign1 bytes) fetched with `expected_nonce`:
     /// the chain to the trusted root, the expected PCRs (all of one trusted release's), the
     /// nonce, its age, no debug mode
-    /// (unless allowed), then the user data and the pinned genesis and key-check values.
+    /// (unless allowed), then the user data and the pinned genesis and key-check values,
+    /// and, with a state file, the known deployments ([`HeadBook::admit`]; no endpoint:
+    /// see [`Verifier::verify_attestation_from`]).
     /// The identity it names is remembered, so answers it signs verify from then on.
     pub fn verify_attestation(
         &self,
         document: &[u8],
         expected_nonce: &[u8],
+    ) -> Result<VerifiedIdentity, ClientError> {
+        self.verify_attestation_from(document, expected_nonce, None)
+    }
+
+    /// [`Verifier::verify_attestation`] for a document fetched from `endpoint` (the
+    /// server's base URL), which the known deployments also remember: a deployment that
+    /// answered there first is the only one accepted there later, unless pinned.
+    pub fn verify_attestation_from(
+        &self,
+        document: &[u8],
+        expected_nonce: &[u8],
+        endpoint: Option<&str>,
     ) -> Result<VerifiedIdentity, ClientError> {
         if expected_nonce.len() < MIN_NONCE_LEN {
             return Err(ClientError::NonceTooShort {
@@ -237,6 +272,9 @@ impl Verifier {
                 expected: hex::encode(expected),
                 found: hex::encode(user_data.key_check),
             });
+        }
+        if let Some(heads) = &self.heads {
+            heads.admit(endpoint, &user_data, self.pins_deployment())?;
         }
         let identity = VerifiedIdentity {
             identity: user_data.identity,

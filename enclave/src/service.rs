@@ -289,6 +289,12 @@ impl<N: Nsm> Enclave<N> {
         };
         let working = root.working_keys();
         drop(root);
+        // The parent states the check value it expects, so this comparison catches a
+        // misconfigured KMS key early with a clear error; it is not a security check (the
+        // parent chooses both sides). What refuses a root key the state was not sealed under
+        // is opening the snapshot (below), before any of its plaintext is read; and whether
+        // the root key is this deployment's at all only clients can tell, by pinning the
+        // check value with the genesis (every attestation document carries both).
         if let Some(stored) = &c.key_check
             && !ct_eq(stored, &working.key_check)
         {
@@ -358,13 +364,16 @@ impl<N: Nsm> Enclave<N> {
             Ok(p) => match EnclaveState::from_plaintext(&p) {
                 Ok(s) => s,
                 Err(e) => {
-                    // Sealed under this deployment's key but unreadable by this release
-                    // (another release's format) or a bug: either way not usable.
+                    // Authentic only to whoever holds the root key KMS released, which may be
+                    // a key the parent created for this image with a state of its own
+                    // choosing: the plaintext is parsed as hostile input (bounded, never
+                    // trusted before it parses and its invariants hold), and refusing it
+                    // here is either another release's format or such a forgery.
                     tracing::error!(error = %e, "sealed snapshot does not parse");
                     return err(
                         ErrorCode::BlobRejected,
-                        "the snapshot is authentic but this release cannot read it; start \
-                         again with BeginUnseal",
+                        "the snapshot opens under this root key but is not a state this \
+                         release accepts; start again with BeginUnseal",
                     );
                 }
             },
