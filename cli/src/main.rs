@@ -8,6 +8,7 @@ mod dev_cmd;
 mod genesis_cmd;
 mod health_cmd;
 mod input;
+mod intent_text;
 mod keys_cmd;
 mod kms_policy_cmd;
 mod measure_cmd;

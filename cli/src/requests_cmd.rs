@@ -16,7 +16,8 @@ use crate::principal::PrincipalKeyChoice;
 pub enum RequestsCommand {
     /// List the requests the enclave holds (waiting and recently finished).
     List,
-    /// Print one request: its decoded intent, decision, approvals and status.
+    /// Print one request: its decoded intent, decision, approvals and status (JSON on
+    /// stdout; on stderr what it would sign, decoded, for a person to read).
     Show {
         /// Request id.
         #[arg(value_name = "ID")]
@@ -57,7 +58,14 @@ pub enum RequestsCommand {
 pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> Result<()> {
     match cmd {
         RequestsCommand::List => print_json(&api.get(&Route::ListRequests)?),
-        RequestsCommand::Show { id } => print_json(&api.get(&Route::GetRequest(id))?),
+        RequestsCommand::Show { id } => {
+            let shown = api.get(&Route::GetRequest(id))?;
+            let request = &shown["request"];
+            if let Ok(intent) = serde_json::from_value(request["intent"].clone()) {
+                eprint!("{}", crate::intent_text::describe(&intent));
+            }
+            print_json(&shown)
+        }
         RequestsCommand::Approve { id, digest } => {
             let shown = api.get(&Route::GetRequest(id.clone()))?;
             let request = &shown["request"];
@@ -78,8 +86,8 @@ pub fn run(api: &Api, principal: &PrincipalKeyChoice, cmd: RequestsCommand) -> R
                     hex::encode(given)
                 );
             }
-            check_intent_digest(request, &server_digest.0)?;
-            eprintln!("{}", describe_request(request));
+            let intent = check_intent_digest(request, &server_digest.0)?;
+            eprintln!("{}", describe_request(request, &intent));
             let key = principal.load()?;
             let body =
                 serde_json::to_vec(&json!({ "intent_digest": hex::encode(server_digest.0) }))?;
@@ -120,18 +128,16 @@ fn report_progress(answer: &Value) -> Result<()> {
 }
 
 /// What an approver is about to approve, for a person to read.
-fn describe_request(request: &Value) -> String {
+fn describe_request(request: &Value, intent: &strongroom_policy::Intent) -> String {
     let s = |k: &str| request[k].as_str().unwrap_or("?").to_string();
-    let intent =
-        serde_json::to_string_pretty(&request["intent"]).unwrap_or_else(|_| "?".to_string());
     format!(
-        "approving request {}: {} by principal {:?} with key {} ({:?})\nintent: {intent}\n\
-         intent digest: {}",
+        "approving request {}: {} by principal {:?} with key {} ({:?})\n{}intent digest: {}",
         s("id"),
         s("action"),
         s("principal"),
         s("key_id"),
         s("key_label"),
+        crate::intent_text::describe(intent),
         s("intent_digest"),
     )
 }
@@ -188,7 +194,7 @@ fn format_time(secs: u64) -> String {
 
 /// The proxy relays the request's intent and its digest; recomputing the digest from the
 /// intent shown makes sure what the approver reads is what the approval covers.
-fn check_intent_digest(request: &Value, digest: &[u8; 32]) -> Result<()> {
+fn check_intent_digest(request: &Value, digest: &[u8; 32]) -> Result<strongroom_policy::Intent> {
     let intent: strongroom_policy::Intent = serde_json::from_value(request["intent"].clone())
         .context("the request's intent does not decode")?;
     let key_id = request["key_id"]
@@ -200,7 +206,7 @@ fn check_intent_digest(request: &Value, digest: &[u8; 32]) -> Result<()> {
              answer was altered; not approving"
         );
     }
-    Ok(())
+    Ok(intent)
 }
 
 #[cfg(test)]

@@ -77,6 +77,10 @@ fn intent() -> strongroom_policy::Intent {
         selector: None,
         data_len: 0,
         erc20: None,
+        data: Default::default(),
+        access_list: Vec::new(),
+        signing_hash: Default::default(),
+        call: None,
     })
 }
 
@@ -999,8 +1003,14 @@ fn request_commands() {
     let server = spawn_server(true);
     let url = server.url.as_str();
 
-    let shown = json_out(&strongroom(url, &["requests", "show", REQUEST_ID]));
+    let out = strongroom(url, &["requests", "show", REQUEST_ID]);
+    let shown = json_out(&out);
     assert_eq!(shown["request"]["intent_digest"], intent_digest().as_str());
+    assert!(
+        stderr(&out).contains("2 ETH to 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"),
+        "{}",
+        stderr(&out)
+    );
 
     // Approve: the intent is shown, then its digest approved with the principal key.
     let out = strongroom(url, &["requests", "approve", REQUEST_ID]);
@@ -1008,8 +1018,11 @@ fn request_commands() {
     assert_eq!(answer["request"]["status"], "signed");
     let note = stderr(&out);
     assert!(
-        note.contains("\"value\": \"0x1bc16d674ec80000\""),
-        "the intent: {note}"
+        note.contains(
+            "Eip1559 transaction on chain 1, nonce 0: 2 ETH to \
+             0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        ),
+        "the intent, decoded: {note}"
     );
     assert!(note.contains(&intent_digest()), "{note}");
     let seen = server.seen();

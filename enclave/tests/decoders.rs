@@ -45,6 +45,10 @@ fn sample_state() -> EnclaveState {
         selector: None,
         data_len: 0,
         erc20: None,
+        data: Default::default(),
+        access_list: Vec::new(),
+        signing_hash: Default::default(),
+        call: None,
     });
     let approvals = Default::default();
     let _ = engine.decide_and_commit(&Context {

@@ -9,6 +9,7 @@
 //! hands the signature back to [`UnsignedTransaction::encode_signed`] or
 //! [`signature_hex`].
 
+mod calldata;
 mod erc20;
 mod error;
 mod json;

@@ -7,13 +7,13 @@ use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
 use alloy_rlp::{Decodable, Header};
 use serde_json::Value;
-use strongroom_policy::{TransactionIntent, TxType};
+use strongroom_policy::{AccessListEntry, TransactionIntent, TxType};
 
 use crate::json::{
     address, field, hex_bytes, hex_fixed, object, parse_strict, quantity_u64, quantity_u128,
     quantity_u256,
 };
-use crate::{DecodeError, MAX_CALLDATA_LEN, MAX_TRANSACTION_BODY_LEN, erc20};
+use crate::{DecodeError, MAX_CALLDATA_LEN, MAX_TRANSACTION_BODY_LEN, calldata, erc20};
 
 /// Longest unsigned encoding accepted by [`UnsignedTransaction::from_unsigned_rlp`]: nothing
 /// larger could arrive hex-encoded inside a request body anyway.
@@ -215,6 +215,20 @@ impl UnsignedTransaction {
             selector,
             data_len: data.len(),
             erc20,
+            data: v.input.clone(),
+            access_list: v
+                .access_list
+                .map(|list| {
+                    list.iter()
+                        .map(|item| AccessListEntry {
+                            address: item.address,
+                            storage_keys: item.storage_keys.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            signing_hash: self.signing_hash(),
+            call: calldata::decode(data).map(Box::new),
         }
     }
 

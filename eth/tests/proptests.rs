@@ -118,6 +118,36 @@ proptest! {
         let _ = UnsignedTransaction::from_unsigned_rlp(&bytes);
     }
 
+    /// Review finding F6: any two different signing payloads have different intent
+    /// digests, so an approval of one never covers the other; and the intent carries the
+    /// calldata and access list whole.
+    #[test]
+    fn different_transactions_have_different_intent_digests(a in fields(), b in fields()) {
+        let ta = UnsignedTransaction::from_json(&to_json(&a)).unwrap();
+        let tb = UnsignedTransaction::from_json(&to_json(&b)).unwrap();
+        let (ia, ib) = (ta.intent(), tb.intent());
+        prop_assert_eq!(ia.data.as_ref(), a.data.as_slice());
+        prop_assert_eq!(ia.access_list.len(), a.access_list.len());
+        let (da, db) = (
+            strongroom_policy::Intent::Transaction(ia).digest("k"),
+            strongroom_policy::Intent::Transaction(ib).digest("k"),
+        );
+        prop_assert_eq!(ta.signing_hash() == tb.signing_hash(), da == db);
+        // One byte of calldata, or one storage key, changed: another digest.
+        let mut c = a.clone();
+        c.data.push(0);
+        let tc = UnsignedTransaction::from_json(&to_json(&c)).unwrap();
+        prop_assert_ne!(strongroom_policy::Intent::Transaction(tc.intent()).digest("k"), da);
+        if let Some((_, keys)) = a.access_list.first() {
+            let mut d = a.clone();
+            let mut extra = keys.clone();
+            extra.push([0x5a; 32]);
+            d.access_list[0].1 = extra;
+            let td = UnsignedTransaction::from_json(&to_json(&d)).unwrap();
+            prop_assert_ne!(strongroom_policy::Intent::Transaction(td.intent()).digest("k"), da);
+        }
+    }
+
     #[test]
     fn json_and_rlp_round_trip(f in fields()) {
         let json = to_json(&f);

@@ -1,7 +1,7 @@
 //! What a request would do once signed, as decoded inside the enclave. The policy engine
 //! judges intents, never opaque bytes; the decoders (`strongroom-eth`) produce them.
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
 /// What the caller asks the enclave to do with a key.
@@ -139,6 +139,98 @@ pub struct TransactionIntent {
     /// The calldata decoded as an ERC-20 call, when the selector is one of them and the
     /// arguments decode.
     pub erc20: Option<Erc20Call>,
+    /// The whole calldata: approvers approve every byte that is signed, not a summary.
+    #[serde(default)]
+    pub data: Bytes,
+    /// The EIP-2930 access list (types 1 and 2; empty otherwise).
+    #[serde(default)]
+    pub access_list: Vec<AccessListEntry>,
+    /// The hash the enclave signs (keccak256 of the unsigned encoding). It covers every
+    /// field, so two transactions that differ anywhere have different intent digests.
+    #[serde(default)]
+    pub signing_hash: B256,
+    /// The calldata decoded for approvers, when its function is one the enclave knows
+    /// (ERC-20, ERC-721, ERC-1155, Permit2, Safe, Uniswap's universal router).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Box<DecodedCall>>,
+}
+
+/// One EIP-2930 access-list entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessListEntry {
+    /// The account.
+    pub address: Address,
+    /// Its storage slots.
+    pub storage_keys: Vec<B256>,
+}
+
+/// Calldata decoded for display: which function, and its arguments by name. Derived from
+/// `data` by the enclave, and part of the intent approvers sign; the policy's rules read
+/// `selector` and `erc20`, never this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodedCall {
+    /// Which interface the function belongs to (`ERC-20`, `Safe`, …).
+    pub standard: String,
+    /// The function's signature with argument names, e.g.
+    /// `transfer(address to, uint256 amount)`.
+    pub function: String,
+    /// The arguments in order.
+    pub args: Vec<CallArg>,
+    /// Calls this one makes that the enclave could read: a Safe transaction's call, a
+    /// `multiSend` batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<InnerCall>,
+    /// A universal router `execute`'s commands, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<RouterCommand>,
+    /// What the decoding could not vouch for (trailing bytes, non-canonical encoding, a
+    /// nesting or size limit reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One decoded argument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallArg {
+    /// Its name in the interface.
+    pub name: String,
+    /// Its ABI type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Its value as text: addresses checksummed, integers in decimal, bytes as hex, arrays
+    /// in `[…]`, tuples in `(…)`.
+    pub value: String,
+}
+
+/// A call made on the signer's behalf by the contract called (a Safe's `execTransaction`,
+/// each transaction of a `multiSend`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InnerCall {
+    /// `call` or `delegatecall` (a delegatecall runs foreign code with the Safe's rights).
+    pub operation: String,
+    /// The account called.
+    pub to: Address,
+    /// Native value sent (wei).
+    pub value: U256,
+    /// The calldata.
+    pub data: Bytes,
+    /// The calldata decoded, when its function is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Box<DecodedCall>>,
+}
+
+/// One command of a universal router `execute`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterCommand {
+    /// The command's name (`V3_SWAP_EXACT_IN`, …), or `UNKNOWN_0xNN`.
+    pub command: String,
+    /// Whether a revert of this command is allowed (the `0x80` flag).
+    pub allow_revert: bool,
+    /// Its input decoded, when the command's layout is known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<CallArg>,
+    /// Its input as hex.
+    pub input: Bytes,
 }
 
 impl TransactionIntent {
@@ -218,33 +310,49 @@ pub struct TypedDataIntent {
     pub primary_type: String,
     /// The EIP-712 signing hash the enclave computed.
     pub signing_hash: B256,
-    /// A token permit found in the message, if the primary type is one.
+    /// The value-moving structure found in the message, if the primary type is one the
+    /// enclave recognises (a permit, a transfer by authorisation, an order).
     pub permit: Option<Permit>,
 }
 
-/// A token permit: typed data that lets `spender` move the signer's tokens. Spender
-/// allowlists exist because signing one of these is a classic way to drain a wallet.
+/// Value-moving typed data: a signature over it lets `spender` move the signer's tokens
+/// (a permit, an order) or moves them to `spender` outright (a transfer by authorisation).
+/// Spender lists exist because signing one of these is a classic way to drain a wallet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permit {
-    /// Which permit scheme.
+    /// Which scheme.
     pub scheme: PermitScheme,
-    /// Who may spend.
+    /// The counterparty: who may spend (permits; for orders the exchange contract that
+    /// settles them), or who receives (transfers by authorisation).
     pub spender: Address,
-    /// Token(s) covered: the verifying contract for EIP-2612, `details.token` for Permit2.
+    /// Token(s) covered: the verifying contract for EIP-2612, DAI and EIP-3009,
+    /// `details.token` / `permitted.token` for Permit2, the offered or sold tokens of an
+    /// order.
     pub tokens: Vec<Address>,
-    /// Largest amount covered (EIP-2612 `value`, Permit2 `amount`).
+    /// Largest amount covered (`U256::MAX` when unlimited or unknown).
     pub amount: U256,
 }
 
-/// Permit schemes recognised.
+/// Value-moving typed-data schemes recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PermitScheme {
-    /// EIP-2612 `Permit(owner, spender, value, nonce, deadline)`.
+    /// EIP-2612 `Permit(owner, spender, value, nonce, deadline)` (also ERC-721 permits:
+    /// `Permit(spender, tokenId, …)`, amount unknown).
     Eip2612,
+    /// DAI's `Permit(holder, spender, nonce, expiry, allowed)`: unlimited or revoked.
+    DaiPermit,
     /// Uniswap Permit2 `PermitSingle`, `PermitBatch`, `PermitTransferFrom`,
-    /// `PermitBatchTransferFrom`.
+    /// `PermitBatchTransferFrom` and their witness forms.
     Permit2,
+    /// EIP-3009 `TransferWithAuthorization` / `ReceiveWithAuthorization(from, to, value,
+    /// validAfter, validBefore, nonce)` (USDC): the tokens move to `to`.
+    Eip3009,
+    /// A Seaport `OrderComponents`: the offered items go to whoever fulfils it through the
+    /// Seaport contract.
+    SeaportOrder,
+    /// A CoW Protocol `Order`: `sellAmount` of `sellToken` for the settlement contract.
+    CowOrder,
 }
 
 /// A decoded personal_sign message.
@@ -317,6 +425,13 @@ mod tests {
             selector: Some([1, 2, 3, 4]),
             data_len: 4,
             erc20: None,
+            data: Bytes::from_static(&[1, 2, 3, 4]),
+            access_list: vec![AccessListEntry {
+                address: Address::repeat_byte(7),
+                storage_keys: vec![B256::repeat_byte(8)],
+            }],
+            signing_hash: B256::repeat_byte(9),
+            call: None,
         });
         let value = serde_json::to_value(&intent).unwrap();
         assert_eq!(

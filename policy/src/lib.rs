@@ -20,8 +20,8 @@ pub use governance::{
     AdminSet, AdminSetDoc, Genesis, MAX_ADMINS, MAX_GENESIS_LEN, proposal_digest,
 };
 pub use intent::{
-    Action, Erc20Call, Intent, MessageIntent, Permit, PermitScheme, TransactionIntent, TxType,
-    TypedDataIntent,
+    AccessListEntry, Action, CallArg, DecodedCall, Erc20Call, InnerCall, Intent, MessageIntent,
+    Permit, PermitScheme, RouterCommand, TransactionIntent, TxType, TypedDataIntent,
 };
 pub use policy::{
     Effect, KeySpec, MAX_KEY_REF_LEN, MAX_KEYS_PER_PRINCIPAL, MAX_LIST_LEN, MAX_POLICY_LEN,

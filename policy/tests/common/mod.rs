@@ -79,6 +79,10 @@ pub fn tx() -> TransactionIntent {
         selector: None,
         data_len: 0,
         erc20: None,
+        data: Default::default(),
+        access_list: Vec::new(),
+        signing_hash: Default::default(),
+        call: None,
     }
 }
 
