@@ -137,7 +137,14 @@ pub fn dev_genesis(admins: &[PrincipalKey], principal: &PrincipalKey) -> Value {
                         "velocity": [{"scope": "key", "window": "24h", "max_value": "5 ether"}],
                     },
                 },
-                allow("dev-typed-data", "sign_typed_data"),
+                // Any typed data the enclave cannot read the effect of (mock mode is for
+                // trying things); permits and other value-moving structures still need
+                // their spender listed, and none is.
+                {
+                    "name": "dev-typed-data", "effect": "allow", "principals": ["dev"],
+                    "actions": ["sign_typed_data"],
+                    "conditions": {"typed_data": {"allow_unknown_types": true}},
+                },
                 allow("dev-messages", "sign_message"),
                 allow("dev-digests", "sign_digest"),
             ],

@@ -337,40 +337,94 @@ fn member<'a>(value: &'a DynSolValue, name: &str) -> Option<&'a DynSolValue> {
         .and_then(|i| values.get(i))
 }
 
-/// A token permit in the message, recognised by the shapes the permit contracts verify:
-/// an EIP-2612 `Permit` (also DAI's `allowed` form) or any Permit2 message. The contracts
-/// check the type hash, so a permit that would work cannot hide under another name.
-/// When the spender is known but the amount is not, the amount is `U256::MAX`.
+/// The value-moving structure in the message, recognised by the shapes the contracts
+/// verify (the registry: EIP-2612 and ERC-721 `Permit`, DAI's `Permit`, any Permit2
+/// message, EIP-3009 `TransferWithAuthorization` / `ReceiveWithAuthorization`, Seaport's
+/// `OrderComponents`, CoW Protocol's `Order`). Matched by primary type and the fields that
+/// carry value, never by the domain's say-so alone: a structure with extra fields is
+/// still treated as what its value fields make it. When the counterparty is known but the
+/// amount is not, the amount is `U256::MAX`.
 fn detect_permit(data: &alloy_dyn_abi::TypedData, message: &DynSolValue) -> Option<Permit> {
-    let spender = member(message, "spender")?.as_address()?;
+    let address = |name: &str| member(message, name).and_then(DynSolValue::as_address);
+    let uint = |name: &str| {
+        member(message, name)
+            .and_then(DynSolValue::as_uint)
+            .map(|(n, _)| n)
+    };
+    let contract = data.domain.verifying_contract;
     if data.domain.name.as_deref() == Some("Permit2") {
         let (tokens, amount) = permit2_entries(message);
         return Some(Permit {
             scheme: PermitScheme::Permit2,
-            spender,
+            // A Permit2 message without a spender names none: no list can contain zero.
+            spender: address("spender").unwrap_or(Address::ZERO),
             tokens,
             amount,
         });
     }
-    if data.primary_type == "Permit" {
-        let amount = match (member(message, "value"), member(message, "allowed")) {
-            (Some(v), _) => v.as_uint().map_or(U256::MAX, |(n, _)| n),
-            // DAI: `allowed: true` is an unlimited allowance, `false` revokes it.
-            (None, Some(allowed)) => match allowed.as_bool() {
-                Some(false) => U256::ZERO,
-                _ => U256::MAX,
-            },
-            (None, None) => U256::MAX,
-        };
-        let tokens = data.domain.verifying_contract.into_iter().collect();
-        return Some(Permit {
-            scheme: PermitScheme::Eip2612,
+    let permit = |scheme, spender, tokens, amount| {
+        Some(Permit {
+            scheme,
             spender,
             tokens,
             amount,
-        });
+        })
+    };
+    match data.primary_type.as_str() {
+        "Permit" => {
+            let spender = address("spender")?;
+            let tokens = contract.into_iter().collect();
+            match (uint("value"), member(message, "allowed")) {
+                (Some(value), _) => permit(PermitScheme::Eip2612, spender, tokens, value),
+                // DAI: `allowed: true` is an unlimited allowance, `false` revokes it.
+                (None, Some(allowed)) => {
+                    let amount = match allowed.as_bool() {
+                        Some(false) => U256::ZERO,
+                        _ => U256::MAX,
+                    };
+                    permit(PermitScheme::DaiPermit, spender, tokens, amount)
+                }
+                // ERC-721 permits (`tokenId`) and other shapes: the amount is unknown.
+                (None, None) => permit(PermitScheme::Eip2612, spender, tokens, U256::MAX),
+            }
+        }
+        "TransferWithAuthorization" | "ReceiveWithAuthorization" => permit(
+            PermitScheme::Eip3009,
+            address("to")?,
+            contract.into_iter().collect(),
+            uint("value").unwrap_or(U256::MAX),
+        ),
+        "OrderComponents" if member(message, "offer").is_some() => {
+            let offer = member(message, "offer")?;
+            let items: &[DynSolValue] = offer.as_array().unwrap_or_default();
+            let mut tokens = Vec::new();
+            let mut amount = U256::ZERO;
+            for item in items {
+                if let Some(token) = member(item, "token").and_then(DynSolValue::as_address) {
+                    tokens.push(token);
+                }
+                for field in ["startAmount", "endAmount"] {
+                    let n = member(item, field)
+                        .and_then(DynSolValue::as_uint)
+                        .map_or(U256::MAX, |(n, _)| n);
+                    amount = amount.max(n);
+                }
+            }
+            permit(
+                PermitScheme::SeaportOrder,
+                contract.unwrap_or(Address::ZERO),
+                tokens,
+                amount,
+            )
+        }
+        "Order" if member(message, "sellToken").is_some() => permit(
+            PermitScheme::CowOrder,
+            contract.unwrap_or(Address::ZERO),
+            address("sellToken").into_iter().collect(),
+            uint("sellAmount").unwrap_or(U256::MAX),
+        ),
+        _ => None,
     }
-    None
 }
 
 /// Permit2's token entries: `details` (PermitSingle, PermitBatch) or `permitted`

@@ -140,6 +140,117 @@ fn dai_style_permit_is_detected() {
     };
     assert_eq!(permit(&dai(true)).unwrap().amount, U256::MAX);
     assert_eq!(permit(&dai(false)).unwrap().amount, U256::ZERO);
+    assert_eq!(permit(&dai(true)).unwrap().scheme, PermitScheme::DaiPermit);
+    assert_eq!(permit(&dai(true)).unwrap().spender, SPENDER);
+}
+
+/// USDC's EIP-3009 transfer by authorisation: the tokens go to `to`.
+fn eip3009(primary: &str) -> Value {
+    doc(
+        primary,
+        json!({primary: props(&[("from", "address"), ("to", "address"), ("value", "uint256"),
+                                ("validAfter", "uint256"), ("validBefore", "uint256"),
+                                ("nonce", "bytes32")])}),
+        json!({"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": USDC}),
+        json!({"from": OWNER, "to": SPENDER, "value": "2500000", "validAfter": 0,
+               "validBefore": "1893456000", "nonce": format!("0x{}", "ab".repeat(32))}),
+    )
+}
+
+#[test]
+fn eip3009_transfers_by_authorisation_are_detected() {
+    for primary in ["TransferWithAuthorization", "ReceiveWithAuthorization"] {
+        assert_eq!(
+            permit(&eip3009(primary)),
+            Some(Permit {
+                scheme: PermitScheme::Eip3009,
+                spender: SPENDER,
+                tokens: vec![USDC],
+                amount: U256::from(2_500_000u64),
+            }),
+            "{primary}"
+        );
+    }
+    // Not value-moving: EIP-3009's CancelAuthorization.
+    let cancel = doc(
+        "CancelAuthorization",
+        json!({"CancelAuthorization": props(&[("authorizer", "address"), ("nonce", "bytes32")])}),
+        json!({"name": "USD Coin", "version": "2", "chainId": 1, "verifyingContract": USDC}),
+        json!({"authorizer": OWNER, "nonce": format!("0x{}", "ab".repeat(32))}),
+    );
+    assert_eq!(permit(&cancel), None);
+}
+
+#[test]
+fn seaport_and_cow_orders_are_detected() {
+    const SEAPORT: Address = address!("0x0000000000000068F116a894984e2DB1123eB395");
+    let item = props(&[
+        ("itemType", "uint8"),
+        ("token", "address"),
+        ("identifierOrCriteria", "uint256"),
+        ("startAmount", "uint256"),
+        ("endAmount", "uint256"),
+    ]);
+    let consideration = props(&[
+        ("itemType", "uint8"),
+        ("token", "address"),
+        ("identifierOrCriteria", "uint256"),
+        ("startAmount", "uint256"),
+        ("endAmount", "uint256"),
+        ("recipient", "address"),
+    ]);
+    let order = doc(
+        "OrderComponents",
+        json!({"OfferItem": item, "ConsiderationItem": consideration,
+               "OrderComponents": props(&[("offerer", "address"), ("zone", "address"),
+                   ("offer", "OfferItem[]"), ("consideration", "ConsiderationItem[]"),
+                   ("orderType", "uint8"), ("startTime", "uint256"), ("endTime", "uint256"),
+                   ("zoneHash", "bytes32"), ("salt", "uint256"), ("conduitKey", "bytes32"),
+                   ("counter", "uint256")])}),
+        json!({"name": "Seaport", "version": "1.6", "chainId": 1, "verifyingContract": SEAPORT}),
+        json!({"offerer": OWNER, "zone": Address::ZERO,
+               "offer": [{"itemType": 1, "token": WETH, "identifierOrCriteria": 0,
+                          "startAmount": "5", "endAmount": "7"}],
+               "consideration": [{"itemType": 0, "token": Address::ZERO, "identifierOrCriteria": 0,
+                                  "startAmount": "1", "endAmount": "1", "recipient": OWNER}],
+               "orderType": 0, "startTime": 0, "endTime": "1893456000",
+               "zoneHash": format!("0x{}", "00".repeat(32)), "salt": 1,
+               "conduitKey": format!("0x{}", "00".repeat(32)), "counter": 0}),
+    );
+    assert_eq!(
+        permit(&order),
+        Some(Permit {
+            scheme: PermitScheme::SeaportOrder,
+            spender: SEAPORT,
+            tokens: vec![WETH],
+            amount: U256::from(7),
+        })
+    );
+    const SETTLEMENT: Address = address!("0x9008D19f58AAbD9eD0D60971565AA8510560ab41");
+    let cow = doc(
+        "Order",
+        json!({"Order": props(&[("sellToken", "address"), ("buyToken", "address"),
+            ("receiver", "address"), ("sellAmount", "uint256"), ("buyAmount", "uint256"),
+            ("validTo", "uint32"), ("appData", "bytes32"), ("feeAmount", "uint256"),
+            ("kind", "string"), ("partiallyFillable", "bool"), ("sellTokenBalance", "string"),
+            ("buyTokenBalance", "string")])}),
+        json!({"name": "Gnosis Protocol", "version": "v2", "chainId": 1,
+               "verifyingContract": SETTLEMENT}),
+        json!({"sellToken": USDC, "buyToken": WETH, "receiver": OWNER, "sellAmount": "1000",
+               "buyAmount": "1", "validTo": 1893456000u32,
+               "appData": format!("0x{}", "00".repeat(32)), "feeAmount": "0", "kind": "sell",
+               "partiallyFillable": false, "sellTokenBalance": "erc20",
+               "buyTokenBalance": "erc20"}),
+    );
+    assert_eq!(
+        permit(&cow),
+        Some(Permit {
+            scheme: PermitScheme::CowOrder,
+            spender: SETTLEMENT,
+            tokens: vec![USDC],
+            amount: U256::from(1000),
+        })
+    );
 }
 
 #[test]

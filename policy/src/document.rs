@@ -177,6 +177,8 @@ pub(crate) struct RawTypedData {
     pub primary_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permit_spenders: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unknown_types: Option<bool>,
 }
 
 /// An allowed EIP-712 domain; each given field must equal the request's.

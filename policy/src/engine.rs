@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
-use crate::intent::{Action, Erc20Call, Intent, TransactionIntent, TypedDataIntent};
+use crate::intent::{Action, Erc20Call, Intent, PermitScheme, TransactionIntent, TypedDataIntent};
 use crate::policy::{Effect, Policy, Principal, Rule, Scope, day_and_hour, day_name};
 use crate::units::{canonical_duration, format_eth, format_gwei, format_selector};
 use crate::velocity::{MAX_SUBJECT_LEN, SignatureRecord, Velocity};
@@ -453,24 +453,75 @@ fn check_typed_data(rule: &Rule, td: &TypedDataIntent) -> Result<(), String> {
             td.primary_type
         ));
     }
-    // Permits hand token spending to someone else: refused unless the spender is listed.
+    // Typed data whose effect the enclave cannot read is signed only where the rule says
+    // which types it means, or that it accepts any: a new value-moving scheme must not
+    // pass a rule written before anyone knew of it.
+    if td.permit.is_none()
+        && rules.and_then(|t| t.primary_types.as_ref()).is_none()
+        && !rules.is_some_and(|t| t.allow_unknown_types)
+    {
+        return Err(format!(
+            "primary type {:?} is not one the enclave recognises (permits, transfers by \
+             authorisation, orders) and rule {name:?} neither lists it in \
+             typed_data.primary_types nor sets typed_data.allow_unknown_types",
+            td.primary_type
+        ));
+    }
+    // Permits, transfers by authorisation and orders hand the signer's tokens to someone
+    // else: refused unless that counterparty is listed, every token is one the rule's
+    // erc20 list names (when it has one), and the amount is within that token's cap.
     if let Some(permit) = &td.permit {
+        let scheme = permit_scheme_name(permit.scheme);
         match rules.and_then(|t| t.permit_spenders.as_ref()) {
             None => {
                 return Err(format!(
-                    "token permits are not allowed by rule {name:?} (no permit_spenders listed)"
+                    "{scheme} typed data is not allowed by rule {name:?} (no permit_spenders \
+                     listed)"
                 ));
             }
             Some(spenders) if !spenders.contains(&permit.spender) => {
                 return Err(format!(
-                    "permit spender {} is not allowed by rule {name:?}",
+                    "{scheme} counterparty {} is not allowed by rule {name:?}",
                     permit.spender
                 ));
             }
             Some(_) => {}
         }
+        if let Some(list) = &k.erc20 {
+            if permit.tokens.is_empty() {
+                return Err(format!(
+                    "{scheme} typed data names no token, and rule {name:?} allows only the \
+                     tokens its erc20 list names"
+                ));
+            }
+            for token in &permit.tokens {
+                let Some(entry) = list.iter().find(|e| e.token == *token) else {
+                    return Err(format!("token {token} is not allowed by rule {name:?}"));
+                };
+                if let Some(max) = entry.max_amount
+                    && permit.amount > max
+                {
+                    return Err(format!(
+                        "{scheme} amount {} exceeds cap {max} for token {token} of rule {name:?}",
+                        permit.amount
+                    ));
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// A scheme as refusals name it.
+fn permit_scheme_name(scheme: PermitScheme) -> &'static str {
+    match scheme {
+        PermitScheme::Eip2612 => "EIP-2612 permit",
+        PermitScheme::DaiPermit => "DAI permit",
+        PermitScheme::Permit2 => "Permit2",
+        PermitScheme::Eip3009 => "EIP-3009 transfer authorisation",
+        PermitScheme::SeaportOrder => "Seaport order",
+        PermitScheme::CowOrder => "CoW Protocol order",
+    }
 }
 
 impl Engine {

@@ -226,6 +226,9 @@ pub(crate) struct TypedDataRule {
     pub domains: Option<Vec<DomainRule>>,
     pub primary_types: Option<Vec<String>>,
     pub permit_spenders: Option<Vec<Address>>,
+    /// Typed data whose primary type is in no registry and not in `primary_types` is
+    /// allowed only with this.
+    pub allow_unknown_types: bool,
 }
 
 /// A rule's conditions, typed.
@@ -1013,6 +1016,7 @@ fn validate_typed_data(c: &Check<'_>, raw: RawTypedData) -> Result<TypedDataRule
         primary_types,
         permit_spenders: c
             .addresses("conditions.typed_data.permit_spenders", raw.permit_spenders)?,
+        allow_unknown_types: raw.allow_unknown_types.unwrap_or(false),
     })
 }
 
@@ -1053,7 +1057,7 @@ fn check_applicable(
         ),
         ("allow_contract_creation", k.allow_contract_creation, tx),
         ("max_value", k.max_value.is_some(), tx),
-        ("erc20", k.erc20.is_some(), tx || (deny && typed)),
+        ("erc20", k.erc20.is_some(), tx || typed),
         ("contract_calls", k.contract_calls.is_some(), tx),
         ("max_gas_limit", k.max_gas_limit.is_some(), tx),
         ("max_fee_per_gas", k.max_fee_per_gas.is_some(), tx),
@@ -1170,6 +1174,8 @@ fn rule_to_raw(rule: &Rule) -> RawRule {
             }),
             primary_types: t.primary_types.clone(),
             permit_spenders: addresses_to_raw(&t.permit_spenders),
+            // Absent unless true, so documents written before the field hash the same.
+            allow_unknown_types: t.allow_unknown_types.then_some(true),
         }),
         message: k.message_max_len.map(|max_len| RawMessage { max_len }),
     };

@@ -9,8 +9,8 @@ use alloy_primitives::U256;
 use common::*;
 use serde_json::json;
 use strongroom_policy::{
-    BUCKETS_PER_WINDOW, Engine, Erc20Call, Intent, MAX_SUBJECT_LEN, Outcome, SignatureRecord,
-    TransactionIntent, TxType, TypedDataIntent, Velocity, VelocityScope,
+    BUCKETS_PER_WINDOW, Engine, Erc20Call, Intent, MAX_SUBJECT_LEN, Outcome, Permit, PermitScheme,
+    SignatureRecord, TransactionIntent, TxType, TypedDataIntent, Velocity, VelocityScope,
 };
 
 fn allow_tx(conditions: serde_json::Value) -> strongroom_policy::Policy {
@@ -76,7 +76,7 @@ fn scope_principals_roles_and_keys() {
     let p = policy(json!([
         {"name": "by-id", "effect": "allow", "principals": ["dave"], "actions": ["sign_message"]},
         {"name": "by-role", "effect": "allow", "roles": ["approver"], "actions": ["sign_digest"]},
-        {"name": "either", "effect": "allow", "principals": ["dave"], "roles": ["signer"], "actions": ["sign_typed_data"]},
+        {"name": "either", "effect": "allow", "principals": ["dave"], "roles": ["signer"], "actions": ["sign_typed_data"], "conditions": {"typed_data": {"allow_unknown_types": true}}},
         {"name": "keys", "effect": "allow", "keys": ["hot", "fedcba9876543210fedcba9876543210"], "actions": ["sign_transaction"]},
         {"name": "create", "effect": "allow", "keys": ["hot"], "actions": ["create_key"]}
     ]));
@@ -130,7 +130,8 @@ fn chain_ids() {
         r#"chain id 5 is not allowed by rule "r""#
     );
     let p = policy(
-        json!([{"name": "x", "effect": "allow", "actions": ["sign_typed_data"], "conditions": {"chain_ids": [1]}}]),
+        json!([{"name": "x", "effect": "allow", "actions": ["sign_typed_data"],
+                "conditions": {"chain_ids": [1], "typed_data": {"allow_unknown_types": true}}}]),
     );
     assert!(allowed(&p, &Req::new(Intent::TypedData(typed()))));
     let no_chain = Intent::TypedData(TypedDataIntent {
@@ -565,15 +566,79 @@ fn typed_data() {
     assert!(allowed(&p, &Req::new(permit(0x5e))));
     assert_eq!(
         denied(&p, &Req::new(permit(0x5f))),
-        format!(r#"permit spender {} is not allowed by rule "t""#, a(0x5f))
+        format!(
+            r#"EIP-2612 permit counterparty {} is not allowed by rule "t""#,
+            a(0x5f)
+        )
     );
-    // Without permit_spenders, permits are refused.
-    let plain = policy(json!([{"name": "p", "effect": "allow", "actions": ["sign_typed_data"]}]));
+    // Without permit_spenders, permits are refused, even where unknown types are allowed.
+    let plain = policy(
+        json!([{"name": "p", "effect": "allow", "actions": ["sign_typed_data"],
+        "conditions": {"typed_data": {"allow_unknown_types": true}}}]),
+    );
     assert!(allowed(&plain, &Req::new(Intent::TypedData(typed()))));
     assert_eq!(
         denied(&plain, &Req::new(permit(0x5e))),
-        r#"token permits are not allowed by rule "p" (no permit_spenders listed)"#
+        r#"EIP-2612 permit typed data is not allowed by rule "p" (no permit_spenders listed)"#
     );
+    // A bare rule signs no typed data it cannot read the effect of.
+    let bare = policy(json!([{"name": "b", "effect": "allow", "actions": ["sign_typed_data"]}]));
+    let e = denied(&bare, &Req::new(Intent::TypedData(typed())));
+    assert!(
+        e.contains(r#"primary type "Order" is not one the enclave recognises"#)
+            && e.contains("allow_unknown_types"),
+        "{e}"
+    );
+}
+
+/// Review finding F8: every value-moving scheme of the registry needs its counterparty
+/// listed, its token listed where the rule lists tokens, and its amount within the cap.
+#[test]
+fn value_moving_typed_data_needs_its_counterparty_token_and_cap() {
+    let open = policy(
+        json!([{"name": "open", "effect": "allow", "actions": ["sign_typed_data"],
+        "conditions": {"typed_data": {"allow_unknown_types": true}}}]),
+    );
+    let listed = policy(
+        json!([{"name": "usdc", "effect": "allow", "actions": ["sign_typed_data"],
+        "conditions": {"typed_data": {"permit_spenders": [a(0x5e)]},
+                       "erc20": [{"token": a(0xcc), "max_amount": "1000"}]}}]),
+    );
+    for scheme in [
+        PermitScheme::Eip2612,
+        PermitScheme::DaiPermit,
+        PermitScheme::Permit2,
+        PermitScheme::Eip3009,
+        PermitScheme::SeaportOrder,
+        PermitScheme::CowOrder,
+    ] {
+        let moving = |counterparty: u8, token: u8, amount: u64| {
+            Intent::TypedData(TypedDataIntent {
+                permit: Some(Permit {
+                    scheme,
+                    spender: addr(counterparty),
+                    tokens: vec![addr(token)],
+                    amount: U256::from(amount),
+                }),
+                ..typed()
+            })
+        };
+        let e = denied(&open, &Req::new(moving(0x5e, 0xcc, 1)));
+        assert!(e.contains("no permit_spenders listed"), "{scheme:?}: {e}");
+        assert!(
+            allowed(&listed, &Req::new(moving(0x5e, 0xcc, 1000))),
+            "{scheme:?}"
+        );
+        let e = denied(&listed, &Req::new(moving(0x5f, 0xcc, 1)));
+        assert!(e.contains("counterparty"), "{scheme:?}: {e}");
+        let e = denied(&listed, &Req::new(moving(0x5e, 0xcd, 1)));
+        assert!(
+            e.contains(&format!("token {} is not allowed", a(0xcd))),
+            "{scheme:?}: {e}"
+        );
+        let e = denied(&listed, &Req::new(moving(0x5e, 0xcc, 1001)));
+        assert!(e.contains("exceeds cap 1000"), "{scheme:?}: {e}");
+    }
 }
 
 #[test]
@@ -644,7 +709,7 @@ fn deny_rules_come_first() {
 #[test]
 fn deny_rules_fail_closed() {
     let p = policy(json!([
-        {"name": "all", "effect": "allow", "actions": ["sign_typed_data", "sign_digest"]},
+        {"name": "all", "effect": "allow", "actions": ["sign_typed_data", "sign_digest"], "conditions": {"typed_data": {"allow_unknown_types": true}}},
         {"name": "mainnet-off", "effect": "deny", "actions": ["sign_typed_data", "sign_digest"],
          "conditions": {"chain_ids": [1]}}
     ]));

@@ -161,6 +161,7 @@ name = "dev-typed-data"
 effect = "allow"
 principals = ["dev"]
 actions = ["sign_typed_data"]
+conditions = { typed_data = { allow_unknown_types = true } }
 
 [[rules]]
 name = "dev-messages"
