@@ -153,6 +153,18 @@ pub fn challenge(enclave: &Enclave<MockNsm>, trusted: &TrustedRoot, root: &[u8])
     seal_for_recipient(&spki, root).unwrap()
 }
 
+/// The lines of a chain as the records the proxy replays (line `i` is record `i`).
+pub fn records(chain: &[String]) -> Vec<AuditRecord> {
+    chain
+        .iter()
+        .enumerate()
+        .map(|(i, line)| AuditRecord {
+            seq: i as u64,
+            line: line.clone(),
+        })
+        .collect()
+}
+
 /// An enclave with the trusted root of its NSM.
 pub struct Booted {
     pub enclave: Enclave<MockNsm>,
@@ -191,15 +203,7 @@ impl Booted {
         genesis: Option<&[u8]>,
         chain: &[String],
     ) -> Response {
-        let records: Vec<AuditRecord> = chain
-            .iter()
-            .enumerate()
-            .map(|(i, line)| AuditRecord {
-                seq: i as u64,
-                line: line.clone(),
-            })
-            .collect();
-        self.unseal_records(root, stored, genesis, &records)
+        self.unseal_records(root, stored, genesis, &records(chain))
     }
 
     /// [`Booted::unseal`] offering exactly `records` (those from the asked sequence number
