@@ -26,9 +26,6 @@ pub const STAMP_VALIDITY_SECS: u64 = 295;
 /// Longest wait for the enclave's post-restart stamp horizon before giving up.
 const MAX_BOOT_WAIT_SECS: u64 = 30;
 
-/// Longest stretch of a non-JSON error body quoted in a message.
-const MAX_QUOTED_BODY: usize = 200;
-
 /// A successful (2xx) answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -500,49 +497,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     inner.to_string()
 }
 
-/// [`ClientError::Api`] from an error answer, summarised as `<status> <code>: <message>`.
+/// [`ClientError::Api`] from an error answer ([`crate::error_from_answer`]).
 fn api_error(status: StatusCode, body: &[u8], verification: Verification) -> ClientError {
-    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let code = json["error"]["code"].as_str().map(str::to_string);
-    let summary = summarise(status, body, &json);
-    ClientError::Api {
-        status: status.as_u16(),
-        code,
-        summary,
-        body: json,
-        verification,
-    }
-}
-
-fn summarise(status: StatusCode, body: &[u8], json: &Value) -> String {
-    let code = status.as_u16();
-    let error = &json["error"];
-    if let (Some(kind), Some(message)) = (error["code"].as_str(), error["message"].as_str()) {
-        // A policy refusal names the rule that decided (null: nothing allowed it).
-        if let Some(decision) = error["decision"].as_object() {
-            return match decision.get("rule").and_then(Value::as_str) {
-                Some(rule) => format!("{code} {kind} by rule {rule:?}: {message}"),
-                None => format!("{code} {kind} (no rule allows it): {message}"),
-            };
-        }
-        return format!("{code} {kind}: {message}");
-    }
-    // The health endpoint answers 503 with `{"status": "starting", "detail": ...}` until
-    // unsealed (detail may be null).
-    if let (StatusCode::SERVICE_UNAVAILABLE, Some(phase)) = (status, json["status"].as_str()) {
-        let detail = json["detail"].as_str().unwrap_or("the server is not ready");
-        return format!("{code} {phase}: {detail}");
-    }
-    // Not our error shape (a load balancer's page, say): quote the start of it.
-    let text = String::from_utf8_lossy(body);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let quoted: String = text.chars().take(MAX_QUOTED_BODY).collect();
-    let reason = status.canonical_reason().unwrap_or("error");
-    if quoted.is_empty() {
-        format!("{code} {reason}: (empty body)")
-    } else {
-        format!("{code} {reason}: {quoted}")
-    }
+    crate::answer::error_from_answer(status.as_u16(), body, verification)
 }
 
 #[cfg(test)]

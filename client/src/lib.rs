@@ -67,13 +67,17 @@
 //! # }
 //! ```
 
+mod answer;
 mod error;
 mod heads;
+#[cfg(feature = "http")]
 mod http;
 mod verifier;
 
+pub use answer::error_from_answer;
 pub use error::{ClientError, Verification};
 pub use heads::{HeadBook, KnownDeployment, default_path as default_state_file};
+#[cfg(feature = "http")]
 pub use http::{
     Answer, Client, Method, STAMP_VALIDITY_SECS, StatusCode, Url, stamp_header, wire_path,
 };

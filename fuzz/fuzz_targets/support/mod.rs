@@ -17,20 +17,30 @@ pub const ROOT: [u8; 32] = [9u8; 32];
 
 /// Plays KMS for a fresh challenge: the root key sealed for its RSA key.
 pub fn envelope_for_challenge(enclave: &Enclave<MockNsm>) -> Vec<u8> {
-    let Response::UnsealChallenge { attestation_document } = enclave.handle(Request::BeginUnseal)
+    let Response::UnsealChallenge {
+        attestation_document,
+    } = enclave.handle(Request::BeginUnseal)
     else {
         panic!("no challenge")
     };
     // The document's payload is the third element of the COSE_Sign1 array.
-    let sign1: ciborium::Value = ciborium::from_reader(attestation_document.as_slice()).expect("cbor");
-    let payload = sign1.as_array().and_then(|a| a[2].as_bytes()).expect("payload").clone();
+    let sign1: ciborium::Value =
+        ciborium::from_reader(attestation_document.as_slice()).expect("cbor");
+    let payload = sign1
+        .as_array()
+        .and_then(|a| a[2].as_bytes())
+        .expect("payload")
+        .clone();
     let doc = AttestationDocument::from_payload(&payload).expect("payload");
     strongroom_envelope::seal_for_recipient(&doc.public_key.expect("key"), &ROOT).expect("envelope")
 }
 
 /// Unseals `enclave` on its first boot with `genesis`; returns the root-key check value
 /// and the boot record.
-pub fn unseal_first_boot_records(enclave: &Enclave<MockNsm>, genesis: &str) -> (Vec<u8>, Vec<AuditRecord>) {
+pub fn unseal_first_boot_records(
+    enclave: &Enclave<MockNsm>,
+    genesis: &str,
+) -> (Vec<u8>, Vec<AuditRecord>) {
     let envelope = envelope_for_challenge(enclave);
     let answer = enclave.handle(Request::CompleteUnseal(CompleteUnseal {
         ciphertext_for_recipient: envelope.into(),
@@ -54,8 +64,15 @@ pub fn unseal_first_boot(enclave: &Enclave<MockNsm>, genesis: &str) {
 pub fn read_snapshot(enclave: &Enclave<MockNsm>) -> (u64, Vec<u8>) {
     let mut bytes = Vec::new();
     loop {
-        match enclave.handle(Request::ReadSnapshot { offset: bytes.len() as u64 }) {
-            Response::Snapshot { seq, total_len, bytes: part, .. } => {
+        match enclave.handle(Request::ReadSnapshot {
+            offset: bytes.len() as u64,
+        }) {
+            Response::Snapshot {
+                seq,
+                total_len,
+                bytes: part,
+                ..
+            } => {
                 bytes.extend_from_slice(&part);
                 if bytes.len() as u64 >= total_len {
                     return (seq, bytes);
@@ -93,28 +110,45 @@ fn stamped(
     key: Option<SealedKey>,
     n: u64,
 ) -> strongroom_protocol::messages::Answer {
+    stamped_by(enclave, &signer(), method, path, body, key, n, 300).0
+}
+
+/// Relays one call stamped by `by` (nonce from `n`, valid `validity` seconds), as the proxy
+/// relays it (with the key blob the path needs, every audit entry acknowledged); returns
+/// the answer and the stamp header.
+#[allow(clippy::too_many_arguments)]
+pub fn stamped_by(
+    enclave: &Enclave<MockNsm>,
+    by: &SigningKey,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    key: Option<SealedKey>,
+    n: u64,
+    validity: u64,
+) -> (strongroom_protocol::messages::Answer, String) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&n.to_be_bytes());
     let stamp = Stamp::sign(
-        &signer(),
+        by,
         StampedRequest { method, path, body },
         nonce.to_vec(),
-        now + 300,
+        now + validity,
     )
     .to_header();
     match enclave.handle(Request::Call(Call {
         method: method.into(),
         path: path.into(),
         body: body.to_vec().into(),
-        stamp: Some(stamp),
+        stamp: Some(stamp.clone()),
         key,
         keys: Vec::new(),
-        audit_stored: None,
+        audit_stored: Some(u64::MAX),
     })) {
-        Response::Answer(answer) => answer,
+        Response::Answer(answer) => (answer, stamp),
         other => panic!("no answer: {other:?}"),
     }
 }
@@ -131,8 +165,20 @@ pub fn sign_some(enclave: &Enclave<MockNsm>, n: u64) -> Vec<AuditRecord> {
     let path = format!("/v1/keys/{}/sign/digest", key.info.id);
     for i in 0..n {
         let body = format!(r#"{{"digest":"0x{}"}}"#, format!("{:02x}", i).repeat(32));
-        let answer = stamped(enclave, "POST", &path, body.as_bytes(), Some(sealed.clone()), i + 1);
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        let answer = stamped(
+            enclave,
+            "POST",
+            &path,
+            body.as_bytes(),
+            Some(sealed.clone()),
+            i + 1,
+        );
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         records.extend(answer.effects.audit);
     }
     records
