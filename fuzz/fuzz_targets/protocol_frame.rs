@@ -16,7 +16,26 @@ const MAX: u32 = 4096;
 /// it is checked against no limit.
 const NO_LIMIT: u32 = u32::MAX;
 
+/// Whether a value holds a CBOR bignum (tags 2 and 3). ciborium reads a bignum over an
+/// indefinite-length byte string as a plain tag, but its own re-encoding (definite length)
+/// as an integer, which fails beyond i128: a round trip of ciborium's `Value`, not of
+/// anything Strongroom decodes (no message has a bignum field, and the enclave decodes
+/// typed messages, never re-encoded values). Found by this target (a 10-minute run, issue
+/// 13); the input is kept in `seeds/protocol_frame/`.
+fn has_bignum(value: &Value) -> bool {
+    match value {
+        Value::Tag(2 | 3, _) => true,
+        Value::Tag(_, inner) => has_bignum(inner),
+        Value::Array(items) => items.iter().any(has_bignum),
+        Value::Map(entries) => entries.iter().any(|(k, v)| has_bignum(k) || has_bignum(v)),
+        _ => false,
+    }
+}
+
 fn check_round_trip(envelope: &Envelope<Value>) {
+    if has_bignum(&envelope.body) {
+        return;
+    }
     let frame = encode_frame(envelope, NO_LIMIT).expect("a decoded envelope re-encodes");
     let (again, consumed) =
         decode_frame::<Value>(&frame, NO_LIMIT).expect("a re-encoded envelope decodes");
