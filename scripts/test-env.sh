@@ -3,8 +3,9 @@
 # Python interpreter the interop tests use (and nothing else on stdout: other scripts read
 # it). Idempotent and safe to run concurrently. With --system, only the Debian packages
 # (what `make eif-tool` and `make lint` need), and nothing is printed.
-#   - Debian packages: python3 + venv, openssl, nodejs + npm, and pkg-config + libssl-dev
-#     for the EIF tool's openssl-sys (only if missing; needs root or sudo)
+#   - Debian packages: python3 + venv, openssl, nodejs + npm, postgresql (its server
+#     programs), and pkg-config + libssl-dev for the EIF tool's openssl-sys (only if
+#     missing; needs root or sudo)
 #   - a virtualenv at target/test-venv with the independent implementations the tests
 #     compare against (cbor2 + cryptography for COSE/X.509, eth-account, web3.py).
 #   - the Node clients' dependencies (ethers), from tests/interop/node/package-lock.json,
@@ -26,6 +27,10 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # openssl-sys (the EIF tool, eif-build/measure) finds OpenSSL's headers through pkg-config.
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
+# The storage conformance suite and the replica tests start PostgreSQL servers of their own
+# (initdb + postgres on loopback, strongroom-store's testing module); the package's own
+# cluster is not used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then

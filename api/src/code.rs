@@ -46,11 +46,14 @@ pub enum ApiErrorCode {
     /// 503: audit entries wait to be stored; nothing more is decided or released until
     /// they are.
     AuditBacklog,
+    /// 503: the database cannot be reached (down, restarting, failing over); nothing was
+    /// decided or released — retry, here or at another replica.
+    StorageUnavailable,
 }
 
 impl ApiErrorCode {
     /// Every code.
-    pub const ALL: [ApiErrorCode; 15] = [
+    pub const ALL: [ApiErrorCode; 16] = [
         ApiErrorCode::BadRequest,
         ApiErrorCode::Unauthenticated,
         ApiErrorCode::StampBeforeBoot,
@@ -66,6 +69,7 @@ impl ApiErrorCode {
         ApiErrorCode::EnclaveError,
         ApiErrorCode::NotReady,
         ApiErrorCode::AuditBacklog,
+        ApiErrorCode::StorageUnavailable,
     ];
 
     /// The code as it travels: `bad_request`, `not_found`…
@@ -86,6 +90,7 @@ impl ApiErrorCode {
             ApiErrorCode::EnclaveError => "enclave_error",
             ApiErrorCode::NotReady => "not_ready",
             ApiErrorCode::AuditBacklog => "audit_backlog",
+            ApiErrorCode::StorageUnavailable => "storage_unavailable",
         }
     }
 
@@ -107,7 +112,9 @@ impl ApiErrorCode {
             ApiErrorCode::QuotaExceeded => 429,
             ApiErrorCode::Internal => 500,
             ApiErrorCode::BlobRejected | ApiErrorCode::EnclaveError => 502,
-            ApiErrorCode::NotReady | ApiErrorCode::AuditBacklog => 503,
+            ApiErrorCode::NotReady
+            | ApiErrorCode::AuditBacklog
+            | ApiErrorCode::StorageUnavailable => 503,
         }
     }
 }

@@ -26,8 +26,8 @@ use crate::audit::AuditTracker;
 use crate::enclave_client::EnclaveClient;
 use crate::metrics::{self, Metrics};
 use crate::rpc_tokens::RpcTokens;
-use crate::store::Store;
 use crate::unseal::Health;
+use strongroom_store::Store;
 
 /// Largest request body accepted (what the enclave accepts in a call).
 pub const MAX_BODY: usize = MAX_CALL_BODY_LEN;
@@ -98,9 +98,13 @@ impl From<EnclaveError> for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn store_err(e: crate::store::StoreError) -> ApiError {
+fn store_err(e: strongroom_store::StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failure");
-    ApiError::internal(e.to_string())
+    if e.is_unavailable() {
+        ApiError::new(ApiErrorCode::StorageUnavailable, e.to_string())
+    } else {
+        ApiError::internal(e.to_string())
+    }
 }
 
 async fn ask(state: &AppState, request: Request) -> Result<Answer, ApiError> {
@@ -175,11 +179,12 @@ async fn attestation(State(state): State<AppState>, Query(q): Query<NonceQuery>)
     }
 }
 
-fn blob(state: &AppState, id: &str) -> Result<Vec<u8>, ApiError> {
+async fn blob(state: &AppState, id: &str) -> Result<Vec<u8>, ApiError> {
     check_id(id)?;
     state
         .store
         .key(id)
+        .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::not_found(id))
 }
@@ -194,7 +199,7 @@ fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
 
 /// The page of key blobs a key listing carries: `?after=ID&limit=N` (at most
 /// [`MAX_CALL_KEYS`]; the enclave checks the limit too and signs the page).
-fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
+async fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
     let limit = query_param(path, "limit")
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(MAX_CALL_KEYS)
@@ -202,6 +207,7 @@ fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
     let page = state
         .store
         .key_page(query_param(path, "after"), limit)
+        .await
         .map_err(store_err)?;
     Ok(page
         .into_iter()
@@ -213,15 +219,15 @@ fn key_page(state: &AppState, path: &str) -> Result<Vec<SealedKey>, ApiError> {
 }
 
 /// Which sealed key blob a relayed call needs: the route's key, or a pending request's.
-fn call_key(state: &AppState, route: &Route) -> Result<Option<SealedKey>, ApiError> {
+async fn call_key(state: &AppState, route: &Route) -> Result<Option<SealedKey>, ApiError> {
     let key_id = match (route.key_id(), route.signing_request_id()) {
         (Some(id), _) => Some(id.to_string()),
-        (None, Some(request)) => state.store.request_key(request).map_err(store_err)?,
+        (None, Some(request)) => state.store.request_key(request).await.map_err(store_err)?,
         (None, None) => None,
     };
     match key_id {
         Some(id) => Ok(Some(SealedKey {
-            sealed: blob(state, &id)?.into(),
+            sealed: blob(state, &id).await?.into(),
             id,
         })),
         None => Ok(None),
@@ -276,12 +282,12 @@ async fn relay(
         s => s,
     };
     let key = match &route {
-        Some(route) => call_key(&state, route)?,
+        Some(route) => call_key(&state, route).await?,
         None => None,
     };
     let keys = match route {
-        Some(Route::ListKeys) => key_page(&state, &path)?,
-        Some(Route::Rpc) => rpc_keys(&state, &body)?,
+        Some(Route::ListKeys) => key_page(&state, &path).await?,
+        Some(Route::Rpc) => rpc_keys(&state, &body).await?,
         _ => Vec::new(),
     };
     let call = Call {
@@ -306,11 +312,7 @@ async fn relay(
         .map(|c| (c.info.id.clone(), c.info.address.clone()));
     let destroyed = effects.key_destroyed.clone();
     // The store's commit thread groups this with the answers queued beside it (one fsync).
-    let stored = state
-        .store
-        .apply(effects)
-        .await
-        .map_err(|_| ApiError::internal("the database commit thread stopped"))?;
+    let stored = state.store.apply(effects).await;
     if let Err(e) = stored {
         // The enclave keeps the entries until told they are stored; fetch them again
         // before the next call.
@@ -397,7 +399,7 @@ fn bearer_stamp(
 /// The key blobs a JSON-RPC call needs: every key (a page) for `eth_accounts`, and the
 /// key of each address a signing method names. The proxy reads the body only to pick
 /// blobs; the enclave decodes it again and checks each blob's address itself.
-fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
+async fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Ok(Vec::new());
     };
@@ -420,7 +422,11 @@ fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
             _ => None,
         };
         if let Some(address) = address
-            && let Some(id) = state.store.key_by_address(address).map_err(store_err)?
+            && let Some(id) = state
+                .store
+                .key_by_address(address)
+                .await
+                .map_err(store_err)?
             && !ids.contains(&id)
         {
             ids.push(id);
@@ -431,6 +437,7 @@ fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
         keys = state
             .store
             .key_page(None, MAX_CALL_KEYS)
+            .await
             .map_err(store_err)?
             .into_iter()
             .map(|(id, sealed)| SealedKey {
@@ -445,7 +452,7 @@ fn rpc_keys(state: &AppState, body: &[u8]) -> Result<Vec<SealedKey>, ApiError> {
         }
         if !keys.iter().any(|k| k.id == id) {
             keys.push(SealedKey {
-                sealed: blob(state, &id)?.into(),
+                sealed: blob(state, &id).await?.into(),
                 id,
             });
         }
@@ -476,7 +483,7 @@ async fn resync_audit(state: &AppState) -> Result<(), ApiError> {
         let Some(last) = entries.last().map(|r| r.seq) else {
             break;
         };
-        if let Err(e) = state.store.put_audit(&entries) {
+        if let Err(e) = state.store.put_audit(&entries).await {
             state.audit.store_failed();
             return Err(store_err(e));
         }
@@ -518,10 +525,10 @@ async fn audit_stream(State(state): State<AppState>, Query(q): Query<AuditQuery>
                 return None;
             }
             let want = usize::try_from(left).unwrap_or(usize::MAX).min(AUDIT_BATCH);
-            let batch = tokio::task::spawn_blocking(move || store.audit_range(next, want))
+            let batch = store
+                .audit_range(next, want)
                 .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+                .map_err(|e| std::io::Error::other(e.to_string()));
             match batch {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {

@@ -9,5 +9,4 @@ pub mod http;
 pub mod kms;
 pub mod metrics;
 pub mod rpc_tokens;
-pub mod store;
 pub mod unseal;

@@ -14,8 +14,8 @@ use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::kms::Kms;
 use strongroom_proxy::metrics::Metrics;
 use strongroom_proxy::rpc_tokens::RpcTokens;
-use strongroom_proxy::store::{SqliteStore, Store};
 use strongroom_proxy::unseal::{Health, supervise, take_snapshot};
+use strongroom_store::Store;
 
 /// The Strongroom parent proxy.
 #[derive(Parser)]
@@ -31,9 +31,14 @@ struct Args {
     #[arg(long, env = "STRONGROOM_ENCLAVE_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     enclave_connections: u16,
-    /// SQLite database file.
+    /// SQLite database file (the embedded default).
     #[arg(long, env = "STRONGROOM_DB", default_value = "data/strongroom.sqlite")]
     db: PathBuf,
+    /// The database instead of `--db`: a PostgreSQL URL, `postgres://USER@HOST/DB`, which
+    /// replicas of one deployment share (password in the URL or in `PGPASSWORD`'s place:
+    /// `postgres://USER:PASSWORD@…`), or `sqlite:PATH`.
+    #[arg(long, env = "STRONGROOM_DATABASE_URL", conflicts_with = "db")]
+    database: Option<String>,
     /// KMS key that guards the root key (key id, ARN or alias).
     #[arg(
         long,
@@ -133,9 +138,14 @@ async fn shutdown_signal() {
 async fn main() -> Result<()> {
     let args = Args::parse();
     init_logging(&args.log_format)?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
-    );
+    let location = match &args.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite:{}", args.db.display()),
+    };
+    let store: Arc<dyn Store> = strongroom_store::open(&location)
+        .await
+        .with_context(|| format!("opening {}", strongroom_store::redact(&location)))?;
+    tracing::info!(backend = store.backend(), database = %strongroom_store::redact(&location), "database open");
     let genesis = match &args.genesis {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
@@ -144,6 +154,7 @@ async fn main() -> Result<()> {
     };
     let first_boot = store
         .root()
+        .await
         .context("reading the database")?
         .and_then(|r| r.key_check)
         .is_none();

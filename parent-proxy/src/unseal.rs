@@ -16,7 +16,7 @@ use strongroom_protocol::messages::{
 
 use crate::enclave_client::{EnclaveCallError, EnclaveClient};
 use crate::kms::{Kms, KmsError};
-use crate::store::{Store, StoreError};
+use strongroom_store::{Store, StoreError};
 
 /// Why an unseal attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,7 @@ pub async fn unseal_once(
             "no challenge to BeginUnseal".into(),
         ));
     };
-    let (envelope, key_check, snapshot) = match store.root()? {
+    let (envelope, key_check, snapshot) = match store.root().await? {
         Some(root) => {
             if root.kms_key_id != kms.key_id() {
                 return Err(UnsealError::KeyMismatch {
@@ -124,7 +124,9 @@ pub async fn unseal_once(
         None => {
             let new = kms.generate_root_key(&attestation_document).await?;
             // Stored before the enclave sees the key, so a crash cannot lose the root key.
-            store.put_root_blob(kms.key_id(), &new.ciphertext_blob)?;
+            store
+                .put_root_blob(kms.key_id(), &new.ciphertext_blob)
+                .await?;
             (new.ciphertext_for_recipient, None, None)
         }
     };
@@ -173,8 +175,8 @@ pub async fn unseal_once(
     else {
         return Err(UnsealError::Unexpected("no Unsealed answer".into()));
     };
-    store.put_unsealed(&key_check, &boot)?;
-    audit.reset(store.audit_stored()?);
+    store.put_unsealed(&key_check, &boot).await?;
+    audit.reset(store.audit_stored().await?);
     tracing::info!(
         first_boot,
         replayed,
@@ -190,7 +192,7 @@ pub async fn unseal_once(
 async fn replay(enclave: &EnclaveClient, store: &dyn Store, from: u64) -> Result<u64, UnsealError> {
     let mut next = from;
     loop {
-        let rows = store.audit_range(next, REPLAY_BATCH)?;
+        let rows = store.audit_range(next, REPLAY_BATCH).await?;
         if rows.is_empty() {
             return Ok(next - from);
         }
@@ -238,7 +240,7 @@ pub async fn take_snapshot(enclave: &EnclaveClient, store: &dyn Store) -> Result
             } if at == offset && !part.is_empty() => {
                 bytes.extend_from_slice(&part);
                 if bytes.len() as u64 >= total_len {
-                    store.put_snapshot(seq, &bytes)?;
+                    store.put_snapshot(seq, &bytes).await?;
                     tracing::info!(seq, bytes = bytes.len(), "snapshot stored");
                     return Ok(seq);
                 }
@@ -267,6 +269,7 @@ pub async fn supervise(
             Ok(Response::Status(Phase::Ready)) => {
                 let due = store
                     .root()
+                    .await
                     .ok()
                     .flatten()
                     .is_some_and(|r| audit.stored() >= r.snapshot_seq + SNAPSHOT_EVERY);

@@ -17,8 +17,8 @@ use strongroom_protocol::{Address, Connection, Incoming};
 use strongroom_proxy::enclave_client::EnclaveClient;
 use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::metrics::Metrics;
-use strongroom_proxy::store::{SqliteStore, Store};
 use strongroom_proxy::unseal::Health;
+use strongroom_store::{SqliteStore, Store};
 use tower::ServiceExt;
 
 const KEY_ID: &str = "0123456789abcdef0123456789abcdef";
@@ -41,7 +41,6 @@ async fn app(dir: &Path, socket: &Path) -> axum::Router {
             ..Default::default()
         })
         .await
-        .unwrap()
         .unwrap();
     let metrics = Arc::new(Metrics::new());
     let enclave = EnclaveClient::new(Address::Unix(socket.to_path_buf()), 2)

@@ -99,8 +99,8 @@ fn blob(db: &Connection, id: &str) -> Vec<u8> {
 
 fn put_blob(db: &Connection, id: &str, sealed: &[u8]) {
     db.execute(
-        "INSERT OR REPLACE INTO keys (id, sealed, created_at, seq, address) \
-         VALUES (?1, ?2, 0, 1000, '0x00')",
+        "INSERT OR REPLACE INTO keys (id, sealed, created_at, address) \
+         VALUES (?1, ?2, 0, '0x00')",
         rusqlite::params![id, sealed],
     )
     .unwrap();
