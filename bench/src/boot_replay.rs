@@ -370,6 +370,7 @@ fn generate(n: u64) -> Result<(Stored, f64)> {
             key_check: None,
             snapshot_len: None,
             genesis: Some(genesis(&principal.key)?.into()),
+            replica: None,
         }));
     ensure!(
         matches!(answer, Response::ReplayFrom { seq: 0 }),
@@ -497,6 +498,7 @@ fn timed_boot(stored: &Stored, records: Vec<AuditRecord>) -> Result<BootTiming> 
             key_check: Some(stored.key_check.clone().into()),
             snapshot_len: Some(stored.snapshot.len() as u64),
             genesis: None,
+            replica: None,
         }));
     let t1 = Instant::now();
     for chunk in stored.snapshot.chunks(SNAPSHOT_CHUNK_LEN) {

@@ -50,6 +50,13 @@ impl EnclaveState {
         if applied != Applied::Nothing {
             self.seq += 1;
         }
+        // Who signed when: the least recent signer is the one a new replica displaces.
+        if let Some(signer) = at
+            .signer
+            .or_else(|| self.signers.latest().map(|s| s.identity))
+        {
+            self.signers.signed(&signer, at.seq);
+        }
         self.audit_next = at.seq.saturating_add(1);
         self.audit_head = at.hash;
         Ok(applied)
@@ -63,7 +70,16 @@ impl EnclaveState {
                         "only record 0 is a first boot, and it must be one",
                     ));
                 }
-                self.identity = Some(hex32("identity", &b.identity)?);
+                let identity = hex32("identity", &b.identity)?;
+                if !strongroom_identity::valid_replica_name(&b.replica) {
+                    return Err(RecordError::inconsistent("a boot record's replica name"));
+                }
+                if self.signers.find(&identity).is_some() {
+                    return Err(RecordError::inconsistent(
+                        "a boot record names an identity already in force",
+                    ));
+                }
+                self.signers.boot(&b.replica, identity, at.seq);
                 Ok(Applied::Nothing)
             }
             Record::KeyCreated(_) => Ok(Applied::Nothing),

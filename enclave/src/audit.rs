@@ -111,6 +111,7 @@ impl AuditLog {
                 seq: self.next_seq,
                 hash,
                 time,
+                signer: Some(key.public().0),
             },
         })
     }

@@ -170,12 +170,21 @@ impl Replay {
                         "its boot identity is not tagged by this deployment",
                     ));
                 }
+                if header.signer.is_some_and(|s| s != identity) {
+                    return Err(foreign("its signer is not the identity it introduces"));
+                }
                 identity
             }
-            _ => self
-                .state
-                .identity
-                .ok_or_else(|| foreign("no identity signs at this point"))?,
+            _ => match header.signer {
+                Some(signer) if self.state.signers.find(&signer).is_some() => signer,
+                Some(_) => return Err(foreign("its signer is not in force at this point")),
+                None => self
+                    .state
+                    .signers
+                    .latest()
+                    .map(|s| s.identity)
+                    .ok_or_else(|| foreign("no identity signs at this point"))?,
+            },
         };
         entry
             .verify(&IdentityPublic(signer))

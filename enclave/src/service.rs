@@ -68,6 +68,7 @@ struct Keys {
 /// Later boot: the stored snapshot arriving in parts.
 struct Loading {
     keys: Keys,
+    replica: String,
     expected: usize,
     received: Vec<u8>,
 }
@@ -75,6 +76,8 @@ struct Loading {
 /// The state being rebuilt from the snapshot and the records after it.
 struct Booting {
     keys: Keys,
+    /// The replica this enclave is (`""`: the single enclave).
+    replica: String,
     replay: Replay,
     first_boot: bool,
 }
@@ -274,6 +277,16 @@ impl<N: Nsm> Enclave<N> {
                 );
             }
         };
+        let replica = c.replica.clone().unwrap_or_default();
+        if !strongroom_identity::valid_replica_name(&replica) {
+            return err(
+                ErrorCode::BadRequest,
+                format!(
+                    "a replica name is up to {} ASCII letters, digits, '.', '_' or '-'",
+                    strongroom_identity::MAX_REPLICA_NAME
+                ),
+            );
+        }
         // The genesis document is checked before KMS's envelope is opened, so a bad one
         // costs the parent nothing but a new challenge.
         let genesis = match c.genesis.as_deref().map(|g| Genesis::from_json(g)) {
@@ -315,6 +328,7 @@ impl<N: Nsm> Enclave<N> {
             (Some(genesis), _) => {
                 *phase = PhaseState::Replaying(Box::new(Booting {
                     keys,
+                    replica,
                     replay: Replay::new(EnclaveState::genesis(genesis)),
                     first_boot: true,
                 }));
@@ -323,6 +337,7 @@ impl<N: Nsm> Enclave<N> {
             (None, Some(expected)) => {
                 *phase = PhaseState::Loading(Box::new(Loading {
                     keys,
+                    replica,
                     expected,
                     received: Vec::new(),
                 }));
@@ -359,7 +374,12 @@ impl<N: Nsm> Enclave<N> {
         else {
             return err(ErrorCode::Internal, "phase changed under its lock");
         };
-        let Loading { keys, received, .. } = *loading;
+        let Loading {
+            keys,
+            received,
+            replica,
+            ..
+        } = *loading;
         let state = match keys.sealer.open(&STATE_OBJECT, &received) {
             Ok(p) => match EnclaveState::from_plaintext(&p) {
                 Ok(s) => s,
@@ -384,7 +404,7 @@ impl<N: Nsm> Enclave<N> {
                 );
             }
         };
-        if state.identity.is_none() {
+        if state.signers.is_empty() {
             return err(
                 ErrorCode::BlobRejected,
                 "the snapshot names no identity to check the records after it",
@@ -393,6 +413,7 @@ impl<N: Nsm> Enclave<N> {
         let seq = state.audit_next;
         *phase = PhaseState::Replaying(Box::new(Booting {
             keys,
+            replica,
             replay: Replay::new(state),
             first_boot: false,
         }));
@@ -449,6 +470,7 @@ impl<N: Nsm> Enclave<N> {
         };
         let Booting {
             keys,
+            replica,
             replay,
             first_boot,
         } = *booting;
@@ -459,11 +481,16 @@ impl<N: Nsm> Enclave<N> {
         };
         let mut log =
             AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
-        let boot =
-            match self.boot_record(&identity, &state, &keys, (!first_boot).then_some(resumed)) {
-                Ok(r) => r,
-                Err(e) => return Response::Error(e),
-            };
+        let boot = match self.boot_record(
+            &identity,
+            &state,
+            &keys,
+            replica,
+            (!first_boot).then_some(resumed),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Response::Error(e),
+        };
         let record = match boot
             .to_fields()
             .map_err(|e| e.to_string())
@@ -519,6 +546,7 @@ impl<N: Nsm> Enclave<N> {
         identity: &IdentityKey,
         state: &EnclaveState,
         keys: &Keys,
+        replica: String,
         resumed: Option<crate::record::Resumed>,
     ) -> Result<Record, EnclaveError> {
         let user_data = UserData {
@@ -543,6 +571,7 @@ impl<N: Nsm> Enclave<N> {
             identity: identity.public().to_string(),
             attestation: base64::engine::general_purpose::STANDARD.encode(&document),
             first_boot: resumed.is_none(),
+            replica,
             identity_tag: Some(hex::encode(keys.tags.tag(&public))),
             resumed,
         }))

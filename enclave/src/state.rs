@@ -6,7 +6,7 @@
 //! [`crate::record`]); live requests and the replay at boot call the same function. It is
 //! sealed as a *snapshot* when the proxy asks (`Request::ReadSnapshot`: after every boot
 //! and every `SNAPSHOT_EVERY` records it stores, and at a clean shutdown), never per request; a snapshot names the position it was taken at (the next
-//! record's sequence number and the last record's hash) and the identity that signs the
+//! record's sequence number and the last record's hash) and the identities that sign the
 //! records after it, so a boot verifies and replays exactly the records that follow.
 //!
 //! What freshness rests on: an older snapshot costs replay time, nothing else, because the
@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use strongroom_identity::Signers;
 use strongroom_policy::{Engine, Policy, Velocity};
 use zeroize::Zeroizing;
 
@@ -59,8 +60,9 @@ pub struct EnclaveState {
     /// The hash of the last record applied ([`GENESIS_PREV`](strongroom_identity::GENESIS_PREV)
     /// before the first).
     pub audit_head: [u8; 32],
-    /// The identity that signs the records from `audit_next` on (set by each boot record).
-    pub identity: Option<[u8; 32]>,
+    /// The identities that may sign the records from `audit_next` on, one per replica
+    /// (set by the boot records).
+    pub signers: Signers,
 }
 
 /// The sealed state's plaintext does not parse or breaks an invariant.
@@ -80,7 +82,10 @@ struct StateDoc {
     requests: Requests,
     audit_next: u64,
     audit_head: ByteBuf,
+    /// The latest boot's identity (all a snapshot named before replicas).
     identity: Option<ByteBuf>,
+    #[serde(default)]
+    signers: Option<Signers>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,7 +118,7 @@ impl EnclaveState {
             requests: Requests::default(),
             audit_next: 0,
             audit_head: strongroom_identity::GENESIS_PREV,
-            identity: None,
+            signers: Signers::default(),
         }
     }
 
@@ -157,7 +162,8 @@ impl EnclaveState {
             requests: self.requests.clone(),
             audit_next: self.audit_next,
             audit_head: self.audit_head.to_vec().into(),
-            identity: self.identity.map(|i| i.to_vec().into()),
+            identity: self.signers.latest().map(|s| s.identity.to_vec().into()),
+            signers: Some(self.signers.clone()),
         };
         let mut out = Zeroizing::new(Vec::new());
         ciborium::into_writer(&doc, &mut *out).map_err(malformed)?;
@@ -224,6 +230,23 @@ impl EnclaveState {
         if !doc.requests.is_well_formed() {
             return Err(malformed("requests"));
         }
+        let signers = match doc.signers {
+            Some(s) if s.is_well_formed() => s,
+            Some(_) => return Err(malformed("signers")),
+            // A snapshot from before replicas: the single enclave's identity.
+            None => {
+                let mut s = Signers::default();
+                if let Some(identity) = doc.identity {
+                    let identity: [u8; 32] = identity
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| malformed("identity"))?;
+                    let at = doc.audit_next.saturating_sub(1);
+                    s.boot("", identity, at);
+                }
+                s
+            }
+        };
         Ok(Self {
             seq: doc.seq,
             destroyed,
@@ -238,11 +261,7 @@ impl EnclaveState {
                 .as_slice()
                 .try_into()
                 .map_err(|_| malformed("audit head"))?,
-            identity: doc
-                .identity
-                .map(|i| i.as_slice().try_into())
-                .transpose()
-                .map_err(|_| malformed("identity"))?,
+            signers,
         })
     }
 }
@@ -300,7 +319,12 @@ mod tests {
             requests: Requests::default(),
             audit_next: 12,
             audit_head: [6; 32],
-            identity: Some([5; 32]),
+            signers: {
+                let mut s = Signers::default();
+                s.boot("", [5; 32], 10);
+                s.boot("b", [7; 32], 11);
+                s
+            },
         }
     }
 
@@ -311,7 +335,8 @@ mod tests {
         let back = EnclaveState::from_plaintext(&bytes).unwrap();
         assert_eq!(back.seq, 3);
         assert_eq!((back.audit_next, back.audit_head), (12, [6; 32]));
-        assert_eq!(back.identity, Some([5; 32]));
+        assert_eq!(back.signers, s.signers);
+        assert_eq!(back.signers.latest().map(|l| l.identity), Some([7; 32]));
         assert_eq!(back.destroyed, s.destroyed);
         assert_eq!(back.genesis, s.genesis);
         assert_eq!(back.admins, s.admins);

@@ -72,7 +72,7 @@ fn sample_state() -> EnclaveState {
         requests: Default::default(),
         audit_next: 0,
         audit_head: [0; 32],
-        identity: None,
+        signers: Default::default(),
     }
 }
 

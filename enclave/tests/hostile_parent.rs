@@ -200,6 +200,7 @@ fn snapshot_longer_than_announced() {
             key_check: Some(ByteBuf::from(proxy.stored.key_check.clone())),
             snapshot_len: Some(snapshot.len() as u64 - 1),
             genesis: None,
+            replica: None,
         }));
     assert!(matches!(answer, Response::SnapshotReceived { .. }));
     let answer = booted.enclave.handle(Request::SnapshotChunk {
@@ -253,6 +254,7 @@ fn genesis_handed_to_a_later_boot() {
             key_check: Some(ByteBuf::from(proxy.stored.key_check.clone())),
             snapshot_len: Some(proxy.stored.snapshot.len() as u64),
             genesis: Some(ByteBuf::from(genesis(&keys, dev_rules()))),
+            replica: None,
         }));
     assert_eq!(code(answer), ErrorCode::BadRequest);
 }
@@ -385,6 +387,7 @@ fn complete(booted: &support::Booted, envelope: Vec<u8>, keys: &Keys) -> Respons
             key_check: None,
             snapshot_len: None,
             genesis: Some(ByteBuf::from(genesis(keys, dev_rules()))),
+            replica: None,
         }))
 }
 

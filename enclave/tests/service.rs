@@ -134,6 +134,7 @@ fn one_decryption_attempt_per_challenge() {
                 key_check: None,
                 snapshot_len: None,
                 genesis: Some(g.clone().into()),
+                replica: None,
             }))
     };
     let first = attempt(&tampered);
@@ -182,6 +183,7 @@ fn tampered_envelope_errors_are_indistinguishable() {
                 key_check: None,
                 snapshot_len: None,
                 genesis: Some(g.clone().into()),
+                replica: None,
             }))
         else {
             panic!("tampered envelope accepted")
@@ -336,6 +338,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
             key_check: Some(proxy.stored.key_check.clone().into()),
             snapshot_len: None,
             genesis: None,
+            replica: None,
         }));
     assert_eq!(code(half), ErrorCode::BadRequest);
     // A later boot cannot be passed off with a genesis beside the stored state either.
@@ -347,6 +350,7 @@ fn a_destroyed_key_stays_refused_across_restarts() {
             key_check: Some(proxy.stored.key_check.clone().into()),
             snapshot_len: Some(proxy.stored.snapshot.len() as u64),
             genesis: Some(genesis(&keys, dev_rules()).into()),
+            replica: None,
         }));
     assert_eq!(code(both), ErrorCode::BadRequest);
     let _ = Stored::clone(&proxy.stored);

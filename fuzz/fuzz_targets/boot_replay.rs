@@ -45,6 +45,7 @@ fn boot(genesis: Option<&[u8]>, snapshot: Option<&[u8]>, records: &[AuditRecord]
         key_check: snapshot.map(|_| STORED.key_check.clone().into()),
         snapshot_len: snapshot.map(|s| s.len() as u64),
         genesis: genesis.map(|g| g.to_vec().into()),
+        replica: None,
     }));
     for part in snapshot.unwrap_or_default().chunks(64 * 1024) {
         if !matches!(answer, Response::SnapshotReceived { .. }) {

@@ -57,7 +57,7 @@ pub const GENESIS_PREV: [u8; 32] = [0; 32];
 /// can rebuild the enclave's state.
 pub const MAX_ENTRY_LEN: usize = 512 * 1024;
 
-const RESERVED: [&str; 4] = ["kind", "prev", "seq", "time"];
+const RESERVED: [&str; 5] = ["kind", "prev", "seq", "signer", "time"];
 
 /// The fields of a `boot` entry, shared by the enclave that writes and replays them and the
 /// chain verifier that checks them.
@@ -70,6 +70,10 @@ pub struct BootEntry {
     pub attestation: String,
     /// Whether this is the deployment's first boot.
     pub first_boot: bool,
+    /// The replica this boot is of (`""`, left out: the deployment's single enclave). Its
+    /// identity replaces the replica's earlier one only ([`crate::Signers`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub replica: String,
     /// Hex HMAC-SHA256 of the identity under a key derived from the root key: proof, for a
     /// later boot replaying this entry, that the identity belongs to the deployment (only
     /// the enclave can check it; verifiers rely on the attestation document instead).
@@ -126,6 +130,9 @@ pub struct EntryHeader {
     pub time: u64,
     /// What happened.
     pub kind: String,
+    /// The identity that signed it (absent from entries written before entries named
+    /// their signer: those are the latest boot's).
+    pub signer: Option<[u8; 32]>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +143,8 @@ struct RawHeader<'a> {
     time: u64,
     #[serde(borrow)]
     kind: &'a str,
+    #[serde(borrow, default)]
+    signer: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -156,7 +165,7 @@ fn hex32(what: &'static str, text: &str) -> Result<[u8; 32], IdentityError> {
 
 impl AuditEntry {
     /// Builds and signs entry `seq` after the entry whose hash is `prev`. `fields` must
-    /// not use the reserved names `kind`, `prev`, `seq`, `time`. Returns the entry and
+    /// not use the reserved names `kind`, `prev`, `seq`, `signer`, `time`. Returns the entry and
     /// its hash (the next entry's `prev`).
     pub fn build(
         key: &IdentityKey,
@@ -175,6 +184,7 @@ impl AuditEntry {
         fields.insert("kind".into(), kind.into());
         fields.insert("prev".into(), hex::encode(prev).into());
         fields.insert("seq".into(), seq.into());
+        fields.insert("signer".into(), key.public().to_string().into());
         fields.insert("time".into(), time.into());
         // serde_json's map is ordered by key, so the bytes are canonical for the content.
         let bytes = serde_json::to_vec(&Value::Object(fields))
@@ -205,6 +215,10 @@ impl AuditEntry {
             prev: hex32("audit entry prev", raw.prev)?,
             time: raw.time,
             kind: raw.kind.to_string(),
+            signer: raw
+                .signer
+                .map(|s| hex32("audit entry signer", s))
+                .transpose()?,
         })
     }
 

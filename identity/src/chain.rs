@@ -1,5 +1,6 @@
 //! Verifying the audit chain, as an auditor does: see [`ChainVerifier`].
 
+use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine;
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::audit::{AuditEntry, BootEntry, Checkpoint, EntryHeader, GENESIS_PREV, MAX_ENTRY_LEN};
 use crate::error::IdentityError;
 use crate::key::IdentityPublic;
+use crate::signers::Signers;
 use crate::user_data::UserData;
 
 /// Longest line accepted: the largest entry and its `{"entry":…,"signature":…}` wrapping.
@@ -33,6 +35,8 @@ pub struct BootRecord {
     pub time: u64,
     /// The identity this boot introduced.
     pub identity: IdentityPublic,
+    /// The replica it is a boot of (`""`: the single enclave).
+    pub replica: String,
     /// Whether the entry claims the deployment's first boot (entry 0 only).
     pub first_boot: bool,
     /// The attested user data (root-key check, genesis, admin-set and policy digests).
@@ -42,7 +46,8 @@ pub struct BootRecord {
 }
 
 impl BootRecord {
-    /// Entries signed by this boot's identity.
+    /// The entries from this boot's to the last its identity signed (with replicas, the
+    /// other replicas' entries in between too).
     pub fn entries(&self) -> u64 {
         self.last_seq - self.seq + 1
     }
@@ -85,6 +90,7 @@ impl ChainReport {
                     "seq": b.seq,
                     "time": b.time,
                     "identity": b.identity.to_string(),
+                    "replica": b.replica,
                     "first_boot": b.first_boot,
                     "admins": hex::encode(b.user_data.admins),
                     "policy": hex::encode(b.user_data.policy),
@@ -176,6 +182,12 @@ pub enum BreakKind {
         signed_by: IdentityPublic,
         /// The identity that signed the entry.
         entry_identity: IdentityPublic,
+    },
+    /// The entry names a signer that is not in force there: no boot of the deployment
+    /// introduced it, or a later boot of its replica replaced it.
+    SignerNotInForce {
+        /// The identity the entry names.
+        signer: IdentityPublic,
     },
     /// There are no entries at all.
     Empty,
@@ -282,6 +294,12 @@ impl fmt::Display for ChainBreak {
                 "the checkpoint for entry {seq} is signed by identity {signed_by}, but \
                  entry {seq} was signed by {entry_identity}"
             )?,
+            BreakKind::SignerNotInForce { signer } => write!(
+                f,
+                "entry {seq} names signer {signer}, which is not in force there: no boot of \
+                 this deployment introduced it, or a later boot of its replica replaced it \
+                 (line {line})"
+            )?,
             BreakKind::Empty => write!(f, "the chain is empty: entry 0 is missing")?,
         }
         if let Some(identity) = &self.found_unsigned {
@@ -329,6 +347,7 @@ impl ChainBreak {
 /// A boot entry's own fields, read and checked in the parallel pass.
 struct BootFields {
     identity: IdentityPublic,
+    replica: String,
     key: VerifyingKey,
     first_boot: bool,
     /// The caller's verdict on the attestation document.
@@ -416,8 +435,10 @@ pub struct ChainVerifier<F> {
     next_seq: u64,
     /// The last accepted entry's hash.
     prev: [u8; 32],
-    /// The key of the identity in force.
-    current: Option<VerifyingKey>,
+    /// The identities in force, by replica.
+    signers: Signers,
+    /// Their keys and the index of the boot that introduced each.
+    keys: HashMap<[u8; 32], (VerifyingKey, usize)>,
     boots: Vec<BootRecord>,
     first_time: u64,
     last_time: u64,
@@ -445,7 +466,8 @@ impl<F: AttestationCheck> ChainVerifier<F> {
             lines: 0,
             next_seq: 0,
             prev: GENESIS_PREV,
-            current: None,
+            signers: Signers::default(),
+            keys: HashMap::new(),
             boots: Vec::new(),
             first_time: 0,
             last_time: 0,
@@ -682,15 +704,15 @@ impl<F: AttestationCheck> ChainVerifier<F> {
                 Some(Ok(b)) => Ok(Some(b)),
                 Some(Err(detail)) => Err(detail),
             };
-            // A boot entry is signed by the identity it introduces, others by the one in
-            // force.
+            // A boot entry is signed by the identity it introduces, others by the signer
+            // they name, which must be in force.
             let key = match boot {
                 Ok(Some(b)) => Some(b.key),
-                Ok(None) => self.current,
+                Ok(None) => self.signer_key(p.header.signer),
                 Err(_) => None,
             };
             if p.header.seq != expected {
-                if let Some(key) = key.or(self.current) {
+                if let Some(key) = key.or_else(|| self.signer_key(None)) {
                     jobs.push(SigJob::new(p, key));
                 }
                 let (kind, seq) = if p.header.seq < expected {
@@ -710,7 +732,16 @@ impl<F: AttestationCheck> ChainVerifier<F> {
                 Err(detail) => return stop(BreakKind::BadBoot(detail.clone()), expected, true),
             };
             let Some(key) = key else {
-                return stop(BreakKind::NotFirstBoot, expected, true);
+                return match p.header.signer {
+                    Some(signer) if !self.signers.is_empty() => stop(
+                        BreakKind::SignerNotInForce {
+                            signer: IdentityPublic(signer),
+                        },
+                        expected,
+                        true,
+                    ),
+                    _ => stop(BreakKind::NotFirstBoot, expected, true),
+                };
             };
             jobs.push(SigJob::new(p, key));
             match self.content_break(p, boot, &key) {
@@ -741,6 +772,17 @@ impl<F: AttestationCheck> ChainVerifier<F> {
             Some(b) => {
                 if seq > 0 && b.first_boot {
                     return Err(BreakKind::FirstBootAgain);
+                }
+                if p.header.signer.is_some_and(|s| s != b.identity.0) {
+                    return Err(BreakKind::BadBoot(
+                        "it names a signer other than the identity it introduces".into(),
+                    ));
+                }
+                if self.keys.contains_key(&b.identity.0) {
+                    return Err(BreakKind::BadBoot(format!(
+                        "its identity {} is already in force",
+                        b.identity
+                    )));
                 }
                 let attested = b.attested.clone().map_err(BreakKind::AttestationRefused)?;
                 if attested.identity != b.identity {
@@ -788,22 +830,45 @@ impl<F: AttestationCheck> ChainVerifier<F> {
         self.last_time = p.header.time;
         self.prev = p.hash;
         self.next_seq = seq + 1;
-        match (boot, self.boots.last_mut()) {
-            (Some((b, user_data)), _) => {
+        match boot {
+            Some((b, user_data)) => {
                 self.boots.push(BootRecord {
                     seq,
                     time: p.header.time,
                     identity: b.identity,
+                    replica: b.replica.clone(),
                     first_boot: b.first_boot,
                     user_data,
                     last_seq: seq,
                 });
-                self.current = Some(key);
+                if let Some(old) = self.signers.boot(&b.replica, b.identity.0, seq) {
+                    self.keys.remove(&old.identity);
+                }
+                self.keys
+                    .insert(b.identity.0, (key, self.boots.len().saturating_sub(1)));
             }
-            (None, Some(last)) => last.last_seq = seq,
-            // Unreachable: an entry without a boot before it has no key to be accepted.
-            (None, None) => {}
+            None => {
+                let identity = key.to_bytes();
+                self.signers.signed(&identity, seq);
+                if let Some(boot) = self
+                    .keys
+                    .get(&identity)
+                    .and_then(|(_, i)| self.boots.get_mut(*i))
+                {
+                    boot.last_seq = seq;
+                }
+            }
         }
+    }
+
+    /// The key of the signer an entry names, if in force; for an entry that names none,
+    /// the latest boot's.
+    fn signer_key(&self, signer: Option<[u8; 32]>) -> Option<VerifyingKey> {
+        let identity = match signer {
+            Some(s) => s,
+            None => self.signers.latest()?.identity,
+        };
+        self.keys.get(&identity).map(|(key, _)| *key)
     }
 }
 
@@ -886,8 +951,12 @@ fn boot_fields<F: AttestationCheck>(
         .decode(&boot.attestation)
         .map_err(|_| "attestation is not base64".to_string())?;
     let attested = check(&document, &header.prev, header.time);
+    if !crate::signers::valid_replica_name(&boot.replica) {
+        return Err(format!("replica name {:?} is not one", boot.replica));
+    }
     Ok(BootFields {
         identity,
+        replica: boot.replica,
         key,
         first_boot,
         attested,
@@ -1014,6 +1083,7 @@ mod tests {
         attested: Option<UserData>,
         other_pcrs: bool,
         first_boot: Option<bool>,
+        replica: Option<&'static str>,
     }
 
     /// A chain built as the enclave builds it.
@@ -1046,8 +1116,14 @@ mod tests {
         }
 
         fn push(&mut self, kind: &str, f: Map<String, Value>) {
+            self.push_by(self.keys.len() - 1, kind, f);
+        }
+
+        /// An entry signed by the identity of boot `by` (counting from 0).
+        fn push_by(&mut self, by: usize, kind: &str, f: Map<String, Value>) {
             let (entry, hash) =
-                AuditEntry::build(self.key(), self.seq, &self.prev, self.time, kind, f).unwrap();
+                AuditEntry::build(&self.keys[by], self.seq, &self.prev, self.time, kind, f)
+                    .unwrap();
             self.lines.push(entry.to_line());
             self.seq += 1;
             self.prev = hash;
@@ -1075,12 +1151,25 @@ mod tests {
                 .attestation_at(&request, UNIX_EPOCH + Duration::from_secs(self.time))
                 .unwrap();
             self.keys.push(key);
-            let f = fields(json!({
+            let mut f = fields(json!({
                 "identity": self.key().public().to_string(),
                 "attestation": base64::engine::general_purpose::STANDARD.encode(doc),
                 "first_boot": tweak.first_boot.unwrap_or(self.seq == 0),
             }));
+            if let Some(replica) = tweak.replica {
+                f.insert("replica".into(), replica.into());
+            }
             self.push(BOOT, f);
+            self
+        }
+
+        /// `n` decisions a minute apart, signed by the identity of boot `by`.
+        fn decisions_by(&mut self, by: usize, n: u64) -> &mut Self {
+            for _ in 0..n {
+                self.time += 60;
+                let f = decision(self.seq);
+                self.push_by(by, "decision", f);
+            }
             self
         }
 
@@ -1145,6 +1234,72 @@ mod tests {
 
     fn broken(lines: &[String]) -> ChainBreak {
         run(lines).unwrap_err()
+    }
+
+    fn replica(name: &'static str) -> Boot {
+        Boot {
+            replica: Some(name),
+            ..Boot::default()
+        }
+    }
+
+    #[test]
+    fn replicas_interleave_and_a_replaced_identity_is_refused() {
+        let mut b = Builder::new();
+        b.boot(1, replica("a")).boot(2, replica("b"));
+        b.decisions_by(0, 2).decisions_by(1, 3).decisions_by(0, 1);
+        let report = run(&b.lines).unwrap();
+        let boots: Vec<_> = report
+            .boots
+            .iter()
+            .map(|x| (x.replica.as_str(), x.seq, x.last_seq))
+            .collect();
+        assert_eq!(boots, [("a", 0, 7), ("b", 1, 6)]);
+        assert_eq!(report.to_json()["boots"][1]["replica"], "b");
+        // Replica a boots again: b still signs, a's first identity no longer does.
+        b.boot(3, replica("a"))
+            .decisions_by(1, 1)
+            .decisions_by(2, 1);
+        assert!(run(&b.lines).is_ok());
+        let at = b.seq;
+        b.decisions_by(0, 1);
+        let brk = broken(&b.lines);
+        assert_eq!(brk.seq, at);
+        let first = b.keys[0].public();
+        assert_eq!(brk.kind, BreakKind::SignerNotInForce { signer: first });
+        assert!(brk.to_string().contains("not in force"), "{brk}");
+    }
+
+    #[test]
+    fn a_single_enclave_reboot_retires_the_identity_before_it() {
+        let mut b = Builder::new();
+        b.boot(1, Boot::default())
+            .decisions(2)
+            .boot(2, Boot::default());
+        b.decisions_by(1, 1);
+        assert!(run(&b.lines).is_ok());
+        let at = b.seq;
+        b.decisions_by(0, 1);
+        let brk = broken(&b.lines);
+        let first = b.keys[0].public();
+        assert_eq!(
+            (brk.seq, brk.kind),
+            (at, BreakKind::SignerNotInForce { signer: first })
+        );
+    }
+
+    #[test]
+    fn a_signer_no_boot_introduced_is_refused() {
+        let mut b = Builder::new();
+        b.boot(1, Boot::default()).decisions(1);
+        b.keys.push(IdentityKey::from_seed(&[77; 32]));
+        let stranger = b.keys[1].public();
+        b.decisions_by(1, 1);
+        let brk = broken(&b.lines);
+        assert_eq!(
+            (brk.seq, brk.kind),
+            (2, BreakKind::SignerNotInForce { signer: stranger })
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod audit;
 mod chain;
 mod error;
 mod key;
+mod signers;
 mod user_data;
 
 pub use answer::{
@@ -34,4 +35,5 @@ pub use chain::{
 };
 pub use error::IdentityError;
 pub use key::{IdentityKey, IdentityPublic};
+pub use signers::{MAX_REPLICA_NAME, MAX_REPLICAS, Signer, Signers, valid_replica_name};
 pub use user_data::UserData;

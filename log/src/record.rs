@@ -301,6 +301,8 @@ pub struct Position {
     /// The entry's time (enclave clock, Unix seconds): velocity windows and time-locks
     /// count from it.
     pub time: u64,
+    /// The identity that signed it, where the entry names it.
+    pub signer: Option<[u8; 32]>,
 }
 
 impl Position {
@@ -310,6 +312,7 @@ impl Position {
             seq: header.seq,
             hash,
             time: header.time,
+            signer: header.signer,
         }
     }
 }

@@ -65,6 +65,7 @@ pub(crate) fn every_kind() -> Vec<Record> {
             identity: "11".repeat(32),
             attestation: "AAEC".into(),
             first_boot: false,
+            replica: "i-0abc".into(),
             identity_tag: Some("22".repeat(32)),
             resumed: Some(Resumed {
                 snapshot_next_seq: 3,

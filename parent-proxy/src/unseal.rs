@@ -143,6 +143,7 @@ pub async fn unseal_once(
             key_check: key_check.map(ByteBuf::from),
             snapshot_len: snapshot.as_ref().map(|s| s.len() as u64),
             genesis,
+            replica: None,
         }),
     )
     .await?;

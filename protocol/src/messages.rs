@@ -101,6 +101,11 @@ pub struct CompleteUnseal {
     pub snapshot_len: Option<u64>,
     /// The genesis document (admin set and first policy, JSON) on first boot; None later.
     pub genesis: Option<ByteBuf>,
+    /// The replica this enclave is, where several share one log (`strongroom_identity::
+    /// valid_replica_name`); None: the deployment's single enclave. Its boot record
+    /// replaces only this replica's earlier identity.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 /// Longest method name in a [`Call`].

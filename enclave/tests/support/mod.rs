@@ -221,6 +221,7 @@ impl Booted {
             key_check: stored.map(|s| ByteBuf::from(s.key_check.clone())),
             snapshot_len: stored.map(|s| s.snapshot.len() as u64),
             genesis: genesis.map(|g| ByteBuf::from(g.to_vec())),
+            replica: None,
         }));
         if let Some(s) = stored {
             for chunk in s.snapshot.chunks(SNAPSHOT_CHUNK_LEN) {

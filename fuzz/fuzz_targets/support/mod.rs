@@ -47,6 +47,7 @@ pub fn unseal_first_boot_records(
         key_check: None,
         snapshot_len: None,
         genesis: Some(genesis.as_bytes().to_vec().into()),
+        replica: None,
     }));
     assert!(matches!(answer, Response::ReplayFrom { seq: 0 }));
     match enclave.handle(Request::FinishBoot) {
