@@ -73,6 +73,12 @@ impl ReplayCache {
         }
     }
 
+    /// Whether (key, nonce) is held (and unexpired at `now`).
+    pub fn contains(&mut self, key_id: &str, nonce: &[u8], now: u64) -> bool {
+        self.evict_expired(now);
+        self.seen.contains(&self.hash(key_id, nonce))
+    }
+
     /// Records (key, nonce) valid until `expires_at`, or refuses it.
     pub fn check_and_insert(
         &mut self,

@@ -53,7 +53,7 @@ impl Prepared {
 }
 
 /// The chain's head and the unconfirmed entries.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AuditLog {
     next_seq: u64,
     head: [u8; 32],

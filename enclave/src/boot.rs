@@ -134,75 +134,96 @@ impl Replay {
     }
 
     fn one(&mut self, r: &AuditRecord, tags: &IdentityTagKey) -> Result<(), ReplayError> {
-        let due = self.state.audit_next;
-        if r.seq != due {
-            return Err(ReplayError::OutOfOrder { got: r.seq, due });
-        }
-        let malformed = |detail: String| ReplayError::Malformed { seq: due, detail };
-        let entry = AuditEntry::parse_line(&r.line).map_err(|e| malformed(e.to_string()))?;
-        let header = entry.header().map_err(|e| malformed(e.to_string()))?;
-        if header.seq != due {
-            return Err(malformed(format!("its entry says seq {}", header.seq)));
-        }
-        if header.prev != self.state.audit_head {
-            return Err(ReplayError::Unlinked(due));
-        }
-        let record = Record::from_entry_bytes(&entry.bytes)
-            .map_err(|error| ReplayError::Record { seq: due, error })?;
-        if record.kind() != header.kind {
-            return Err(malformed(format!(
-                "kind {:?} does not decode as one",
-                header.kind
-            )));
-        }
-        let foreign = |detail| ReplayError::Foreign { seq: due, detail };
-        let signer = match &record {
-            Record::Boot(b) => {
-                let bad = |error| ReplayError::Record { seq: due, error };
-                let identity = hex32("identity", &b.identity).map_err(bad)?;
-                let tag = b
-                    .identity_tag
-                    .as_deref()
-                    .ok_or_else(|| foreign("its boot record carries no identity tag"))
-                    .and_then(|t| hex32("identity_tag", t).map_err(bad))?;
-                if !tags.verify(&identity, &tag) {
-                    return Err(foreign(
-                        "its boot identity is not tagged by this deployment",
-                    ));
-                }
-                if header.signer.is_some_and(|s| s != identity) {
-                    return Err(foreign("its signer is not the identity it introduces"));
-                }
-                identity
-            }
-            _ => match header.signer {
-                Some(signer) if self.state.signers.find(&signer).is_some() => signer,
-                Some(_) => return Err(foreign("its signer is not in force at this point")),
-                None => self
-                    .state
-                    .signers
-                    .latest()
-                    .map(|s| s.identity)
-                    .ok_or_else(|| foreign("no identity signs at this point"))?,
-            },
-        };
-        entry
-            .verify(&IdentityPublic(signer))
-            .map_err(|_| foreign("not signed by the identity that signs at this point"))?;
-        self.state
-            .apply(&record, Position::of(&header, entry.hash()))
-            .map_err(|error| ReplayError::Record { seq: due, error })?;
+        verify_and_apply(&mut self.state, r, tags)?;
         self.replayed += 1;
         Ok(())
     }
 
-    /// The rebuilt state, and what the boot record says it resumed from.
-    pub fn finish(self) -> (EnclaveState, Resumed) {
-        let resumed = Resumed {
+    /// The state as rebuilt so far.
+    pub fn state(&self) -> &EnclaveState {
+        &self.state
+    }
+
+    /// What the boot record says it resumed from.
+    pub fn resumed(&self) -> Resumed {
+        Resumed {
             snapshot_next_seq: self.snapshot.0,
             snapshot_head: hex::encode(self.snapshot.1),
             replayed: self.replayed,
-        };
+        }
+    }
+
+    /// The rebuilt state, and what the boot record says it resumed from.
+    pub fn finish(self) -> (EnclaveState, Resumed) {
+        let resumed = self.resumed();
         (self.state, resumed)
     }
+}
+
+/// Verifies one stored record against the state it must follow (its number, its link to
+/// the previous record, its signer in force) and applies it; returns it. What a boot's
+/// replay and a replica catching up on the others' records both do.
+pub fn verify_and_apply(
+    state: &mut EnclaveState,
+    r: &AuditRecord,
+    tags: &IdentityTagKey,
+) -> Result<Record, ReplayError> {
+    let due = state.audit_next;
+    if r.seq != due {
+        return Err(ReplayError::OutOfOrder { got: r.seq, due });
+    }
+    let malformed = |detail: String| ReplayError::Malformed { seq: due, detail };
+    let entry = AuditEntry::parse_line(&r.line).map_err(|e| malformed(e.to_string()))?;
+    let header = entry.header().map_err(|e| malformed(e.to_string()))?;
+    if header.seq != due {
+        return Err(malformed(format!("its entry says seq {}", header.seq)));
+    }
+    if header.prev != state.audit_head {
+        return Err(ReplayError::Unlinked(due));
+    }
+    let record = Record::from_entry_bytes(&entry.bytes)
+        .map_err(|error| ReplayError::Record { seq: due, error })?;
+    if record.kind() != header.kind {
+        return Err(malformed(format!(
+            "kind {:?} does not decode as one",
+            header.kind
+        )));
+    }
+    let foreign = |detail| ReplayError::Foreign { seq: due, detail };
+    let signer = match &record {
+        Record::Boot(b) => {
+            let bad = |error| ReplayError::Record { seq: due, error };
+            let identity = hex32("identity", &b.identity).map_err(bad)?;
+            let tag = b
+                .identity_tag
+                .as_deref()
+                .ok_or_else(|| foreign("its boot record carries no identity tag"))
+                .and_then(|t| hex32("identity_tag", t).map_err(bad))?;
+            if !tags.verify(&identity, &tag) {
+                return Err(foreign(
+                    "its boot identity is not tagged by this deployment",
+                ));
+            }
+            if header.signer.is_some_and(|s| s != identity) {
+                return Err(foreign("its signer is not the identity it introduces"));
+            }
+            identity
+        }
+        _ => match header.signer {
+            Some(signer) if state.signers.find(&signer).is_some() => signer,
+            Some(_) => return Err(foreign("its signer is not in force at this point")),
+            None => state
+                .signers
+                .latest()
+                .map(|s| s.identity)
+                .ok_or_else(|| foreign("no identity signs at this point"))?,
+        },
+    };
+    entry
+        .verify(&IdentityPublic(signer))
+        .map_err(|_| foreign("not signed by the identity that signs at this point"))?;
+    state
+        .apply(&record, Position::of(&header, entry.hash()))
+        .map_err(|error| ReplayError::Record { seq: due, error })?;
+    Ok(record)
 }

@@ -31,6 +31,7 @@ pub mod governance;
 pub mod keys;
 pub mod payload;
 pub mod record;
+pub mod replica;
 pub mod requests;
 pub mod rootkey;
 pub mod seal;

@@ -38,6 +38,9 @@ fn is_short(request: &Request) -> bool {
             | Request::Call(_)
             | Request::DescribeKey { .. }
             | Request::AuditBacklog { .. }
+            | Request::Appended { .. }
+            | Request::Redecide
+            | Request::Abandon
     )
 }
 

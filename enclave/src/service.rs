@@ -13,7 +13,9 @@
 //! root key was opened (a snapshot or record refused) goes back to `AwaitingRootKey`: the
 //! proxy starts again with `BeginUnseal`.
 
+use std::cell::Cell;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -26,9 +28,9 @@ use strongroom_identity::{
     AnswerSignature, Checkpoint, Head, IdentityKey, UserData, answer_request_digest,
 };
 use strongroom_protocol::messages::{
-    AuditRecord, Call, CompleteUnseal, EnclaveError, ErrorCode, KEY_CHECK_LEN, KeyInfo,
-    MAX_ENVELOPE_LEN, MAX_REPLAY_PAGE_BYTES, MAX_SEALED_LEN, MAX_SNAPSHOT_LEN, Phase, Request,
-    Response, SNAPSHOT_CHUNK_LEN, SealedKey,
+    Answer, AuditRecord, Call, CompleteUnseal, Effects, EnclaveError, ErrorCode, KEY_CHECK_LEN,
+    KeyInfo, MAX_ENVELOPE_LEN, MAX_REPLAY_PAGE_BYTES, MAX_SEALED_LEN, MAX_SNAPSHOT_LEN, Phase,
+    Request, Response, SNAPSHOT_CHUNK_LEN, SealedKey,
 };
 use zeroize::Zeroize;
 
@@ -39,6 +41,7 @@ use crate::call::{self, ApiError, Governed, GovernedLock, Host};
 use crate::governance::Genesis;
 use crate::keys::{KEY_OBJECT_VERSION, KeyRecord, check_label};
 use crate::record::{BootEntry, Record};
+use crate::replica::{Awaiting, DECIDED_ELSEWHERE, Pending};
 use crate::rootkey::RootKey;
 use crate::seal::{Curve, ObjectId, ObjectKind, Sealer};
 use crate::state::{EnclaveState, STATE_OBJECT};
@@ -68,7 +71,7 @@ struct Keys {
 /// Later boot: the stored snapshot arriving in parts.
 struct Loading {
     keys: Keys,
-    replica: String,
+    replica: Option<String>,
     expected: usize,
     received: Vec<u8>,
 }
@@ -76,10 +79,21 @@ struct Loading {
 /// The state being rebuilt from the snapshot and the records after it.
 struct Booting {
     keys: Keys,
-    /// The replica this enclave is (`""`: the single enclave).
-    replica: String,
+    /// The replica this enclave is (`None`: the deployment's single enclave).
+    replica: Option<String>,
     replay: Replay,
     first_boot: bool,
+    /// A replica's identity for this boot, made at its first `FinishBoot`.
+    identity: Option<IdentityKey>,
+    /// A replica's boot record, out for appending.
+    prepared: Option<PreparedBoot>,
+}
+
+/// A replica's boot record, prepared at the state's head and out for appending.
+struct PreparedBoot {
+    record: Record,
+    entry: AuditRecord,
+    position: crate::record::Position,
 }
 
 /// Unsealed and serving.
@@ -93,6 +107,14 @@ struct Ready {
     gov: GovernedLock,
     /// The snapshot being read by the proxy: its position and sealed bytes.
     snapshot: Mutex<Option<(u64, Vec<u8>)>>,
+    /// One of several replicas sharing a log: decisions are released only once their
+    /// records are appended ([`crate::replica`]).
+    replicated: bool,
+    /// A replica's request between decision and release; held while a call is decided.
+    pending: Mutex<Option<Pending>>,
+    /// A replica whose identity another boot of its name replaced: it serves no more and
+    /// boots again.
+    retired: AtomicBool,
 }
 
 enum PhaseState {
@@ -163,7 +185,7 @@ impl<N: Nsm> Enclave<N> {
     /// The enclave's phase.
     pub fn phase(&self) -> Phase {
         match self.phase.read().as_deref() {
-            Ok(PhaseState::Ready(_)) => Phase::Ready,
+            Ok(PhaseState::Ready(r)) if !r.retired.load(Ordering::SeqCst) => Phase::Ready,
             _ => Phase::AwaitingRootKey,
         }
     }
@@ -184,6 +206,10 @@ impl<N: Nsm> Enclave<N> {
             Request::Call(call) => self.call(&call),
             Request::AuditBacklog { from } => self.audit_backlog(from),
             Request::ReadSnapshot { offset } => self.read_snapshot(offset),
+            Request::Appended { seq } => self.appended(seq),
+            Request::CatchUp { records } => self.catch_up(&records),
+            Request::Redecide => self.redecide(),
+            Request::Abandon => self.abandon(),
             _ => err(ErrorCode::BadRequest, "unsupported request"),
         }
     }
@@ -208,7 +234,7 @@ impl<N: Nsm> Enclave<N> {
         let Ok(mut phase) = self.phase.write() else {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
-        if matches!(*phase, PhaseState::Ready(_)) {
+        if matches!(&*phase, PhaseState::Ready(r) if !r.retired.load(Ordering::SeqCst)) {
             return err(ErrorCode::WrongPhase, "already unsealed");
         }
         // Any earlier challenge's key, or half-done boot, is dropped here: one key, one
@@ -277,8 +303,11 @@ impl<N: Nsm> Enclave<N> {
                 );
             }
         };
-        let replica = c.replica.clone().unwrap_or_default();
-        if !strongroom_identity::valid_replica_name(&replica) {
+        let replica = c.replica.clone();
+        if !replica
+            .as_deref()
+            .is_none_or(strongroom_identity::valid_replica_name)
+        {
             return err(
                 ErrorCode::BadRequest,
                 format!(
@@ -331,6 +360,8 @@ impl<N: Nsm> Enclave<N> {
                     replica,
                     replay: Replay::new(EnclaveState::genesis(genesis)),
                     first_boot: true,
+                    identity: None,
+                    prepared: None,
                 }));
                 Response::ReplayFrom { seq: 0 }
             }
@@ -416,6 +447,8 @@ impl<N: Nsm> Enclave<N> {
             replica,
             replay: Replay::new(state),
             first_boot: false,
+            identity: None,
+            prepared: None,
         }));
         Response::ReplayFrom { seq }
     }
@@ -440,7 +473,14 @@ impl<N: Nsm> Enclave<N> {
                 "a first boot has no records to replay",
             );
         }
-        let Booting { keys, replay, .. } = &mut **booting;
+        let Booting {
+            keys,
+            replay,
+            prepared,
+            ..
+        } = &mut **booting;
+        // A replica's boot record lost its place to the records now arriving.
+        *prepared = None;
         match replay.push(records, &keys.tags) {
             Ok(()) => Response::ReplayFrom {
                 seq: replay.next_seq(),
@@ -460,8 +500,11 @@ impl<N: Nsm> Enclave<N> {
         let Ok(mut phase) = self.phase.write() else {
             return err(ErrorCode::Internal, "phase lock poisoned");
         };
-        if !matches!(*phase, PhaseState::Replaying(_)) {
+        let PhaseState::Replaying(booting) = &mut *phase else {
             return wrong_phase("FinishBoot");
+        };
+        if booting.replica.is_some() {
+            return self.prepare_replica_boot(booting);
         }
         let PhaseState::Replaying(booting) =
             std::mem::replace(&mut *phase, PhaseState::AwaitingRootKey { pending: None })
@@ -470,62 +513,167 @@ impl<N: Nsm> Enclave<N> {
         };
         let Booting {
             keys,
-            replica,
             replay,
             first_boot,
+            ..
         } = *booting;
         let (mut state, resumed) = replay.finish();
         let identity = match self.identity_key() {
             Ok(k) => k,
             Err(e) => return Response::Error(e),
         };
-        let mut log =
-            AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
-        let boot = match self.boot_record(
-            &identity,
-            &state,
-            &keys,
-            replica,
-            (!first_boot).then_some(resumed),
-        ) {
-            Ok(r) => r,
-            Err(e) => return Response::Error(e),
+        let resumed = (!first_boot).then_some(resumed);
+        let (boot, entry, position) =
+            match self.boot_entry(&identity, &state, &keys, String::new(), resumed) {
+                Ok(b) => b,
+                Err(e) => return Response::Error(e),
+            };
+        if let Err(e) = state.apply(&boot, position) {
+            return err(ErrorCode::Internal, format!("boot record: {e}"));
+        }
+        *phase = self.ready(keys, identity, state, None);
+        self.unsealed(&phase, entry)
+    }
+
+    /// A replica's `FinishBoot`: its boot record at the head of what it replayed, out for
+    /// appending (the state takes it on `Appended`; records that took its place arrive as
+    /// `ReplayRecords`, and the next `FinishBoot` makes it again there).
+    fn prepare_replica_boot(&self, booting: &mut Booting) -> Response {
+        let identity = match booting.identity.take() {
+            Some(k) => k,
+            None => match self.identity_key() {
+                Ok(k) => k,
+                Err(e) => return Response::Error(e),
+            },
         };
-        let record = match boot
+        let resumed = (!booting.first_boot).then(|| booting.replay.resumed());
+        let replica = booting.replica.clone().unwrap_or_default();
+        let made = self.boot_entry(
+            &identity,
+            booting.replay.state(),
+            &booting.keys,
+            replica,
+            resumed,
+        );
+        booting.identity = Some(identity);
+        match made {
+            Ok((record, entry, position)) => {
+                booting.prepared = Some(PreparedBoot {
+                    record,
+                    entry: entry.clone(),
+                    position,
+                });
+                Response::Append(Effects {
+                    audit: vec![entry],
+                    ..Effects::default()
+                })
+            }
+            Err(e) => Response::Error(e),
+        }
+    }
+
+    /// A replica's boot record is stored: it serves from here.
+    fn finish_replica_boot(&self, phase: &mut PhaseState, seq: u64) -> Response {
+        let PhaseState::Replaying(booting) = &*phase else {
+            return wrong_phase("Appended");
+        };
+        if booting.prepared.as_ref().is_none_or(|p| p.entry.seq != seq) {
+            return err(
+                ErrorCode::WrongPhase,
+                format!("no boot record {seq} awaits its append"),
+            );
+        }
+        let PhaseState::Replaying(booting) =
+            std::mem::replace(phase, PhaseState::AwaitingRootKey { pending: None })
+        else {
+            return err(ErrorCode::Internal, "phase changed under its lock");
+        };
+        let Booting {
+            keys,
+            replica,
+            replay,
+            identity,
+            prepared,
+            ..
+        } = *booting;
+        let (Some(identity), Some(prepared)) = (identity, prepared) else {
+            return err(ErrorCode::Internal, "a prepared boot without its identity");
+        };
+        let (mut state, _) = replay.finish();
+        if let Err(e) = state.apply(&prepared.record, prepared.position) {
+            return err(ErrorCode::Internal, format!("boot record: {e}"));
+        }
+        *phase = self.ready(keys, identity, state, replica);
+        self.unsealed(phase, prepared.entry)
+    }
+
+    /// The serving phase after a boot record at the state's head was applied.
+    fn ready(
+        &self,
+        keys: Keys,
+        identity: IdentityKey,
+        state: EnclaveState,
+        replica: Option<String>,
+    ) -> PhaseState {
+        let log = AuditLog::new(state.audit_next, state.audit_head).with_limit(self.audit_backlog);
+        let boot_seq = state.audit_next.saturating_sub(1);
+        let mut gov = Governed::new(state, log, REPLAY_CAPACITY);
+        if replica.is_some() {
+            gov = gov.replica(REPLAY_CAPACITY);
+        }
+        PhaseState::Ready(Box::new(Ready {
+            keys,
+            boot_time: unix_now(),
+            boot_seq,
+            identity,
+            gov: Mutex::new(gov),
+            snapshot: Mutex::new(None),
+            replicated: replica.is_some(),
+            pending: Mutex::new(None),
+            retired: AtomicBool::new(false),
+        }))
+    }
+
+    /// `Unsealed`, with the boot's record (which a single enclave's proxy stores now; a
+    /// replica's is stored already).
+    fn unsealed(&self, phase: &PhaseState, entry: AuditRecord) -> Response {
+        let PhaseState::Ready(ready) = phase else {
+            return err(ErrorCode::Internal, "not ready after the boot");
+        };
+        tracing::info!(
+            identity = %ready.identity.public(),
+            audit_seq = entry.seq,
+            replicated = ready.replicated,
+            "unsealed"
+        );
+        Response::Unsealed {
+            key_check: ready.keys.key_check.to_vec().into(),
+            audit: vec![entry],
+        }
+    }
+
+    /// The boot's record at the head of `state`, signed, with its position (not applied).
+    fn boot_entry(
+        &self,
+        identity: &IdentityKey,
+        state: &EnclaveState,
+        keys: &Keys,
+        replica: String,
+        resumed: Option<crate::record::Resumed>,
+    ) -> Result<(Record, AuditRecord, crate::record::Position), EnclaveError> {
+        let boot = self.boot_record(identity, state, keys, replica, resumed)?;
+        let mut log = AuditLog::new(state.audit_next, state.audit_head);
+        let prepared = boot
             .to_fields()
             .map_err(|e| e.to_string())
             .and_then(|(kind, fields)| {
-                log.prepare(&identity, unix_now(), kind, fields)
+                log.prepare(identity, unix_now(), kind, fields)
                     .map_err(|e| e.to_string())
             })
-            .and_then(|prepared| {
-                state
-                    .apply(&boot, prepared.position())
-                    .map(|_| log.commit(prepared))
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok(r) => r,
-            Err(e) => return err(ErrorCode::Internal, format!("boot record: {e}")),
-        };
-        tracing::info!(
-            first_boot,
-            identity = %identity.public(),
-            audit_seq = record.seq,
-            "unsealed"
-        );
-        let key_check = keys.key_check;
-        *phase = PhaseState::Ready(Box::new(Ready {
-            keys,
-            boot_time: unix_now(),
-            boot_seq: record.seq,
-            identity,
-            gov: Mutex::new(Governed::new(state, log, REPLAY_CAPACITY)),
-            snapshot: Mutex::new(None),
-        }));
-        Response::Unsealed {
-            key_check: key_check.to_vec().into(),
-            audit: vec![record],
-        }
+            .map_err(|e| EnclaveError::new(ErrorCode::Internal, format!("boot record: {e}")))?;
+        let position = prepared.position();
+        let entry = log.commit(prepared);
+        Ok((boot, entry, position))
     }
 
     /// A fresh identity key from the mixed entropy.
@@ -676,20 +824,79 @@ impl<N: Nsm> Enclave<N> {
                     .into_answer(),
             );
         };
-        let host = CallHost {
-            enclave: self,
-            ready,
-            request_digest: answer_request_digest(
-                &call.method,
-                &call.path,
-                &call.body,
-                call.stamp.as_deref(),
-            ),
-            trail: RefCell::new(Vec::new()),
+        if !ready.replicated {
+            let host = CallHost::new(self, ready, call, false);
+            let mut answer = call::handle(&host, &ready.gov, call);
+            answer.effects.audit = host.trail.into_inner();
+            return self.release(ready, &host.request_digest, answer);
+        }
+        if ready.retired.load(Ordering::SeqCst) {
+            return Response::Answer(retired().into_answer());
+        }
+        let Ok(mut slot) = ready.pending.lock() else {
+            return err(ErrorCode::Internal, "decision lock poisoned");
         };
-        let mut answer = call::handle(&host, &ready.gov, call);
-        answer.effects.audit = host.trail.into_inner();
-        // The head now: at or after this call's own records.
+        let stamped =
+            strongroom_api::Route::parse(&call.method, &call.path).is_some_and(|r| r.needs_stamp());
+        if stamped && slot.is_some() {
+            return Response::Answer(
+                ApiError::new(
+                    ApiErrorCode::NotReady,
+                    "another decision of this replica awaits its append; try again",
+                )
+                .into_answer(),
+            );
+        }
+        self.decide(ready, &mut slot, call.clone(), false)
+    }
+
+    /// A replica decides `call` on its state. Without records the answer is released
+    /// now; with records, the state returns to what it was, the records go out for
+    /// appending and the rest waits in `slot` ([`crate::replica`]).
+    fn decide(
+        &self,
+        ready: &Ready,
+        slot: &mut Option<Pending>,
+        call: Call,
+        redeciding: bool,
+    ) -> Response {
+        let before = match ready.gov.lock() {
+            Ok(g) => (g.state.clone(), g.audit.clone()),
+            Err(_) => return err(ErrorCode::Internal, "state lock poisoned"),
+        };
+        let host = CallHost::new(self, ready, &call, redeciding);
+        let mut answer = call::handle(&host, &ready.gov, &call);
+        let trail = host.trail.into_inner();
+        let Some(first_seq) = trail.first().map(|r| r.seq) else {
+            return self.release(ready, &host.request_digest, answer);
+        };
+        let (state, audit) = match ready.gov.lock() {
+            Ok(mut g) => {
+                let state = std::mem::replace(&mut g.state, before.0);
+                let audit = std::mem::replace(&mut g.audit, before.1);
+                if host.governance.get() {
+                    g.rebuild_keys();
+                }
+                (state, audit)
+            }
+            Err(_) => return err(ErrorCode::Internal, "state lock poisoned"),
+        };
+        answer.effects.audit = trail;
+        let effects = std::mem::take(&mut answer.effects);
+        *slot = Some(Pending::Awaiting(Box::new(Awaiting {
+            call,
+            state,
+            audit,
+            governance: host.governance.get(),
+            answer,
+            request_digest: host.request_digest,
+            first_seq,
+        })));
+        Response::Append(effects)
+    }
+
+    /// Signs an answer, naming the log's head now (at or after the call's own records).
+    fn release(&self, ready: &Ready, request_digest: &[u8; 32], mut answer: Answer) -> Response {
         let head = match ready.gov.lock() {
             Ok(g) => {
                 let (next, hash) = g.audit.head();
@@ -704,7 +911,7 @@ impl<N: Nsm> Enclave<N> {
         };
         let signature = AnswerSignature::sign(
             &ready.identity,
-            &host.request_digest,
+            request_digest,
             answer.status,
             unix_now(),
             head,
@@ -712,6 +919,174 @@ impl<N: Nsm> Enclave<N> {
         );
         answer.signature = Some(signature.to_header());
         Response::Answer(answer)
+    }
+
+    /// `Appended`: a replica's boot record, or its decision's records, are stored.
+    fn appended(&self, seq: u64) -> Response {
+        let Ok(mut phase) = self.phase.write() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let ready = match &*phase {
+            PhaseState::Replaying(_) => return self.finish_replica_boot(&mut phase, seq),
+            PhaseState::Ready(ready) => ready,
+            _ => return wrong_phase("Appended"),
+        };
+        let Ok(mut slot) = ready.pending.lock() else {
+            return err(ErrorCode::Internal, "decision lock poisoned");
+        };
+        let awaiting = match slot.take() {
+            Some(Pending::Awaiting(a)) if a.first_seq == seq => a,
+            other => {
+                *slot = other;
+                return err(
+                    ErrorCode::WrongPhase,
+                    format!("no decision whose records begin at {seq} awaits its append"),
+                );
+            }
+        };
+        let Awaiting {
+            state,
+            audit,
+            governance,
+            answer,
+            request_digest,
+            ..
+        } = *awaiting;
+        match ready.gov.lock() {
+            Ok(mut g) => {
+                g.state = state;
+                g.audit = audit;
+                let next = g.audit.head().0;
+                g.audit.acknowledge(next);
+                if governance {
+                    g.rebuild_keys();
+                }
+            }
+            Err(_) => return err(ErrorCode::Internal, "state lock poisoned"),
+        }
+        self.release(ready, &request_digest, answer)
+    }
+
+    /// `CatchUp`: the records other replicas wrote, verified and applied; a decision
+    /// awaiting its append lost its place.
+    fn catch_up(&self, records: &[AuditRecord]) -> Response {
+        let bytes: usize = records.iter().map(|r| r.line.len()).sum();
+        if bytes > MAX_REPLAY_PAGE_BYTES {
+            return err(
+                ErrorCode::BadRequest,
+                format!("more than {MAX_REPLAY_PAGE_BYTES} bytes of records in one page"),
+            );
+        }
+        let Ok(phase) = self.phase.read() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Ready(ready) = &*phase else {
+            return not_ready();
+        };
+        if !ready.replicated {
+            return err(
+                ErrorCode::WrongPhase,
+                "only a replica catches up; a single enclave's log is its own",
+            );
+        }
+        let Ok(mut slot) = ready.pending.lock() else {
+            return err(ErrorCode::Internal, "decision lock poisoned");
+        };
+        if !records.is_empty()
+            && let Some(Pending::Awaiting(a)) = slot.take()
+        {
+            *slot = Some(Pending::Lost(Box::new(a.call)));
+        }
+        let Ok(mut g) = ready.gov.lock() else {
+            return err(ErrorCode::Internal, "state lock poisoned");
+        };
+        let now = unix_now();
+        let mut outcome = Ok(());
+        let mut governance = false;
+        for r in records {
+            match crate::boot::verify_and_apply(&mut g.state, r, &ready.keys.tags) {
+                Ok(record) => {
+                    governance |= matches!(record, Record::PolicyChanged(_));
+                    if let Some(digest) = record.by().and_then(|b| hex::decode(&b.request).ok())
+                        && let Some(elsewhere) = g.decided_elsewhere.as_mut()
+                    {
+                        // Remembered as long as its stamp could still be valid; a full
+                        // memory refuses the next stamps rather than forget one.
+                        let until = now.saturating_add(strongroom_auth::MAX_VALIDITY_SECS);
+                        let _ = elsewhere.check_and_insert(DECIDED_ELSEWHERE, &digest, until, now);
+                    }
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        let (next, head) = (g.state.audit_next, g.state.audit_head);
+        g.audit = AuditLog::new(next, head).with_limit(self.audit_backlog);
+        if governance {
+            g.rebuild_keys();
+        }
+        let in_force = g.state.signers.find(&ready.identity.public().0).is_some();
+        drop(g);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "a record caught up from the database was refused");
+            return err(
+                ErrorCode::BlobRejected,
+                format!("{e}; the replica stays at record {next}"),
+            );
+        }
+        if !in_force {
+            ready.retired.store(true, Ordering::SeqCst);
+            *slot = None;
+            tracing::warn!("another boot of this replica's name replaced its identity");
+            return err(ErrorCode::NotReady, retired().message);
+        }
+        Response::CaughtUp { next_seq: next }
+    }
+
+    /// `Redecide`: the request that lost its place, decided again on the state now.
+    fn redecide(&self) -> Response {
+        let Ok(phase) = self.phase.read() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Ready(ready) = &*phase else {
+            return not_ready();
+        };
+        let Ok(mut slot) = ready.pending.lock() else {
+            return err(ErrorCode::Internal, "decision lock poisoned");
+        };
+        match slot.take() {
+            Some(Pending::Lost(call)) => self.decide(ready, &mut slot, *call, true),
+            other => {
+                *slot = other;
+                err(
+                    ErrorCode::WrongPhase,
+                    "no request lost its place to decide again",
+                )
+            }
+        }
+    }
+
+    /// `Abandon`: the proxy could not store the records; the decision is dropped and its
+    /// answer never released.
+    fn abandon(&self) -> Response {
+        let Ok(phase) = self.phase.read() else {
+            return err(ErrorCode::Internal, "phase lock poisoned");
+        };
+        let PhaseState::Ready(ready) = &*phase else {
+            return not_ready();
+        };
+        let Ok(mut slot) = ready.pending.lock() else {
+            return err(ErrorCode::Internal, "decision lock poisoned");
+        };
+        *slot = None;
+        match ready.gov.lock() {
+            Ok(g) => Response::CaughtUp {
+                next_seq: g.state.audit_next,
+            },
+            Err(_) => err(ErrorCode::Internal, "state lock poisoned"),
+        }
     }
 
     fn user_data(&self) -> Option<Vec<u8>> {
@@ -776,6 +1151,36 @@ struct CallHost<'a, N: Nsm> {
     request_digest: [u8; 32],
     /// The audit entries this call appended, for the answer's effects.
     trail: RefCell<Vec<AuditRecord>>,
+    /// A replica deciding a request again (its nonce is recorded already).
+    redeciding: bool,
+    /// Whether a record changed the policy or the admin set.
+    governance: Cell<bool>,
+}
+
+impl<'a, N: Nsm> CallHost<'a, N> {
+    fn new(enclave: &'a Enclave<N>, ready: &'a Ready, call: &Call, redeciding: bool) -> Self {
+        Self {
+            enclave,
+            ready,
+            request_digest: answer_request_digest(
+                &call.method,
+                &call.path,
+                &call.body,
+                call.stamp.as_deref(),
+            ),
+            trail: RefCell::new(Vec::new()),
+            redeciding,
+            governance: Cell::new(false),
+        }
+    }
+}
+
+/// The refusal of a replica another boot of its name replaced.
+fn retired() -> ApiError {
+    ApiError::new(
+        ApiErrorCode::NotReady,
+        "this replica's identity was replaced by a later boot of its name; it boots again",
+    )
 }
 
 impl<N: Nsm> Host for CallHost<'_, N> {
@@ -804,6 +1209,7 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         let entry = g.audit.commit(prepared);
         if applied == Applied::Governance {
             g.rebuild_keys();
+            self.governance.set(true);
         }
         self.trail.borrow_mut().push(entry);
         Ok(applied)
@@ -815,6 +1221,10 @@ impl<N: Nsm> Host for CallHost<'_, N> {
 
     fn random(&self, out: &mut [u8]) -> Result<(), ApiError> {
         aws_lc_rs::rand::fill(out).map_err(|_| ApiError::internal("OS random source failed"))
+    }
+
+    fn redeciding(&self) -> bool {
+        self.redeciding
     }
 
     fn open_key(&self, key_id: &str, call: &Call) -> Result<KeyRecord, ApiError> {

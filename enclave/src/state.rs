@@ -39,7 +39,7 @@ pub const STATE_OBJECT: ObjectId = ObjectId {
 };
 
 /// Everything the enclave must remember between boots.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct EnclaveState {
     /// Governed changes applied (policy, approvals, requests, velocity, destroyed keys).
     pub seq: u64,

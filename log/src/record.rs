@@ -359,6 +359,22 @@ impl Record {
         })
     }
 
+    /// Who made the call the record is about (`None`: a boot, or a change no call made).
+    pub fn by(&self) -> Option<&By> {
+        match self {
+            Record::Decision(r) => Some(&r.by),
+            Record::KeyCreated(r) => Some(&r.by),
+            Record::KeyDestroyed(r) => Some(&r.by),
+            Record::RequestApproved(r) => Some(&r.by),
+            Record::RequestCompleted(r) => Some(&r.by),
+            Record::RequestCancelled(r) => Some(&r.by),
+            Record::Proposal(r) => Some(&r.by),
+            Record::ProposalApproved(r) => Some(&r.by),
+            Record::ProposalCancelled(r) => Some(&r.by),
+            Record::Boot(_) | Record::PolicyChanged(_) => None,
+        }
+    }
+
     /// The entry kind.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -87,6 +87,27 @@ pub enum Request {
         /// Where to read from.
         offset: u64,
     },
+    /// A replica (one of several sharing a log): the records of the last
+    /// [`Response::Append`] are stored under their numbers, first `seq`. The enclave takes
+    /// the decision into its state and releases its answer ([`Response::Answer`]; while
+    /// booting, [`Response::Unsealed`]).
+    Appended {
+        /// The first record's sequence number.
+        seq: u64,
+    },
+    /// A replica: records other replicas wrote, in order from the enclave's next sequence
+    /// number. A decision awaiting its append lost its place (its numbers were taken) and
+    /// is dropped until [`Request::Redecide`]. Answered with [`Response::CaughtUp`].
+    CatchUp {
+        /// At most [`MAX_REPLAY_PAGE_BYTES`] of lines.
+        records: Vec<AuditRecord>,
+    },
+    /// A replica, after catching up: decide the dropped request again on the state as it
+    /// now is. Answered like the [`Request::Call`] it was.
+    Redecide,
+    /// A replica: the records of the last [`Response::Append`] could not be stored (the
+    /// database failed); the decision is dropped and its answer never released.
+    Abandon,
 }
 
 /// KMS's answer to the unseal challenge, with what the proxy stored on earlier boots.
@@ -264,6 +285,17 @@ pub enum Response {
     Answer(Answer),
     /// Audit entries the proxy asked for again ([`Request::AuditBacklog`]).
     AuditEntries(Vec<AuditRecord>),
+    /// A replica's decision, held until its records are stored: append `effects` (its
+    /// records under their numbers, only where none is stored, with the blobs it names) in
+    /// one transaction, then send [`Request::Appended`]; if another replica took a number,
+    /// [`Request::CatchUp`] and [`Request::Redecide`]; if storing failed,
+    /// [`Request::Abandon`].
+    Append(Effects),
+    /// A replica caught up: its next record is `next_seq`.
+    CaughtUp {
+        /// The sequence number of the enclave's next record.
+        next_seq: u64,
+    },
     /// The request failed.
     Error(EnclaveError),
 }

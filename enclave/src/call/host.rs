@@ -1,6 +1,7 @@
 //! What a call needs from the enclave (the [`Host`] seam: time, randomness, key blobs,
 //! the log), and who made the call: the stamp check and the keys that may stamp.
 
+use crate::replica::DECIDED_ELSEWHERE;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -114,6 +115,11 @@ pub trait Host {
     fn checkpoint(&self, g: &Governed) -> Option<Checkpoint>;
     /// Makes and seals a new key.
     fn create_key(&self, label: String) -> Result<(KeyInfo, Vec<u8>), ApiError>;
+    /// Whether this is a replica deciding a request again after it lost its place: its
+    /// stamp's nonce was recorded by the first decision, so it is not recorded again.
+    fn redeciding(&self) -> bool {
+        false
+    }
 }
 
 /// The replay memory starts at boot: a stamp that expires before `boot + MAX_VALIDITY` may
@@ -166,9 +172,22 @@ pub(crate) fn authenticate_call(
     check_horizon(authenticated.expires_at, host.boot_time())?;
     let key = {
         let mut g = lock(gov)?;
-        authenticated
-            .consume(&mut g.replay, now)
-            .map_err(|e| ApiError::unauthenticated(e.to_string()))?
+        // A replica refuses what another replica decided (the stamp's nonce is in that
+        // replica's replay cache, not this one's; the request's digest is in the log).
+        if let Some(elsewhere) = g.decided_elsewhere.as_mut()
+            && elsewhere.contains(DECIDED_ELSEWHERE, &host.request_digest(), now)
+        {
+            return Err(ApiError::unauthenticated(
+                "stamp already used: another replica decided this request",
+            ));
+        }
+        if host.redeciding() {
+            authenticated.key
+        } else {
+            authenticated
+                .consume(&mut g.replay, now)
+                .map_err(|e| ApiError::unauthenticated(e.to_string()))?
+        }
     };
     keys.caller(key.id())
         .ok_or_else(|| ApiError::unauthenticated("stamp key vanished"))

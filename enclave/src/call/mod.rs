@@ -47,6 +47,9 @@ pub struct Governed {
     pub replay: strongroom_auth::ReplayCache,
     /// The audit chain's head and unconfirmed entries.
     pub audit: AuditLog,
+    /// A replica's: digests of the requests other replicas decided, each until its stamp
+    /// has expired (`None`: a single enclave).
+    pub decided_elsewhere: Option<strongroom_auth::ReplayCache>,
 }
 
 impl Governed {
@@ -58,7 +61,14 @@ impl Governed {
             keys,
             replay: strongroom_auth::ReplayCache::new(replay_capacity),
             audit,
+            decided_elsewhere: None,
         }
+    }
+
+    /// The same, for a replica: it also remembers the requests other replicas decided.
+    pub fn replica(mut self, replay_capacity: usize) -> Self {
+        self.decided_elsewhere = Some(strongroom_auth::ReplayCache::new(replay_capacity));
+        self
     }
 
     /// Rebuilds the stamp keys after the policy or the admin set changed.
