@@ -242,6 +242,7 @@ fn build(dir: &Path, entries: u64, boots: u64) -> Result<Built> {
                 policy: [4; 32],
                 identity: key.public(),
                 boot_seq: seq,
+                replica: strongroom_identity::ReplicaName::SINGLE,
             };
             let request = AttestationRequest {
                 user_data: Some(user_data.encode()),

@@ -159,6 +159,7 @@ impl Builder {
             policy: [4; 32],
             identity: key.public(),
             boot_seq: self.seq,
+            replica: strongroom_identity::ReplicaName::SINGLE,
         };
         let request = AttestationRequest {
             user_data: Some(user_data.encode()),

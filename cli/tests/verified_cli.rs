@@ -46,6 +46,7 @@ impl Enclave {
             policy: [0x90; 32],
             identity: self.key.public(),
             boot_seq: 0,
+            replica: strongroom_identity::ReplicaName::SINGLE,
         }
     }
 }

@@ -15,6 +15,13 @@
 //! - an answer from an earlier boot naming a head at or after a later boot's start;
 //! - a head with the same sequence number as the highest seen but another hash (**fork**).
 //!
+//! With replicas (several enclaves of one deployment sharing the log, each boot naming its
+//! replica in the user data), the first two rules apply among the boots of one replica:
+//! the replicas' boots interleave in the chain. A replica shown another branch of the log
+//! is caught where its answers name a sequence number the book saw with another hash; one
+//! shown a shorter branch looks, until then, like a replica that lags (the auditor's chain
+//! verification finds it at once).
+//!
 //! Answers from one boot may arrive out of order (concurrent requests): a lower head from
 //! the same boot, or from an earlier boot below the next boot's start, is fine.
 //!
@@ -62,6 +69,9 @@ struct BootSeen {
     boot_seq: u64,
     /// The highest head its answers named.
     max_seq: u64,
+    /// The replica it is a boot of (`""`: the deployment's single enclave).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    replica: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,7 +255,14 @@ impl HeadBook {
                         .into(),
                 });
             }
-            let others = || d.boots.iter().filter(|(other, _)| **other != id);
+            // Boots of one replica follow each other; replicas' boots interleave, and only
+            // one sequence number with two records tells their branches apart.
+            let replica = user_data.replica.as_str();
+            let others = || {
+                d.boots
+                    .iter()
+                    .filter(|(other, b)| **other != id && b.replica == replica)
+            };
             // A boot that began at or before a head an earlier (or simultaneous) boot
             // answered with: the log was cut and the chain goes on from inside it.
             if let Some((other, b)) = others()
@@ -288,6 +305,7 @@ impl HeadBook {
         let boot = d.boots.entry(id).or_insert(BootSeen {
             boot_seq,
             max_seq: head.seq,
+            replica: user_data.replica.as_str().to_string(),
         });
         boot.max_seq = boot.max_seq.max(head.seq);
         while d.boots.len() > MAX_BOOTS {
@@ -561,6 +579,7 @@ mod tests {
                 policy: [4; 32],
                 identity,
                 boot_seq,
+                replica: strongroom_identity::ReplicaName::SINGLE,
             },
             identity,
         )
@@ -611,6 +630,32 @@ mod tests {
         book.observe(&c, &ic, &head(21, 21)).unwrap();
         let e = book.observe(&a, &ia, &head(25, 25)).unwrap_err();
         assert!(e.to_string().contains("forked"), "{e}");
+    }
+
+    #[test]
+    fn replicas_interleave_and_each_replica_keeps_its_own_order() {
+        let book = HeadBook::in_memory();
+        let replica = |seed: u8, at: u64, name: &str| {
+            let (mut u, i) = boot(seed, at);
+            u.replica = strongroom_identity::ReplicaName::new(name).unwrap();
+            (u, i)
+        };
+        let (a, ia) = replica(1, 0, "r1");
+        let (b, ib) = replica(2, 1, "r2");
+        book.observe(&b, &ib, &head(5, 5)).unwrap();
+        // r1 booted earlier and answers past r2's start: replicas share the log.
+        book.observe(&a, &ia, &head(9, 9)).unwrap();
+        book.observe(&b, &ib, &head(7, 7)).unwrap();
+        // One sequence number, two records: a fork, whichever replica shows it.
+        let e = book.observe(&b, &ib, &head(9, 99)).unwrap_err();
+        assert!(e.to_string().contains("forked"), "{e}");
+        // r1 booted again at 12; its earlier boot answering past 12 is a fork.
+        let (a2, ia2) = replica(3, 12, "r1");
+        book.observe(&a2, &ia2, &head(13, 13)).unwrap();
+        let e = book.observe(&a, &ia, &head(14, 14)).unwrap_err();
+        assert!(e.to_string().contains("forked"), "{e}");
+        // ... while r2, another replica, may.
+        book.observe(&b, &ib, &head(14, 14)).unwrap();
     }
 
     #[test]

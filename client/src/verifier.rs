@@ -419,6 +419,7 @@ mod tests {
             policy: [4; 32],
             identity: identity.public(),
             boot_seq: 0,
+            replica: strongroom_identity::ReplicaName::SINGLE,
         }
     }
 

@@ -100,6 +100,7 @@ fn user_data(identity: &IdentityKey) -> UserData {
         policy: [0x90; 32],
         identity: identity.public(),
         boot_seq: 0,
+        replica: strongroom_identity::ReplicaName::SINGLE,
     }
 }
 

@@ -110,6 +110,8 @@ struct Ready {
     /// One of several replicas sharing a log: decisions are released only once their
     /// records are appended ([`crate::replica`]).
     replicated: bool,
+    /// Its name (in the user data of its attestation documents).
+    replica: strongroom_identity::ReplicaName,
     /// A replica's request between decision and release; held while a call is decided.
     pending: Mutex<Option<Pending>>,
     /// A replica whose identity another boot of its name replaced: it serves no more and
@@ -629,6 +631,10 @@ impl<N: Nsm> Enclave<N> {
             gov: Mutex::new(gov),
             snapshot: Mutex::new(None),
             replicated: replica.is_some(),
+            replica: replica
+                .as_deref()
+                .and_then(strongroom_identity::ReplicaName::new)
+                .unwrap_or_default(),
             pending: Mutex::new(None),
             retired: AtomicBool::new(false),
         }))
@@ -704,6 +710,7 @@ impl<N: Nsm> Enclave<N> {
             policy: state.engine.policy().digest(),
             identity: identity.public(),
             boot_seq: state.audit_next,
+            replica: strongroom_identity::ReplicaName::new(&replica).unwrap_or_default(),
         };
         let request = AttestationRequest {
             nonce: Some(state.audit_head.to_vec()),
@@ -1103,6 +1110,7 @@ impl<N: Nsm> Enclave<N> {
                 policy: g.state.engine.policy().digest(),
                 identity: ready.identity.public(),
                 boot_seq: ready.boot_seq,
+                replica: ready.replica,
             }
             .encode(),
         )

@@ -48,6 +48,7 @@ fn chain() -> &'static [String] {
                 policy: [10; 32],
                 identity: key.public(),
                 boot_seq: seq,
+                replica: strongroom_identity::ReplicaName::SINGLE,
             };
             let mut doc = prev.to_vec();
             doc.extend_from_slice(&user_data.encode());

@@ -785,6 +785,13 @@ impl<F: AttestationCheck> ChainVerifier<F> {
                     )));
                 }
                 let attested = b.attested.clone().map_err(BreakKind::AttestationRefused)?;
+                if attested.replica.as_str() != b.replica {
+                    return Err(BreakKind::BadBoot(format!(
+                        "it names replica {:?}, its attestation {:?}",
+                        b.replica,
+                        attested.replica.as_str()
+                    )));
+                }
                 if attested.identity != b.identity {
                     return Err(BreakKind::IdentityMismatch {
                         named: b.identity,
@@ -1073,6 +1080,7 @@ mod tests {
             policy: [4; 32],
             identity,
             boot_seq: 0,
+            replica: crate::ReplicaName::SINGLE,
         }
     }
 
@@ -1136,7 +1144,10 @@ mod tests {
                 self.time = w.t0 + 3 * DAY * self.keys.len() as u64;
             }
             let key = IdentityKey::from_seed(&[seed; 32]);
-            let attested = tweak.attested.unwrap_or(user_data(key.public()));
+            let mut attested = tweak.attested.unwrap_or(user_data(key.public()));
+            if let Some(name) = tweak.replica {
+                attested.replica = crate::ReplicaName::new(name).unwrap();
+            }
             let nsm = if tweak.other_pcrs {
                 &w.other_pcrs
             } else {

@@ -35,5 +35,7 @@ pub use chain::{
 };
 pub use error::IdentityError;
 pub use key::{IdentityKey, IdentityPublic};
-pub use signers::{MAX_REPLICA_NAME, MAX_REPLICAS, Signer, Signers, valid_replica_name};
+pub use signers::{
+    MAX_REPLICA_NAME, MAX_REPLICAS, ReplicaName, Signer, Signers, valid_replica_name,
+};
 pub use user_data::UserData;

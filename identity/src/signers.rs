@@ -27,6 +27,64 @@ pub fn valid_replica_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A replica's name as attestation documents carry it: a fixed-size value, so the user
+/// data stays `Copy`. Empty ([`ReplicaName::SINGLE`]): the deployment's single enclave.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplicaName {
+    len: u8,
+    bytes: [u8; MAX_REPLICA_NAME],
+}
+
+impl ReplicaName {
+    /// The single enclave's (no name).
+    pub const SINGLE: ReplicaName = ReplicaName {
+        len: 0,
+        bytes: [0; MAX_REPLICA_NAME],
+    };
+
+    /// `name`, if it can name a replica ([`valid_replica_name`]).
+    pub fn new(name: &str) -> Option<Self> {
+        if !valid_replica_name(name) {
+            return None;
+        }
+        let mut bytes = [0; MAX_REPLICA_NAME];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(Self {
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The name (`""` for the single enclave).
+    pub fn as_str(&self) -> &str {
+        // Only valid names (ASCII) are ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Whether this is the single enclave.
+    pub fn is_single(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for ReplicaName {
+    fn default() -> Self {
+        Self::SINGLE
+    }
+}
+
+impl std::fmt::Debug for ReplicaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ReplicaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One replica's identity in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signer {

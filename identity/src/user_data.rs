@@ -4,6 +4,7 @@ use ciborium::Value;
 
 use crate::error::IdentityError;
 use crate::key::IdentityPublic;
+use crate::signers::ReplicaName;
 
 /// Length of the root-key check value.
 const KEY_CHECK_LEN: usize = 16;
@@ -35,6 +36,9 @@ pub struct UserData {
     pub identity: IdentityPublic,
     /// The sequence number of this boot's record in the audit chain.
     pub boot_seq: u64,
+    /// The replica this boot is of, where several share the log (a 7th field,
+    /// `"replica": tstr`, present only then).
+    pub replica: ReplicaName,
 }
 
 const FIELDS: [&str; 6] = [
@@ -45,7 +49,9 @@ const FIELDS: [&str; 6] = [
     "identity",
     "boot_seq",
 ];
-/// Length of the encoding.
+/// The optional seventh field.
+const REPLICA: &str = "replica";
+/// Length of the encoding (without a replica name).
 const ENCODED_LEN: usize = 213;
 
 impl UserData {
@@ -75,6 +81,16 @@ impl UserData {
         out.extend_from_slice(FIELDS[5].as_bytes());
         out.push(0x1b);
         out.extend_from_slice(&self.boot_seq.to_be_bytes());
+        if !self.replica.is_single() {
+            out[0] += 1;
+            out.push(0x60 | REPLICA.len() as u8);
+            out.extend_from_slice(REPLICA.as_bytes());
+            let name = self.replica.as_str();
+            // At most 64 bytes: a one-byte length after 0x78.
+            out.push(0x78);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        }
         out
     }
 
@@ -93,12 +109,26 @@ impl UserData {
         let Value::Map(entries) = value else {
             return Err(IdentityError::malformed(WHAT, "not a CBOR map"));
         };
-        if entries.len() != FIELDS.len() {
-            return Err(IdentityError::malformed(
-                WHAT,
-                format!("{} fields, expected {}", entries.len(), FIELDS.len()),
-            ));
-        }
+        let replica = match entries.get(FIELDS.len()) {
+            _ if entries.len() > FIELDS.len() + 1 || entries.len() < FIELDS.len() => {
+                return Err(IdentityError::malformed(
+                    WHAT,
+                    format!("{} fields, expected {}", entries.len(), FIELDS.len()),
+                ));
+            }
+            None => ReplicaName::SINGLE,
+            Some((k, v)) => {
+                if k.as_text() != Some(REPLICA) {
+                    return Err(IdentityError::malformed(WHAT, "field 6 is not \"replica\""));
+                }
+                v.as_text()
+                    .and_then(ReplicaName::new)
+                    .filter(|r| !r.is_single())
+                    .ok_or_else(|| {
+                        IdentityError::malformed(WHAT, "replica is not a replica name")
+                    })?
+            }
+        };
         let mut out = [[0u8; 32]; 5];
         let mut key_check = [0u8; KEY_CHECK_LEN];
         for (i, (k, name)) in entries.iter().map(|(k, _)| k).zip(FIELDS).enumerate() {
@@ -146,6 +176,7 @@ impl UserData {
             policy: out[3],
             identity: IdentityPublic(out[4]),
             boot_seq,
+            replica,
         })
     }
 }
@@ -164,6 +195,7 @@ mod tests {
             policy: [4; 32],
             identity: IdentityPublic([5; 32]),
             boot_seq: 7,
+            replica: crate::ReplicaName::SINGLE,
         }
     }
 
@@ -182,9 +214,34 @@ mod tests {
         assert_eq!(map[5].1.as_integer(), Some(7.into()));
         let far = UserData {
             boot_seq: u64::MAX,
+            replica: crate::ReplicaName::SINGLE,
             ..d
         };
         assert_eq!(UserData::decode(&far.encode()).unwrap(), far);
+    }
+
+    #[test]
+    fn a_replica_name_is_a_seventh_field() {
+        let d = UserData {
+            replica: ReplicaName::new("i-0123456789abcdef0").unwrap(),
+            ..sample()
+        };
+        let bytes = d.encode();
+        assert_eq!(UserData::decode(&bytes).unwrap(), d);
+        let v: Value = ciborium::from_reader(bytes.as_slice()).unwrap();
+        let map = v.as_map().unwrap();
+        assert_eq!(map[6].0.as_text(), Some("replica"));
+        assert_eq!(map[6].1.as_text(), Some("i-0123456789abcdef0"));
+        // The longest name, and a name that is not one.
+        let long = UserData {
+            replica: ReplicaName::new(&"x".repeat(64)).unwrap(),
+            ..sample()
+        };
+        assert_eq!(UserData::decode(&long.encode()).unwrap(), long);
+        let mut bad = bytes.clone();
+        let at = bad.windows(2).position(|w| w == b"i-").unwrap();
+        bad[at] = b' ';
+        assert!(UserData::decode(&bad).is_err());
     }
 
     #[test]

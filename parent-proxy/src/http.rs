@@ -25,6 +25,7 @@ use strongroom_protocol::messages::{
 use crate::audit::AuditTracker;
 use crate::enclave_client::EnclaveClient;
 use crate::metrics::{self, Metrics};
+use crate::replica::{Replica, ReplicaError};
 use crate::rpc_tokens::RpcTokens;
 use crate::unseal::Health;
 use strongroom_store::Store;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub audit: Arc<AuditTracker>,
     /// JSON-RPC bearer tokens and the principal keys they stamp with, if configured.
     pub rpc_tokens: Option<Arc<RpcTokens>>,
+    /// One of several replicas sharing the log, if so (`--replica`).
+    pub replica: Option<Arc<Replica>>,
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with the code's status.
@@ -97,6 +100,21 @@ impl From<EnclaveError> for ApiError {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// A replica's failure: the database's unavailability and contention are retriable 503s
+/// (nothing was released), the enclave's refusals keep their codes.
+fn replica_err(e: ReplicaError) -> ApiError {
+    match e {
+        ReplicaError::Store(e) => store_err(e),
+        ReplicaError::Contended(_) => ApiError::new(ApiErrorCode::NotReady, e.to_string()),
+        ReplicaError::Enclave(crate::unseal::UnsealError::Refused(e)) => e.into(),
+        ReplicaError::Enclave(crate::unseal::UnsealError::Enclave(e)) => {
+            tracing::warn!(error = %e, "enclave unreachable");
+            ApiError::new(ApiErrorCode::NotReady, e.to_string())
+        }
+        ReplicaError::Enclave(e) => ApiError::new(ApiErrorCode::EnclaveError, e.to_string()),
+    }
+}
 
 fn store_err(e: strongroom_store::StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failure");
@@ -269,11 +287,12 @@ async fn relay(
         ),
         None => None,
     };
-    if state.audit.take_resync() {
+    if state.replica.is_none() && state.audit.take_resync() {
         resync_audit(&state).await?;
     }
     // A path the enclave does not route is relayed all the same: the enclave answers it.
     let route = Route::parse(method.as_str(), &path);
+    let stamped = route.as_ref().is_some_and(Route::needs_stamp);
     let stamp = match stamp {
         None if route == Some(Route::Rpc) => match bearer_stamp(&state, &headers, &path, &body) {
             Ok(s) => s,
@@ -297,9 +316,49 @@ async fn relay(
         stamp,
         key,
         keys,
-        audit_stored: Some(state.audit.stored()),
+        audit_stored: state.replica.is_none().then(|| state.audit.stored()),
     };
-    let mut answer = match ask(&state, Request::Call(call)).await? {
+    let answer = match &state.replica {
+        Some(replica) => {
+            let answer = replica
+                .call(
+                    &state.enclave,
+                    state.store.as_ref(),
+                    &state.metrics,
+                    call,
+                    stamped,
+                )
+                .await
+                .map_err(replica_err)?;
+            state.metrics.observe_answer_body(&answer.body);
+            answer
+        }
+        None => relay_single(&state, call).await?,
+    };
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer.body.into_vec(),
+    )
+        .into_response();
+    if let Some(value) = answer
+        .signature
+        .as_deref()
+        .and_then(|s| axum::http::HeaderValue::from_str(s).ok())
+    {
+        response.headers_mut().insert(ANSWER_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// A single enclave's call: its answer comes with what to store, which is stored (with the
+/// answers beside it) before the answer is released, after every record before its own.
+async fn relay_single(
+    state: &AppState,
+    call: Call,
+) -> Result<strongroom_protocol::messages::Answer, ApiError> {
+    let mut answer = match ask(state, Request::Call(call)).await? {
         Answer::Answer(a) => a,
         other => return Err(unexpected(&other)),
     };
@@ -324,7 +383,7 @@ async fn relay(
     if let Some(&last) = seqs.iter().max()
         && !state.audit.wait_stored(last, ORDER_WAIT).await
     {
-        resync_audit(&state).await?;
+        resync_audit(state).await?;
         if !state.audit.wait_stored(last, ORDER_WAIT).await {
             return Err(ApiError::new(
                 ApiErrorCode::AuditBacklog,
@@ -341,21 +400,7 @@ async fn relay(
     if let Some(id) = destroyed {
         tracing::info!(key_id = %id, "key destroyed");
     }
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        answer.body.into_vec(),
-    )
-        .into_response();
-    if let Some(value) = answer
-        .signature
-        .as_deref()
-        .and_then(|s| axum::http::HeaderValue::from_str(s).ok())
-    {
-        response.headers_mut().insert(ANSWER_HEADER, value);
-    }
-    Ok(response)
+    Ok(answer)
 }
 
 /// For a JSON-RPC call with `Authorization: Bearer TOKEN` and no stamp: the stamp the

@@ -8,5 +8,6 @@ pub mod enclave_client;
 pub mod http;
 pub mod kms;
 pub mod metrics;
+pub mod replica;
 pub mod rpc_tokens;
 pub mod unseal;

@@ -13,6 +13,7 @@ use strongroom_proxy::enclave_client::EnclaveClient;
 use strongroom_proxy::http::{AppState, router};
 use strongroom_proxy::kms::Kms;
 use strongroom_proxy::metrics::Metrics;
+use strongroom_proxy::replica::Replica;
 use strongroom_proxy::rpc_tokens::RpcTokens;
 use strongroom_proxy::unseal::{Health, supervise, take_snapshot};
 use strongroom_store::Store;
@@ -39,6 +40,13 @@ struct Args {
     /// `postgres://USER:PASSWORD@…`), or `sqlite:PATH`.
     #[arg(long, env = "STRONGROOM_DATABASE_URL", conflicts_with = "db")]
     database: Option<String>,
+    /// Run as one of several replicas of a deployment that share the database: a name
+    /// for this instance (ASCII letters, digits, `.`, `_`, `-`; at most 64), kept across
+    /// its restarts (an EC2 instance id will do). A later boot under the same name
+    /// replaces the earlier one's identity. Without it, this proxy's enclave is the
+    /// deployment's only one.
+    #[arg(long, env = "STRONGROOM_REPLICA")]
+    replica: Option<String>,
     /// KMS key that guards the root key (key id, ARN or alias).
     #[arg(
         long,
@@ -173,6 +181,30 @@ async fn main() -> Result<()> {
         .with_metrics(Arc::clone(&metrics));
     let health = Arc::new(Health::default());
     let audit = Arc::new(AuditTracker::default());
+    let replica = match &args.replica {
+        Some(name) if !strongroom_identity::valid_replica_name(name) || name.is_empty() => bail!(
+            "--replica {name:?}: a replica name is 1 to {} ASCII letters, digits, '.', '_' or '-'",
+            strongroom_identity::MAX_REPLICA_NAME
+        ),
+        Some(name) => {
+            if store.backend() == "sqlite" {
+                tracing::warn!(
+                    "replica {name} over a SQLite file: replicas share it only on one machine; \
+                     use --database postgres://… for replicas on several"
+                );
+            }
+            let replica = Arc::new(Replica::new(name.clone()));
+            let ready = Arc::clone(&health);
+            tokio::spawn(Arc::clone(&replica).keep_up_forever(
+                Arc::clone(&enclave),
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+                move || ready.is_ready(),
+            ));
+            Some(replica)
+        }
+        None => None,
+    };
     tokio::spawn(supervise(
         Arc::clone(&enclave),
         kms,
@@ -180,6 +212,7 @@ async fn main() -> Result<()> {
         Arc::clone(&health),
         Arc::clone(&audit),
         genesis,
+        replica.clone(),
     ));
     let rpc_tokens = match &args.rpc_tokens {
         Some(path) => {
@@ -196,6 +229,7 @@ async fn main() -> Result<()> {
         metrics,
         audit,
         rpc_tokens,
+        replica,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

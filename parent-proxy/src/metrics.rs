@@ -88,6 +88,10 @@ pub struct Metrics {
     kms_calls: Family<KmsLabels, Counter>,
     kms_duration: HistogramFamily<OperationLabels>,
     enclave_ready: Gauge,
+    replica_appends: Counter,
+    replica_conflicts: Counter,
+    replica_caught_up: Counter,
+    replica_lag: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,6 +122,10 @@ impl Metrics {
             kms_calls: Family::default(),
             kms_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             enclave_ready: Gauge::default(),
+            replica_appends: Counter::default(),
+            replica_conflicts: Counter::default(),
+            replica_caught_up: Counter::default(),
+            replica_lag: Gauge::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -161,7 +169,48 @@ impl Metrics {
             "1 when the unseal supervisor reports the enclave ready, else 0",
             m.enclave_ready.clone(),
         );
+        registry.register(
+            "replica_appends",
+            "Replica: decisions whose records this replica appended to the shared log",
+            m.replica_appends.clone(),
+        );
+        registry.register(
+            "replica_append_conflicts",
+            "Replica: appends that found a number taken by another replica (decided again)",
+            m.replica_conflicts.clone(),
+        );
+        registry.register(
+            "replica_catch_up_records",
+            "Replica: records of other replicas verified and applied by this replica's enclave",
+            m.replica_caught_up.clone(),
+        );
+        registry.register(
+            "replica_head_lag",
+            "Replica: records the database holds beyond this replica's enclave, when last compared",
+            m.replica_lag.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// A replica appended a decision's records.
+    pub fn replica_appended(&self) {
+        self.replica_appends.inc();
+    }
+
+    /// A replica's append found a number taken.
+    pub fn replica_conflict(&self) {
+        self.replica_conflicts.inc();
+    }
+
+    /// A replica's enclave caught up `n` records.
+    pub fn replica_caught_up(&self, n: u64) {
+        self.replica_caught_up.inc_by(n);
+    }
+
+    /// How far behind the database's head a replica's enclave was.
+    pub fn replica_lag(&self, records: u64) {
+        self.replica_lag
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// The exposition, in OpenMetrics text ([`CONTENT_TYPE`]).
@@ -273,6 +322,12 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::GetAttestation { .. } => "GetAttestation",
         Request::DescribeKey { .. } => "DescribeKey",
         Request::Call(_) => "Call",
+        Request::Appended { .. } => "Appended",
+        Request::CatchUp { .. } => "CatchUp",
+        Request::Redecide => "Redecide",
+        Request::Abandon => "Abandon",
+        Request::ReplayRecords { .. } => "ReplayRecords",
+        Request::FinishBoot => "FinishBoot",
         _ => "other",
     }
 }

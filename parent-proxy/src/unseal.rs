@@ -16,6 +16,7 @@ use strongroom_protocol::messages::{
 
 use crate::enclave_client::{EnclaveCallError, EnclaveClient};
 use crate::kms::{Kms, KmsError};
+use crate::replica::Replica;
 use strongroom_store::{Store, StoreError};
 
 /// Why an unseal attempt failed.
@@ -77,7 +78,11 @@ impl Health {
     }
 }
 
-async fn call(enclave: &EnclaveClient, request: Request) -> Result<Response, UnsealError> {
+/// One exchange with the enclave; its refusal is an error.
+pub(crate) async fn call(
+    enclave: &EnclaveClient,
+    request: Request,
+) -> Result<Response, UnsealError> {
     match enclave.call(&request).await? {
         Response::Error(e) => Err(UnsealError::Refused(e)),
         other => Ok(other),
@@ -87,6 +92,10 @@ async fn call(enclave: &EnclaveClient, request: Request) -> Result<Response, Uns
 /// Records per database read while replaying the log into a booting enclave.
 const REPLAY_BATCH: usize = 1000;
 
+/// How often a replica's boot record may lose its place to other replicas' records before
+/// the boot starts over.
+const MAX_BOOT_ATTEMPTS: u32 = 100;
+
 /// One unseal exchange: challenge, KMS, completion, the snapshot and the records after
 /// it, storage of the boot record, then a fresh snapshot.
 pub async fn unseal_once(
@@ -95,6 +104,7 @@ pub async fn unseal_once(
     store: &dyn Store,
     audit: &AuditTracker,
     genesis: Option<&[u8]>,
+    replica: Option<&Replica>,
 ) -> Result<(), UnsealError> {
     let Response::UnsealChallenge {
         attestation_document,
@@ -143,7 +153,7 @@ pub async fn unseal_once(
             key_check: key_check.map(ByteBuf::from),
             snapshot_len: snapshot.as_ref().map(|s| s.len() as u64),
             genesis,
-            replica: None,
+            replica: replica.map(|r| r.name.clone()),
         }),
     )
     .await?;
@@ -168,16 +178,51 @@ pub async fn unseal_once(
             "expected ReplayFrom after the snapshot, got {answer:?}"
         )));
     };
-    let replayed = replay(enclave, store, seq).await?;
-    let Response::Unsealed {
-        key_check,
-        audit: boot,
-    } = call(enclave, Request::FinishBoot).await?
-    else {
-        return Err(UnsealError::Unexpected("no Unsealed answer".into()));
+    let mut next = send_records(enclave, store, seq, false).await?;
+    let mut attempts = 0;
+    let key_check = loop {
+        match call(enclave, Request::FinishBoot).await? {
+            Response::Unsealed {
+                key_check,
+                audit: boot,
+            } => {
+                store.put_unsealed(&key_check, &boot).await?;
+                break key_check;
+            }
+            // A replica's boot record goes out for appending first, and if another
+            // replica appended there meanwhile, the records before it are replayed and the
+            // boot record made again after them.
+            Response::Append(effects) => {
+                let at = effects.audit.first().map_or(next, |r| r.seq);
+                match store.put_audit(&effects.audit).await {
+                    Ok(()) => {
+                        let Response::Unsealed { key_check, .. } =
+                            call(enclave, Request::Appended { seq: at }).await?
+                        else {
+                            return Err(UnsealError::Unexpected("no Unsealed answer".into()));
+                        };
+                        store.put_unsealed(&key_check, &[]).await?;
+                        break key_check;
+                    }
+                    Err(StoreError::AuditConflict { .. }) if attempts < MAX_BOOT_ATTEMPTS => {
+                        attempts += 1;
+                        next = send_records(enclave, store, next, false).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            other => {
+                return Err(UnsealError::Unexpected(format!(
+                    "expected Unsealed or Append after FinishBoot, got {other:?}"
+                )));
+            }
+        }
     };
-    store.put_unsealed(&key_check, &boot).await?;
+    let replayed = next - seq;
     audit.reset(store.audit_stored().await?);
+    if let Some(replica) = replica {
+        replica.at(next + 1);
+    }
     tracing::info!(
         first_boot,
         replayed,
@@ -189,14 +234,17 @@ pub async fn unseal_once(
     Ok(())
 }
 
-/// Sends the stored records from `from` on, in pages that fit a frame; returns how many.
-async fn replay(enclave: &EnclaveClient, store: &dyn Store, from: u64) -> Result<u64, UnsealError> {
+/// Sends the stored records from `from` on, in pages that fit a frame, as `ReplayRecords`
+/// (boot) or `CatchUp` (a replica); returns the enclave's next sequence number.
+pub async fn send_records(
+    enclave: &EnclaveClient,
+    store: &dyn Store,
+    from: u64,
+    catch_up: bool,
+) -> Result<u64, UnsealError> {
     let mut next = from;
     loop {
         let rows = store.audit_range(next, REPLAY_BATCH).await?;
-        if rows.is_empty() {
-            return Ok(next - from);
-        }
         let mut page: Vec<AuditRecord> = Vec::new();
         let mut bytes = 0usize;
         for (seq, line) in rows {
@@ -211,14 +259,23 @@ async fn replay(enclave: &EnclaveClient, store: &dyn Store, from: u64) -> Result
             page.push(AuditRecord { seq, line });
         }
         if page.is_empty() {
-            return Ok(next - from);
+            return Ok(next);
         }
         let sent = page.len() as u64;
-        match call(enclave, Request::ReplayRecords { records: page }).await? {
-            Response::ReplayFrom { seq } if seq == next + sent => next = seq,
+        let request = if catch_up {
+            Request::CatchUp { records: page }
+        } else {
+            Request::ReplayRecords { records: page }
+        };
+        match call(enclave, request).await? {
+            Response::ReplayFrom { seq } | Response::CaughtUp { next_seq: seq }
+                if seq == next + sent =>
+            {
+                next = seq
+            }
             other => {
                 return Err(UnsealError::Unexpected(format!(
-                    "expected ReplayFrom after {} records, got {other:?}",
+                    "expected the enclave at {} after the records, got {other:?}",
                     next + sent
                 )));
             }
@@ -263,17 +320,16 @@ pub async fn supervise(
     health: Arc<Health>,
     audit: Arc<AuditTracker>,
     genesis: Option<Vec<u8>>,
+    replica: Option<Arc<Replica>>,
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let outcome = match call(&enclave, Request::Status).await {
             Ok(Response::Status(Phase::Ready)) => {
-                let due = store
-                    .root()
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|r| audit.stored() >= r.snapshot_seq + SNAPSHOT_EVERY);
+                let due = store.root().await.ok().flatten().is_some_and(|r| {
+                    let stored = replica.as_ref().map_or(audit.stored(), |r| r.next());
+                    stored >= r.snapshot_seq + SNAPSHOT_EVERY
+                });
                 if due && let Err(e) = take_snapshot(&enclave, store.as_ref()).await {
                     // Only the next boot's replay grows; nothing is lost.
                     tracing::warn!(error = %e, "snapshot failed; will try again");
@@ -282,7 +338,15 @@ pub async fn supervise(
             }
             Ok(Response::Status(Phase::AwaitingRootKey)) => {
                 tracing::info!("enclave awaits its root key; asking KMS");
-                unseal_once(&enclave, &kms, store.as_ref(), &audit, genesis.as_deref()).await
+                unseal_once(
+                    &enclave,
+                    &kms,
+                    store.as_ref(),
+                    &audit,
+                    genesis.as_deref(),
+                    replica.as_deref(),
+                )
+                .await
             }
             Ok(other) => Err(UnsealError::Unexpected(format!("{other:?}"))),
             Err(e) => Err(e),

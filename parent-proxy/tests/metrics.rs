@@ -52,6 +52,7 @@ async fn app(dir: &Path, socket: &Path) -> axum::Router {
         metrics,
         audit: Arc::default(),
         rpc_tokens: None,
+        replica: None,
     })
 }
 
