@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test test-env eif-tool lint fmt fuzz bench eif repro clean
+.PHONY: all build run run-cluster test test-env eif-tool lint fmt fuzz bench eif repro clean
 
 all: build
 
@@ -12,6 +12,11 @@ build:
 ## The whole system in mock mode, in the foreground (Ctrl-C stops it). State in ./data.
 run:
 	bash scripts/run.sh
+
+## One deployment as three replicas over PostgreSQL behind HAProxy, in mock mode (Ctrl-C
+## stops it). One URL: http://127.0.0.1:8080. State in ./data-cluster.
+run-cluster:
+	bash scripts/run-cluster.sh
 
 ## Every test: unit, property, integration and interop tests (installs the test clients first).
 # `build --all-targets` makes the plain binaries the end-to-end tests run (the proxy has no

@@ -4,7 +4,7 @@
 # it). Idempotent and safe to run concurrently. With --system, only the Debian packages
 # (what `make eif-tool` and `make lint` need), and nothing is printed.
 #   - Debian packages: python3 + venv, openssl, nodejs + npm, postgresql (its server
-#     programs), and pkg-config + libssl-dev for the EIF tool's openssl-sys (only if
+#     programs), haproxy, and pkg-config + libssl-dev for the EIF tool's openssl-sys (only if
 #     missing; needs root or sudo)
 #   - a virtualenv at target/test-venv with the independent implementations the tests
 #     compare against (cbor2 + cryptography for COSE/X.509, eth-account, web3.py).
@@ -31,6 +31,8 @@ pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 # (initdb + postgres on loopback, strongroom-store's testing module); the package's own
 # cluster is not used.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# The replica tests and `make run-cluster` put HAProxy in front of the replicas.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
