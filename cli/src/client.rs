@@ -140,8 +140,9 @@ pub struct Api {
 
 impl Api {
     /// A client for the server at `base`, verifying answers as `verify` says.
-    pub fn new(base: &str, timeout: Duration, verify: &VerifyOptions<'_>) -> Result<Self> {
-        let mut client = Client::new(base, timeout)
+    pub fn new(bases: &[String], timeout: Duration, verify: &VerifyOptions<'_>) -> Result<Self> {
+        let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
+        let mut client = Client::with_replicas(&bases, timeout)
             .map_err(cli_error)?
             .with_notices(|notice| eprintln!("{notice}"));
         if let Some(verifier) = verify.verifier()? {
@@ -320,7 +321,12 @@ mod tests {
             401,
             r#"{"error":{"code":"unauthenticated","message":"stamp key 00 is not a principal key"}}"#,
         )]);
-        let api = Api::new(&url, Duration::from_secs(5), &VerifyOptions::default()).unwrap();
+        let api = Api::new(
+            std::slice::from_ref(&url),
+            Duration::from_secs(5),
+            &VerifyOptions::default(),
+        )
+        .unwrap();
         let key = test_key();
         let err = api
             .stamped(&Route::CreateKey, Some(b"{}"), &key)
@@ -354,7 +360,7 @@ mod tests {
             "no answer from http://h/v1/keys within 3 s (--timeout)"
         );
         let e = Api::new(
-            "ftp://h/",
+            &["ftp://h/".to_string()],
             Duration::from_secs(1),
             &VerifyOptions::default(),
         )

@@ -35,15 +35,18 @@ use crate::principal::PrincipalKeyChoice;
 #[derive(Parser)]
 #[command(name = "strongroom", version, about)]
 struct Cli {
-    /// The Strongroom server (the parent proxy's HTTP API).
+    /// The Strongroom server (the parent proxy's HTTP API, or a load balancer in front of
+    /// replicas). Several (`--url A --url B`, or `A,B`): a deployment's replicas, tried in
+    /// turn when one cannot be reached or answers 503.
     #[arg(
         long,
         global = true,
         value_name = "URL",
         env = "STRONGROOM_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:8080"
     )]
-    url: String,
+    url: Vec<String>,
     /// Give up on a request after this many seconds.
     #[arg(
         long,

@@ -2,6 +2,7 @@
 //! `<status> <code>: <message>`, and with a [`Verifier`] checks every enclave answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -106,7 +107,11 @@ type Notices = Box<dyn Fn(&str) + Send + Sync>;
 /// the client fetches and verifies that document itself the first time it meets an
 /// identity. An answer that fails is an error, never data.
 pub struct Client {
-    base: Url,
+    /// The replicas' URLs, tried in turn; `current` answered last.
+    bases: Vec<Url>,
+    current: AtomicUsize,
+    /// Sent as [`SESSION_HEADER`], so a load balancer keeps this client on one replica.
+    session: String,
     http: reqwest::blocking::Client,
     timeout: Duration,
     verifier: Option<Arc<Verifier>>,
@@ -116,7 +121,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base.as_str())
+            .field("base", &self.base().as_str())
             .field("timeout", &self.timeout)
             .field("verifier", &self.verifier)
             .finish_non_exhaustive()
@@ -127,16 +132,46 @@ impl Client {
     /// A client for the server at `base` (http or https; a path prefix is kept), with a
     /// per-request timeout, and no verifier.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let url = Url::parse(base).map_err(|e| ClientError::BadUrl {
-            base: base.to_string(),
-            reason: Some(e.to_string()),
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(ClientError::BadUrl {
+        Self::with_replicas(&[base], timeout)
+    }
+
+    /// A client for a deployment's replicas (or load balancers) at `bases`, tried in turn:
+    /// a request that cannot connect, times out or is answered 503 goes to the next, with
+    /// the same stamp — a request one replica decided is refused by the others as used,
+    /// never decided twice. The URLs may differ in scheme, host and port, not in path.
+    pub fn with_replicas(bases: &[&str], timeout: Duration) -> Result<Self, ClientError> {
+        let parse = |base: &&str| {
+            let url = Url::parse(base).map_err(|e| ClientError::BadUrl {
                 base: base.to_string(),
-                reason: None,
+                reason: Some(e.to_string()),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                return Err(ClientError::BadUrl {
+                    base: base.to_string(),
+                    reason: None,
+                });
+            }
+            Ok(url)
+        };
+        let urls = bases.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = urls.first() else {
+            return Err(ClientError::BadUrl {
+                base: String::new(),
+                reason: Some("no server URL".into()),
+            });
+        };
+        if let Some(other) = urls.iter().find(|u| u.path() != first.path()) {
+            return Err(ClientError::BadUrl {
+                base: other.to_string(),
+                reason: Some(format!(
+                    "replicas' URLs must have the same path as {first} (they differ only in \
+                     scheme, host and port)"
+                )),
             });
         }
+        let base = first.as_str();
+        let mut session = [0u8; 8];
+        getrandom::fill(&mut session).map_err(|e| ClientError::Randomness(e.to_string()))?;
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .build()
@@ -145,7 +180,9 @@ impl Client {
                 cause: format!("starting the HTTP client: {}", root_cause(&e)),
             })?;
         Ok(Self {
-            base: url,
+            bases: urls,
+            current: AtomicUsize::new(0),
+            session: hex::encode(session),
             http,
             timeout,
             verifier: None,
@@ -168,7 +205,7 @@ impl Client {
 
     /// The server's base URL, as the known deployments remember its endpoint.
     pub fn base(&self) -> &Url {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
     }
 
     /// The verifier, if any.
@@ -181,8 +218,9 @@ impl Client {
     /// with [`Url::query_pairs_mut`]). The base's own path (a proxy mount point) stays in
     /// front.
     pub fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let prefix = self.base.path().trim_end_matches('/');
+        let base = self.base();
+        let mut url = base.clone();
+        let prefix = base.path().trim_end_matches('/');
         url.set_path(&format!("{prefix}{path}"));
         url
     }
@@ -414,7 +452,8 @@ impl Client {
         Ok((Verification::Verified, Some(verified)))
     }
 
-    /// One HTTP exchange: the status, answer signatures and body bytes.
+    /// One HTTP exchange, at the current replica and, while it cannot be reached or
+    /// answers 503, at the next ones (each once), with the same stamp and body.
     fn exchange(
         &self,
         method: Method,
@@ -423,7 +462,40 @@ impl Client {
         stamp: Option<&str>,
         max_len: usize,
     ) -> Result<Received, ClientError> {
-        let mut request: RequestBuilder = self.http.request(method, url.clone());
+        let mut url = url.clone();
+        let mut left = self.bases.len();
+        loop {
+            left -= 1;
+            let result = self.exchange_once(method.clone(), &url, body, stamp, max_len);
+            let retriable = match &result {
+                Ok(r) => r.status == StatusCode::SERVICE_UNAVAILABLE,
+                Err(e) => matches!(e, ClientError::Connect { .. } | ClientError::Timeout { .. }),
+            };
+            if !retriable || left == 0 {
+                return result;
+            }
+            let from = self.base().clone();
+            let next = (self.current.load(Ordering::Relaxed) + 1) % self.bases.len();
+            self.current.store(next, Ordering::Relaxed);
+            let to = self.base();
+            self.notice(&format!("{from} did not answer; trying {to}"));
+            url = rebase(&url, &from, to);
+        }
+    }
+
+    /// One HTTP exchange: the status, answer signatures and body bytes.
+    fn exchange_once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        stamp: Option<&str>,
+        max_len: usize,
+    ) -> Result<Received, ClientError> {
+        let mut request: RequestBuilder = self
+            .http
+            .request(method, url.clone())
+            .header(SESSION_HEADER, &self.session);
         if let Some(stamp) = stamp {
             request = request.header(STAMP_HEADER, stamp);
         }
@@ -486,6 +558,21 @@ impl Client {
             ClientError::Transport { url, cause }
         }
     }
+}
+
+/// The header that names a client's session, so a load balancer (`balance
+/// hdr(X-Strongroom-Session)` in HAProxy) keeps one client on one replica: the attestation
+/// it fetches then names the identity that answered it.
+pub const SESSION_HEADER: &str = "X-Strongroom-Session";
+
+/// `url` (made on `from`) on `to`: the same path and query.
+fn rebase(url: &Url, from: &Url, to: &Url) -> Url {
+    let prefix = from.path().trim_end_matches('/');
+    let rest = url.path().strip_prefix(prefix).unwrap_or(url.path());
+    let mut out = to.clone();
+    out.set_path(&format!("{}{rest}", to.path().trim_end_matches('/')));
+    out.set_query(url.query());
+    out
 }
 
 /// The innermost error: reqwest's own message only says "error sending request".

@@ -809,3 +809,47 @@ fn no_attestation_document_means_no_verified_answer() {
         "{e}"
     );
 }
+
+#[test]
+fn a_replica_that_cannot_be_reached_or_is_unavailable_hands_over_to_the_next() {
+    let server = spawn(good_pcrs());
+    // A port nothing listens on, then a server answering 503 to everything, then the real one.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{addr}")
+    };
+    let down = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = Router::new().fallback(|| async { unreachable_enclave() });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        format!("http://{addr}")
+    };
+    let client = Client::with_replicas(&[&closed, &down, &server.url], Duration::from_secs(10))
+        .unwrap()
+        .with_verifier(Arc::new(verifier(&server)));
+    let answer = sign_digest(&client, "k").unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(client.base().as_str(), format!("{}/", server.url));
+    // One stamp, sent on: the enclave saw it once.
+    assert_eq!(server.seen().len(), 1);
+    // Every replica down: the last one's answer is the error.
+    let none = Client::with_replicas(&[&closed, &down], Duration::from_secs(10)).unwrap();
+    let e = sign_digest(&none, "k").unwrap_err();
+    assert_eq!(e.api_code(), None, "{e}");
+    assert!(e.to_string().contains("503"), "{e}");
+    // Replicas' URLs differ only in scheme, host and port.
+    assert!(Client::with_replicas(&["http://a/x", "http://b/y"], Duration::from_secs(1)).is_err());
+}
