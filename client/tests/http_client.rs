@@ -351,12 +351,21 @@ fn spawn(pcrs: BTreeMap<u16, Vec<u8>>) -> Server {
         seen: Mutex::new(Vec::new()),
         before_boot: Mutex::new((0, true)),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = Router::new()
         .fallback(handle)
         .with_state(Arc::clone(&enclave));
+    Server {
+        url: serve(app),
+        enclave,
+        root,
+    }
+}
+
+/// Serves `app` on a loopback port from a thread of its own; its base URL.
+fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -367,11 +376,7 @@ fn spawn(pcrs: BTreeMap<u16, Vec<u8>>) -> Server {
             axum::serve(listener, app).await.unwrap();
         });
     });
-    Server {
-        url: format!("http://{addr}"),
-        enclave,
-        root,
-    }
+    format!("http://{addr}")
 }
 
 /// A verifier that trusts the stand-in's root and the good image.
@@ -820,23 +825,7 @@ fn a_replica_that_cannot_be_reached_or_is_unavailable_hands_over_to_the_next() {
         drop(l);
         format!("http://{addr}")
     };
-    let down = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = Router::new().fallback(|| async { unreachable_enclave() });
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        format!("http://{addr}")
-    };
+    let down = serve(Router::new().fallback(|| async { unreachable_enclave() }));
     let client = Client::with_replicas(&[&closed, &down, &server.url], Duration::from_secs(10))
         .unwrap()
         .with_verifier(Arc::new(verifier(&server)));
