@@ -7,6 +7,7 @@
 #   stop     fast shutdown (connections closed; everything committed stays).
 #   restart  stop, then start on the same port.
 #   url      prints postgres://strongroom@127.0.0.1:PORT/strongroom.
+#   psql SQL runs SQL on the database (tests: a hostile database's hand).
 # initdb refuses to run as root: as root, the server runs as the `postgres` user (which
 # Debian's postgresql package creates). The server programs are found in
 # STRONGROOM_PG_BIN, else the newest /usr/lib/postgresql/*/bin.
@@ -15,7 +16,7 @@ dir=${1:?usage: pg.sh DIR start|stop|restart|url [PORT]}
 cmd=${2:?usage: pg.sh DIR start|stop|restart|url [PORT]}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-if [ -n "${3:-}" ]; then echo "$3" > "$dir/port"; fi
+if [ -n "${3:-}" ] && [ "$cmd" != psql ]; then echo "$3" > "$dir/port"; fi
 [ -f "$dir/port" ] || echo 54329 > "$dir/port"
 port=$(cat "$dir/port")
 url="postgres://strongroom@127.0.0.1:$port/strongroom"
@@ -57,5 +58,6 @@ case "$cmd" in
   stop) stop ;;
   restart) stop; start ;;
   url) echo "$url" ;;
+  psql) pg psql -h 127.0.0.1 -p "$port" -U strongroom -d strongroom -Atqc "${3:?pg.sh DIR psql SQL}" ;;
   *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

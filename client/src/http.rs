@@ -136,7 +136,8 @@ impl Client {
     }
 
     /// A client for a deployment's replicas (or load balancers) at `bases`, tried in turn:
-    /// a request that cannot connect, times out or is answered 503 goes to the next, with
+    /// a request that cannot connect, loses its connection, times out or is answered 503
+    /// goes to the next, with
     /// the same stamp — a request one replica decided is refused by the others as used,
     /// never decided twice. The URLs may differ in scheme, host and port, not in path.
     pub fn with_replicas(bases: &[&str], timeout: Duration) -> Result<Self, ClientError> {
@@ -343,7 +344,21 @@ impl Client {
     /// The raw 200 body of an unsigned proxy endpoint (`/v1/audit` is NDJSON), at most
     /// `max_len` bytes; longer is an error, read no further.
     pub fn get_unsigned_bytes(&self, url: &Url, max_len: usize) -> Result<Vec<u8>, ClientError> {
-        let received = self.exchange(Method::GET, url, None, None, max_len)?;
+        self.unsigned_bytes(url, max_len, true)
+    }
+
+    /// [`Client::get_unsigned_bytes`], at the current replica only unless `failover`.
+    fn unsigned_bytes(
+        &self,
+        url: &Url,
+        max_len: usize,
+        failover: bool,
+    ) -> Result<Vec<u8>, ClientError> {
+        let received = if failover {
+            self.exchange(Method::GET, url, None, None, max_len)?
+        } else {
+            self.exchange_once(Method::GET, url, None, None, max_len)?
+        };
         if received.status == StatusCode::OK {
             return Ok(received.bytes);
         }
@@ -369,7 +384,8 @@ impl Client {
         let mut url = self.url(ProxyRoute::Attestation.path());
         url.query_pairs_mut()
             .append_pair("nonce", &hex::encode(nonce));
-        let answer = self.get_unsigned_url(&url)?;
+        // From the replica that answered last, whose identity it must name: not another.
+        let answer = parse_json(&url, &self.unsigned_bytes(&url, MAX_ANSWER_LEN, false)?)?;
         let bad = |reason: &str| ClientError::BadAttestationAnswer {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -469,7 +485,14 @@ impl Client {
             let result = self.exchange_once(method.clone(), &url, body, stamp, max_len);
             let retriable = match &result {
                 Ok(r) => r.status == StatusCode::SERVICE_UNAVAILABLE,
-                Err(e) => matches!(e, ClientError::Connect { .. } | ClientError::Timeout { .. }),
+                // However far the request got, sending it on is safe: its stamp is good
+                // for one decision, which every replica refuses to make twice.
+                Err(e) => matches!(
+                    e,
+                    ClientError::Connect { .. }
+                        | ClientError::Timeout { .. }
+                        | ClientError::Transport { .. }
+                ),
             };
             if !retriable || left == 0 {
                 return result;

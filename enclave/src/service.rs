@@ -999,7 +999,9 @@ impl<N: Nsm> Enclave<N> {
         let Ok(mut slot) = ready.pending.lock() else {
             return err(ErrorCode::Internal, "decision lock poisoned");
         };
+        // (Checked before taking: a request already Lost stays Lost for Redecide.)
         if !records.is_empty()
+            && matches!(*slot, Some(Pending::Awaiting(_)))
             && let Some(Pending::Awaiting(a)) = slot.take()
         {
             *slot = Some(Pending::Lost(Box::new(a.call)));

@@ -108,6 +108,7 @@ fn replica_err(e: ReplicaError) -> ApiError {
         ReplicaError::Store(e) => store_err(e),
         ReplicaError::Contended(_) => ApiError::new(ApiErrorCode::NotReady, e.to_string()),
         ReplicaError::Enclave(crate::unseal::UnsealError::Refused(e)) => e.into(),
+        ReplicaError::Enclave(crate::unseal::UnsealError::Store(e)) => store_err(e),
         ReplicaError::Enclave(crate::unseal::UnsealError::Enclave(e)) => {
             tracing::warn!(error = %e, "enclave unreachable");
             ApiError::new(ApiErrorCode::NotReady, e.to_string())

@@ -14,7 +14,7 @@
 //! behind.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use strongroom_protocol::messages::{Answer, Call, Request, Response};
@@ -41,6 +41,8 @@ pub struct Replica {
     turn: Mutex<()>,
     /// The enclave's next sequence number, as last seen.
     next: AtomicU64,
+    /// Whether this process has met its enclave since it (the enclave) booted.
+    adopted: AtomicBool,
 }
 
 /// Why a replica's call or catch-up failed.
@@ -67,6 +69,7 @@ impl Replica {
             name: name.into(),
             turn: Mutex::new(()),
             next: AtomicU64::new(0),
+            adopted: AtomicBool::new(false),
         }
     }
 
@@ -78,6 +81,13 @@ impl Replica {
     /// Notes the enclave's next sequence number.
     pub fn at(&self, next: u64) {
         self.next.store(next, Ordering::SeqCst);
+    }
+
+    /// The enclave booted (this process unsealed it): nothing of an earlier process waits
+    /// in it.
+    pub fn booted(&self, next: u64) {
+        self.at(next);
+        self.adopted.store(true, Ordering::SeqCst);
     }
 
     /// Relays a call and sees its decision through: appended and released, or decided
@@ -92,10 +102,28 @@ impl Replica {
     ) -> Result<Answer, ReplicaError> {
         // Reads are answered from the enclave's state without records; decisions take turns.
         let _turn = if stamped {
-            Some(self.turn.lock().await)
+            let turn = self.turn.lock().await;
+            self.adopt(enclave).await?;
+            Some(turn)
         } else {
             None
         };
+        let result = self.see_through(enclave, store, metrics, call).await;
+        if result.is_err() {
+            // Whatever the enclave holds of this call is dropped: its answer is never
+            // released, and a record that did land is caught up like another replica's.
+            let _ = ask(enclave, Request::Abandon).await;
+        }
+        result
+    }
+
+    async fn see_through(
+        &self,
+        enclave: &EnclaveClient,
+        store: &dyn Store,
+        metrics: &Metrics,
+        call: Call,
+    ) -> Result<Answer, ReplicaError> {
         let mut response = ask(enclave, Request::Call(call)).await?;
         for _ in 0..MAX_ATTEMPTS {
             let effects = match response {
@@ -124,28 +152,60 @@ impl Replica {
                 }
                 Err(StoreError::AuditConflict { .. }) => {
                     metrics.replica_conflict();
-                    self.catch_up_from(enclave, store, metrics, first).await?;
+                    self.catch_up(enclave, store, metrics).await?;
                     response = ask(enclave, Request::Redecide).await?;
                 }
-                Err(e) => {
-                    // Stored or not (a connection lost at commit), the answer is never
-                    // released; a record that did land is caught up like another's.
-                    let _ = ask(enclave, Request::Abandon).await;
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             }
         }
-        let _ = ask(enclave, Request::Abandon).await;
         Err(ReplicaError::Contended(MAX_ATTEMPTS))
     }
 
-    async fn catch_up_from(
+    /// The first time this proxy meets its enclave (an enclave that kept running while an
+    /// earlier proxy process died may hold that process's decision): drops any decision
+    /// awaiting its append — stored or not, its answer is never released, and a stored
+    /// record is caught up like another replica's — and learns where the enclave stands.
+    async fn adopt(&self, enclave: &EnclaveClient) -> Result<(), ReplicaError> {
+        if self.adopted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match ask(enclave, Request::Abandon).await? {
+            Response::CaughtUp { next_seq } => self.at(next_seq),
+            other => {
+                return Err(UnsealError::Unexpected(format!(
+                    "expected the enclave's position, got {other:?}"
+                ))
+                .into());
+            }
+        }
+        self.adopted.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Feeds the enclave the stored records from where it stands (it says where: this
+    /// proxy may have restarted beside an enclave that kept running).
+    async fn catch_up(
         &self,
         enclave: &EnclaveClient,
         store: &dyn Store,
         metrics: &Metrics,
-        from: u64,
     ) -> Result<(), ReplicaError> {
+        let from = match ask(
+            enclave,
+            Request::CatchUp {
+                records: Vec::new(),
+            },
+        )
+        .await?
+        {
+            Response::CaughtUp { next_seq } => next_seq,
+            other => {
+                return Err(UnsealError::Unexpected(format!(
+                    "expected the enclave's position, got {other:?}"
+                ))
+                .into());
+            }
+        };
         let next = send_records(enclave, store, from, true).await?;
         metrics.replica_caught_up(next.saturating_sub(from));
         self.at(next);
@@ -167,8 +227,8 @@ impl Replica {
             return Ok(());
         }
         let _turn = self.turn.lock().await;
-        let from = self.next();
-        self.catch_up_from(enclave, store, metrics, from).await?;
+        self.adopt(enclave).await?;
+        self.catch_up(enclave, store, metrics).await?;
         metrics.replica_lag(head.map_or(0, |h| (h + 1).saturating_sub(self.next())));
         Ok(())
     }

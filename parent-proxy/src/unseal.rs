@@ -221,7 +221,7 @@ pub async fn unseal_once(
     let replayed = next - seq;
     audit.reset(store.audit_stored().await?);
     if let Some(replica) = replica {
-        replica.at(next + 1);
+        replica.booted(next + 1);
     }
     tracing::info!(
         first_boot,

@@ -11,24 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
-use strongroom_e2e::{Stack, bin_dir, temp_data};
+use serde_json::Value;
+use strongroom_e2e::{Stack, bin_dir, temp_data, transfer_file};
 
 /// 0.1 ETH: 50 of them fill the 5 ETH per key per 24 h.
 const TENTH: u128 = 100_000_000_000_000_000;
 const LIMIT: usize = 50;
 const CLIENTS: usize = 8;
 const CRASHES: usize = 4;
-
-fn transfer_file(dir: &std::path::Path, nonce: u64) -> std::path::PathBuf {
-    let file = dir.join(format!("tx-{nonce}.json"));
-    let tx = json!({"transaction": {"type": "0x2", "chainId": "0x1",
-        "nonce": format!("0x{nonce:x}"), "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-        "value": format!("0x{TENTH:x}"), "gas": "0x5208",
-        "maxFeePerGas": "0x4a817c800", "maxPriorityFeePerGas": "0x3b9aca00"}});
-    std::fs::write(&file, tx.to_string()).unwrap();
-    file
-}
 
 /// A small deterministic generator: the seed is printed so a failure can be replayed.
 struct Lcg(u64);
@@ -78,7 +68,7 @@ fn kills_at_random_points_lose_no_released_signature_and_no_velocity() {
                 let start = Instant::now();
                 while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(240) {
                     let n = nonce.fetch_add(1, Ordering::Relaxed);
-                    let file = transfer_file(&data, n);
+                    let file = transfer_file(&data, n, TENTH);
                     let url = url.lock().unwrap().clone();
                     let out = std::process::Command::new(bin_dir().join("strongroom"))
                         .args(["--url", &url, "sign", "tx", "--key", &id, "--file"])
@@ -181,7 +171,7 @@ fn kills_at_random_points_lose_no_released_signature_and_no_velocity() {
     // The velocity total is the chain's: exactly what is left of the 5 ETH signs now.
     let mut more = 0;
     for n in 0..(LIMIT as u64 + 1) {
-        let file = transfer_file(&data, 1_000_000 + n);
+        let file = transfer_file(&data, 1_000_000 + n, TENTH);
         let out = stack.cli(&["sign", "tx", "--key", &id, "--file", file.to_str().unwrap()]);
         if !out.status.success() {
             let e = String::from_utf8_lossy(&out.stderr);

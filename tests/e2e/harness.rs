@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod cluster;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -51,7 +53,26 @@ pub fn temp_data(tag: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+/// `count` consecutive loopback ports nothing listens on, below Linux's ephemeral range
+/// (32768 and up): a server that stops and starts again on one of them cannot find it
+/// taken by some other process's outgoing connection or `free_port` meanwhile.
+pub fn fixed_ports(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(31);
+    loop {
+        let offset = NEXT.fetch_add(count, Ordering::Relaxed).wrapping_add(seed) % 12_000;
+        let first = 20_000 + offset;
+        let all_free = (first..first + count)
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+}
+
+/// A loopback port nothing listens on (now).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -218,18 +239,8 @@ impl Stack {
     }
 
     fn shutdown(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            terminate(&child);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("run.sh did not stop on TERM within 20 s");
+        if let Some(child) = self.child.take() {
+            stop_script(child, "run.sh", Duration::from_secs(20));
         }
     }
 }
@@ -245,11 +256,38 @@ impl Drop for Stack {
     }
 }
 
+/// Sends a run script TERM and waits `limit` for it to stop everything and exit; kills it
+/// and panics if it does not.
+pub fn stop_script(mut child: Child, name: &str, limit: Duration) {
+    terminate(&child);
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{name} did not stop on TERM within {limit:?}");
+}
+
+/// A file with a type-2 transfer of `wei` on chain 1 with nonce `nonce`, for `sign tx`.
+pub fn transfer_file(dir: &Path, nonce: u64, wei: u128) -> PathBuf {
+    let file = dir.join(format!("tx-{nonce}.json"));
+    let tx = serde_json::json!({"transaction": {"type": "0x2", "chainId": "0x1",
+        "nonce": format!("0x{nonce:x}"), "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "value": format!("0x{wei:x}"), "gas": "0x5208",
+        "maxFeePerGas": "0x4a817c800", "maxPriorityFeePerGas": "0x3b9aca00"}});
+    std::fs::write(&file, tx.to_string()).unwrap();
+    file
+}
+
 /// Sends run.sh TERM. It stops everything alike on INT and TERM; TERM, because a test
 /// runner started in the background of a non-interactive shell hands its children SIGINT
 /// ignored, and bash cannot trap a signal ignored on entry: run.sh and its components would
 /// keep running.
-fn terminate(run_sh: &Child) {
+pub fn terminate(run_sh: &Child) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(run_sh.id().to_string())
