@@ -59,9 +59,10 @@ impl Payload {
     }
 }
 
-/// The server under test, and the principal key that stamps every request to it.
+/// The server under test (one, or a deployment's replicas, client `i` using replica
+/// `i mod n`), and the principal key that stamps every request to it.
 pub struct Target {
-    base: Url,
+    bases: Vec<Url>,
     http: Client,
     principal: SigningKey,
 }
@@ -206,10 +207,17 @@ fn unix_now() -> Result<u64> {
 impl Target {
     /// A client for the server at `base`, with a keep-alive connection per client, stamping
     /// with `principal`.
-    pub fn new(base: &str, clients: usize, principal: SigningKey) -> Result<Self> {
-        let url = Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            bail!("--url {base:?}: expected an http:// or https:// URL");
+    pub fn new(bases: &[String], clients: usize, principal: SigningKey) -> Result<Self> {
+        let mut urls = Vec::with_capacity(bases.len());
+        for base in bases {
+            let url = Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                bail!("--url {base:?}: expected an http:// or https:// URL");
+            }
+            urls.push(url);
+        }
+        if urls.is_empty() {
+            bail!("no --url");
         }
         let http = Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -218,7 +226,7 @@ impl Target {
             .build()
             .context("starting the HTTP client")?;
         Ok(Self {
-            base: url,
+            bases: urls,
             http,
             principal,
         })
@@ -227,16 +235,22 @@ impl Target {
     /// The URL of an API path ([`Route::path`], [`ProxyRoute::path`]); the base's own
     /// path (a proxy mount point) stays in front.
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let prefix = self.base.path().trim_end_matches('/');
+        self.url_at(0, path)
+    }
+
+    /// [`Target::url`] at replica `i` (mod their number).
+    fn url_at(&self, i: usize, path: &str) -> Url {
+        let base = &self.bases[i % self.bases.len()];
+        let mut url = base.clone();
+        let prefix = base.path().trim_end_matches('/');
         url.set_path(&format!("{prefix}{path}"));
         url
     }
 
-    /// The URL that signs `payload` with `key`.
-    fn sign_url(&self, key: &Key, payload: Payload) -> Result<Url> {
+    /// The URL at which client `i` signs `payload` with `key`.
+    fn sign_url(&self, i: usize, key: &Key, payload: Payload) -> Result<Url> {
         let route = Route::Sign(Id::new(key.id.as_str())?, payload.kind());
-        Ok(self.url(&route.path()))
+        Ok(self.url_at(i, &route.path()))
     }
 
     /// A stamp for `method url` with exactly `body` ([`Stamp::make`], as every client
@@ -598,7 +612,6 @@ async fn merge(
 /// Runs the plan against `key`: warm-up, then the measured window, all clients at once,
 /// each in a closed loop.
 pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome> {
-    let url = target.sign_url(key, plan.payload)?;
     let warmup_end = Instant::now() + plan.warmup;
     let end = warmup_end + plan.duration;
     let shared = Arc::new(Shared {
@@ -609,20 +622,20 @@ pub async fn run(target: Arc<Target>, key: &Key, plan: &Plan) -> Result<Outcome>
     });
     let marks = Arc::new(Marks::new(plan.segment));
     let tasks: Vec<_> = (0..plan.clients)
-        .map(|_| {
-            tokio::spawn(client(Job {
+        .map(|i| {
+            Ok(tokio::spawn(client(Job {
                 target: target.clone(),
                 shared: shared.clone(),
-                url: url.clone(),
+                url: target.sign_url(i, key, plan.payload)?,
                 payload: plan.payload,
                 warmup_end,
                 end,
                 verify_every: plan.verify_every.max(1),
                 pace: None,
                 marks: Some(marks.clone()),
-            }))
+            })))
         })
-        .collect();
+        .collect::<Result<_>>()?;
 
     tokio::time::sleep_until(warmup_end.into()).await;
     let cpu_start = cpu::snapshot();
@@ -659,7 +672,6 @@ pub async fn run_paced(target: Arc<Target>, key: &Key, plan: &PacedPlan) -> Resu
     if !(plan.rate.is_finite() && plan.rate > 0.0) {
         bail!("an open-loop rate must be positive, not {}", plan.rate);
     }
-    let url = target.sign_url(key, plan.payload)?;
     let clients = plan.clients.max(1);
     let interval = Duration::try_from_secs_f64(clients as f64 / plan.rate)
         .context("the open-loop rate is too low")?;
@@ -674,10 +686,10 @@ pub async fn run_paced(target: Arc<Target>, key: &Key, plan: &PacedPlan) -> Resu
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let offset = interval.mul_f64(i as f64 / clients as f64);
-            tokio::spawn(client(Job {
+            Ok(tokio::spawn(client(Job {
                 target: target.clone(),
                 shared: shared.clone(),
-                url: url.clone(),
+                url: target.sign_url(i, key, plan.payload)?,
                 payload: plan.payload,
                 warmup_end: start,
                 end,
@@ -687,9 +699,9 @@ pub async fn run_paced(target: Arc<Target>, key: &Key, plan: &PacedPlan) -> Resu
                     interval,
                 }),
                 marks: None,
-            }))
+            })))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let cpu_start = cpu::snapshot();
     let Merged {
         mut outcome,

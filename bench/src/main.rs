@@ -46,14 +46,16 @@ struct Args {
     /// Another benchmark instead of the signing one.
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// The Strongroom server (the parent proxy's HTTP API).
+    /// The Strongroom server (the parent proxy's HTTP API); several (repeated, or `A,B`):
+    /// a deployment's replicas, client `i` sending to replica `i mod n`.
     #[arg(
         long,
         value_name = "URL",
         env = "STRONGROOM_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:8080"
     )]
-    url: String,
+    url: Vec<String>,
     /// Concurrent clients, each with its own keep-alive connection.
     #[arg(
         long,
@@ -371,7 +373,7 @@ fn run(args: Args) -> Result<bool> {
     let report = Report {
         setup: Setup {
             cores,
-            url: args.url.clone(),
+            url: args.url.join(","),
             clients,
             warmup_seconds: args.warmup,
             duration_seconds: args.duration,

@@ -41,7 +41,7 @@ pub struct Report {
 pub struct Setup {
     /// Cores available to this process.
     pub cores: usize,
-    /// The server.
+    /// The server (replicas: their URLs, comma-separated).
     pub url: String,
     /// Concurrent clients.
     pub clients: usize,

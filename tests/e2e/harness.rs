@@ -63,8 +63,8 @@ pub fn fixed_ports(count: u16) -> u16 {
     loop {
         let offset = NEXT.fetch_add(count, Ordering::Relaxed).wrapping_add(seed) % 12_000;
         let first = 20_000 + offset;
-        let all_free = (first..first + count)
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        let all_free =
+            (first..first + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
         if all_free {
             return first;
         }
