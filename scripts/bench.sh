@@ -105,6 +105,8 @@ bench_single() {
 bench_cluster() {
   local n=$1; shift
   data=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")
+  # As root, PostgreSQL runs as the postgres user, which must reach its directory in here.
+  chmod 0755 "$data"
   local first=$(( 20000 + RANDOM % 10000 )) i urls=()
   STRONGROOM_SKIP_BUILD=1 STRONGROOM_PROFILE=release STRONGROOM_DATA_DIR="$data" \
     STRONGROOM_HTTP_ADDR="127.0.0.1:$(port)" STRONGROOM_KMS_ADDR="127.0.0.1:$(port)" \

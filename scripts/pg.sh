@@ -30,6 +30,10 @@ as_owner=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
   as_owner=(runuser -u postgres --)
+  if ! runuser -u postgres -- test -x "$dir"; then
+    echo "pg.sh: the postgres user cannot reach $dir (a parent directory is not searchable by it; chmod o+x it)" >&2
+    exit 1
+  fi
 fi
 pg() { "${as_owner[@]}" "$bin/$1" "${@:2}"; }
 

@@ -453,8 +453,17 @@ impl Client {
         let verified = match check() {
             Err(ClientError::UnknownIdentity(answered)) => {
                 // First answer from this boot of the enclave: learn its identity from a
-                // freshly challenged document, then check once more.
-                let attested = self.attest()?;
+                // freshly challenged document, then check once more. Behind a load
+                // balancer that does not keep a client on one replica, the document may
+                // come from another replica (each has its own identity): ask again, a few
+                // times, for the one that answered.
+                let mut attested = self.attest()?;
+                for _ in 0..ATTEST_ATTEMPTS {
+                    if attested.identity == answered {
+                        break;
+                    }
+                    attested = self.attest()?;
+                }
                 if attested.identity != answered {
                     return Err(ClientError::IdentityNotAttested {
                         answered,
@@ -582,6 +591,10 @@ impl Client {
         }
     }
 }
+
+/// How many more attestation documents a client asks for when one names another identity
+/// than the one that answered (another replica's, behind a load balancer).
+const ATTEST_ATTEMPTS: usize = 8;
 
 /// The header that names a client's session, so a load balancer (`balance
 /// hdr(X-Strongroom-Session)` in HAProxy) keeps one client on one replica: the attestation

@@ -1237,6 +1237,10 @@ impl<N: Nsm> Host for CallHost<'_, N> {
         self.redeciding
     }
 
+    fn replicated(&self) -> bool {
+        self.ready.replicated
+    }
+
     fn open_key(&self, key_id: &str, call: &Call) -> Result<KeyRecord, ApiError> {
         let sealed = call
             .key

@@ -120,6 +120,10 @@ pub trait Host {
     fn redeciding(&self) -> bool {
         false
     }
+    /// Whether this enclave is a replica, whose records leave it before its answers.
+    fn replicated(&self) -> bool {
+        false
+    }
 }
 
 /// The replay memory starts at boot: a stamp that expires before `boot + MAX_VALIDITY` may

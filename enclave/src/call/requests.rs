@@ -200,7 +200,7 @@ fn complete(
         if let Some(obj) = result.as_object_mut() {
             obj.insert("decision".into(), record.decided.decision.to_json_value());
         }
-        record.decided.output = Some(output_fields(&result));
+        record.decided.output = Some(output_fields(&result, host.replicated()));
         record.signed = Some(kept_result(&result));
         signed = Some(result);
     }

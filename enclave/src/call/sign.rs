@@ -97,7 +97,7 @@ pub(crate) fn sign_body(
         }
         Outcome::Allow => {
             let mut body = payload::sign(&job, key);
-            record.decided.output = Some(output_fields(&body));
+            record.decided.output = Some(output_fields(&body, host.replicated()));
             let decision = record.decided.decision.to_json_value();
             // Nothing leaves, and nothing counts, before the record is in the chain.
             host.append(&mut g, Record::Decision(record), now)?;

@@ -45,11 +45,28 @@ pub(crate) fn request_json(r: &PendingRequest) -> Value {
 
 /// What a signature produced, for the audit entry: hashes and the signature, not the
 /// (possibly large) raw transaction.
-pub(crate) fn output_fields(body: &Value) -> Value {
+///
+/// A replica's records leave the enclave before its answer (decide → append → release), and
+/// an answer whose records lose their place is never released: so a replica records not the
+/// signature but `signature_sha256`, the SHA-256 of the signature's text as released, which
+/// matches a released signature to its record and gives the parent nothing to use.
+pub(crate) fn output_fields(body: &Value, replica: bool) -> Value {
     let mut out = Map::new();
     for name in ["hash", "signing_hash", "signature"] {
         if let Some(v) = body.get(name) {
-            out.insert(name.into(), v.clone());
+            match (name, v.as_str()) {
+                ("signature", Some(text)) if replica => {
+                    let digest =
+                        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+                    out.insert(
+                        "signature_sha256".into(),
+                        hex::encode(digest.as_ref()).into(),
+                    );
+                }
+                _ => {
+                    out.insert(name.into(), v.clone());
+                }
+            }
         }
     }
     Value::Object(out)
