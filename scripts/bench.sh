@@ -134,19 +134,26 @@ if [ -z "$replicas" ]; then
 fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench-out.XXXXXX")
 echo "== one enclave over SQLite ==" >&2
-bench_single ${args[@]+"${args[@]}"} --json "$out/sqlite.json"
+# A run that fails (an error seen) still writes its figures; the table says which failed,
+# and so does the exit status.
+status=0
+bench_single ${args[@]+"${args[@]}"} --json "$out/sqlite.json" || status=1
 echo "== one replica over PostgreSQL ==" >&2
-bench_cluster 1 ${args[@]+"${args[@]}"} --json "$out/pg1.json"
+bench_cluster 1 ${args[@]+"${args[@]}"} --json "$out/pg1.json" || status=1
 echo "== $replicas replicas over PostgreSQL ==" >&2
-bench_cluster "$replicas" ${args[@]+"${args[@]}"} --json "$out/pgN.json"
+bench_cluster "$replicas" ${args[@]+"${args[@]}"} --json "$out/pgN.json" || status=1
 python3 - "$out" "$replicas" <<'PY'
 import json, sys
 out, n = sys.argv[1], sys.argv[2]
 rows = [("1 enclave, SQLite", "sqlite"), ("1 replica, PostgreSQL", "pg1"), (n + " replicas, PostgreSQL", "pgN")]
 print()
-print(f"{'':24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server µs/req':>14} {'÷ floor':>8} {'floor µs':>9}")
+print(f"{'':24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server µs/req':>14} {'÷ floor':>8} {'floor µs':>9} {'errors':>7}")
 for label, name in rows:
-    r = json.load(open(f"{out}/{name}.json"))
+    try:
+        r = json.load(open(f"{out}/{name}.json"))
+    except OSError:
+        print(f"{label:24} (no figures: the run did not finish)")
+        continue
     f = r["full_stack"]
     lat = f.get("latency") or {}
     cpu = (f.get("cpu_per_request") or {}).get("server_us")
@@ -155,6 +162,7 @@ for label, name in rows:
     fmt = lambda v, spec: format(v, spec) if v is not None else "-"
     print(f"{label:24} {f['throughput_rps']:9.0f} {fmt(lat.get('p50_us', 0) / 1000, '8.2f')} "
           f"{fmt(lat.get('p99_us', 0) / 1000, '8.2f')} {fmt(cpu, '14.0f')} {fmt(ratio, '7.1f')}x "
-          f"{floor:9.1f}")
+          f"{floor:9.1f} {f['errors']:7d}")
 print(f"\n(reports: {out}/*.json)")
 PY
+exit "$status"

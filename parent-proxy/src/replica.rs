@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use strongroom_protocol::messages::{Answer, Call, Request, Response};
-use strongroom_store::{Store, StoreError};
+use strongroom_store::{AppendLock, Store, StoreError};
 use tokio::sync::Mutex;
 
 use crate::enclave_client::EnclaveClient;
@@ -125,8 +125,29 @@ impl Replica {
         call: Call,
     ) -> Result<Answer, ReplicaError> {
         let mut response = ask(enclave, Request::Call(call)).await?;
+        // Taken after the first lost number: among replicas that lost one, one decides at
+        // a time, so none loses every time to the others.
+        let mut lock: Option<Box<dyn AppendLock>> = None;
+        let result = self
+            .attempts(enclave, store, metrics, &mut response, &mut lock)
+            .await;
+        if let Some(lock) = lock {
+            let _ = lock.release().await;
+        }
+        result
+    }
+
+    async fn attempts(
+        &self,
+        enclave: &EnclaveClient,
+        store: &dyn Store,
+        metrics: &Metrics,
+        response: &mut Response,
+        lock: &mut Option<Box<dyn AppendLock>>,
+    ) -> Result<Answer, ReplicaError> {
         for _ in 0..MAX_ATTEMPTS {
-            let effects = match response {
+            let response_now = std::mem::replace(response, Response::CaughtUp { next_seq: 0 });
+            let effects = match response_now {
                 Response::Answer(answer) => return Ok(answer),
                 Response::Append(effects) => effects,
                 other => {
@@ -148,12 +169,15 @@ impl Replica {
                 Ok(()) => {
                     metrics.replica_appended();
                     self.at(last + 1);
-                    response = ask(enclave, Request::Appended { seq: first }).await?;
+                    *response = ask(enclave, Request::Appended { seq: first }).await?;
                 }
                 Err(StoreError::AuditConflict { .. }) => {
                     metrics.replica_conflict();
+                    if lock.is_none() {
+                        *lock = Some(store.lock_appends().await?);
+                    }
                     self.catch_up(enclave, store, metrics).await?;
-                    response = ask(enclave, Request::Redecide).await?;
+                    *response = ask(enclave, Request::Redecide).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

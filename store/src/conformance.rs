@@ -21,6 +21,7 @@ pub const CHECKS: &[&str] = &[
     "concurrent_answers_fail_alone",
     "everything_survives_reopening",
     "a_later_layout_is_refused",
+    "the_append_lock_is_held_by_one_at_a_time",
 ];
 
 fn audit(seq: u64, line: &str) -> AuditRecord {
@@ -369,4 +370,33 @@ pub async fn a_later_layout_is_refused(db: &dyn Database) {
         [(0, "kept".to_string())],
         "left as it was"
     );
+}
+
+/// The append lock: while one handle (a replica) holds it, another waits; released, or
+/// dropped without release (its holder gone), the other gets it.
+pub async fn the_append_lock_is_held_by_one_at_a_time(db: &dyn Database) {
+    let a = db.open().await.unwrap();
+    let b = db.open().await.unwrap();
+    let held = a.lock_appends().await.unwrap();
+    let waiting = {
+        let b = Arc::clone(&b);
+        tokio::spawn(async move { b.lock_appends().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a second holder got the lock");
+    // Appends do not wait for it.
+    a.put_audit(&[audit(0, "e0")]).await.unwrap();
+    held.release().await.unwrap();
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the lock passed on")
+        .unwrap()
+        .unwrap();
+    // Dropped without release: the next one still gets it.
+    drop(second);
+    let third = tokio::time::timeout(std::time::Duration::from_secs(10), a.lock_appends())
+        .await
+        .expect("a dropped lock is free again")
+        .unwrap();
+    third.release().await.unwrap();
 }

@@ -96,6 +96,19 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
     /// The key a pending request will sign with.
     async fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError>;
+    /// Waits for the deployment's append lock and holds it until the guard is released or
+    /// dropped (or its process dies). Appends do not need it (the unique sequence numbers
+    /// keep them right); a replica takes it after losing a number, so that it cannot lose
+    /// every time to replicas that keep deciding: among replicas that take it, one appends
+    /// at a time.
+    async fn lock_appends(&self) -> Result<Box<dyn AppendLock>, StoreError>;
+}
+
+/// The deployment's append lock, held ([`Store::lock_appends`]).
+#[async_trait]
+pub trait AppendLock: Send {
+    /// Releases the lock (dropping the guard releases it too, less promptly).
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store a location names: `postgres://…` or `postgresql://…` (a PostgreSQL

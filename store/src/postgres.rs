@@ -17,7 +17,7 @@ use tokio_postgres::NoTls;
 
 use crate::error::error_chain;
 use crate::layout::{self, POSTGRES_OLDEST, POSTGRES_STEPS};
-use crate::{RootRecord, Store, StoreError, redact, to_i64, to_u64};
+use crate::{AppendLock, RootRecord, Store, StoreError, redact, to_i64, to_u64};
 
 /// Connections the pool opens at most, by default.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -28,6 +28,9 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 
 /// The advisory lock that serialises migrations between replicas starting at once.
 const MIGRATION_LOCK: i64 = 0x5354_524f_4e47; // "STRONG"
+
+/// The session advisory lock of [`Store::lock_appends`].
+const APPEND_LOCK: i64 = 0x5354_524f_4e48;
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -379,6 +382,14 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn lock_appends(&self) -> Result<Box<dyn AppendLock>, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&APPEND_LOCK])
+            .await?;
+        Ok(Box::new(PgAppendLock(Some(client))))
+    }
+
     async fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let statement = client
@@ -389,6 +400,31 @@ impl Store for PgStore {
             .await?
             .map(|r| r.try_get(0))
             .transpose()?)
+    }
+}
+
+/// The session lock, on a pooled connection of its own.
+struct PgAppendLock(Option<deadpool_postgres::Object>);
+
+#[async_trait]
+impl AppendLock for PgAppendLock {
+    async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
+        if let Some(client) = self.0.take() {
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&APPEND_LOCK])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgAppendLock {
+    fn drop(&mut self) {
+        // Not released: close the connection instead of returning it to the pool, and the
+        // server drops the session's lock with it.
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
     }
 }
 

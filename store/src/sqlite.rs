@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use strongroom_protocol::messages::{AuditRecord, Effects};
 
 use crate::layout::{self, SQLITE_OLDEST, SQLITE_STEPS};
-use crate::{RootRecord, Store, StoreError, to_i64, to_u64};
+use crate::{AppendLock, RootRecord, Store, StoreError, to_i64, to_u64};
 
 /// An answer's effects waiting for the next commit, and where its result goes.
 type Waiting = (
@@ -27,6 +27,8 @@ const MAX_BATCH: usize = 256;
 
 /// One SQLite file.
 pub struct SqliteStore {
+    /// `<file>.append-lock`: an exclusive file lock between processes sharing the file.
+    lock_path: std::path::PathBuf,
     reader: Mutex<Connection>,
     writer: Arc<Mutex<Connection>>,
     /// The commit thread's queue.
@@ -61,7 +63,10 @@ impl SqliteStore {
             .name("sqlite-commit".into())
             .spawn(move || commit_loop(&committer, &pending))
             .map_err(|e| StoreError::Backend(format!("starting the commit thread: {e}")))?;
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".append-lock");
         Ok(Self {
+            lock_path: lock_path.into(),
             reader: Mutex::new(reader),
             writer,
             queue,
@@ -355,6 +360,24 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn lock_appends(&self) -> Result<Box<dyn AppendLock>, StoreError> {
+        let path = self.lock_path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+            file.lock()
+                .map_err(|e| StoreError::Backend(format!("locking {}: {e}", path.display())))?;
+            Ok::<_, StoreError>(file)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        Ok(Box::new(FileLock(file)))
+    }
+
     async fn request_key(&self, request_id: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
             Ok(
@@ -363,6 +386,18 @@ impl Store for SqliteStore {
                     .optional()?,
             )
         })
+    }
+}
+
+/// A held file lock; closing the file releases it.
+struct FileLock(std::fs::File);
+
+#[async_trait]
+impl AppendLock for FileLock {
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        self.0
+            .unlock()
+            .map_err(|e| StoreError::Backend(format!("unlocking: {e}")))
     }
 }
 

@@ -57,4 +57,5 @@ on_every_backend!(
     concurrent_answers_fail_alone,
     everything_survives_reopening,
     a_later_layout_is_refused,
+    the_append_lock_is_held_by_one_at_a_time,
 );
