@@ -95,9 +95,11 @@ bench_single() {
       done
       ;;
   esac
+  local rc=0
   target/release/strongroom-bench --url "http://$http" --principal-key "$data/dev/principal.key" \
-    ${watch[@]+"${watch[@]}"} "$@"
+    ${watch[@]+"${watch[@]}"} "$@" || rc=$?
   cleanup
+  return "$rc"
 }
 
 # N replicas over PostgreSQL, as `make run-cluster` starts them; the clients spread over
@@ -123,9 +125,11 @@ bench_cluster() {
   for u in "${urls[@]}"; do
     target/release/strongroom --url "$u" health >/dev/null || { cat "$data/run.log"; exit 1; }
   done
+  local rc=0
   target/release/strongroom-bench --url "$(IFS=,; echo "${urls[*]}")" \
-    --principal-key "$data/dev/principal.key" "$@"
+    --principal-key "$data/dev/principal.key" "$@" || rc=$?
   cleanup
+  return "$rc"
 }
 
 if [ -z "$replicas" ]; then

@@ -29,6 +29,11 @@ use crate::unseal::{UnsealError, call as ask, send_records};
 /// try again (each loss means another replica decided meanwhile).
 pub const MAX_ATTEMPTS: u32 = 32;
 
+/// How long after losing a number a replica takes the append lock before deciding: while
+/// replicas decide at once, they take turns instead of racing (a race they keep losing
+/// costs a decision each time); when they stop, the lock's round trips stop too.
+pub const CONTENDED_FOR: Duration = Duration::from_secs(10);
+
 /// How often the background task compares the enclave with the database's head.
 pub const KEEP_UP_EVERY: Duration = Duration::from_millis(250);
 
@@ -43,6 +48,8 @@ pub struct Replica {
     next: AtomicU64,
     /// Whether this process has met its enclave since it (the enclave) booted.
     adopted: AtomicBool,
+    /// Until when (Unix ms) decisions take the append lock first: a number was lost.
+    contended_until: AtomicU64,
 }
 
 /// Why a replica's call or catch-up failed.
@@ -70,6 +77,7 @@ impl Replica {
             turn: Mutex::new(()),
             next: AtomicU64::new(0),
             adopted: AtomicBool::new(false),
+            contended_until: AtomicU64::new(0),
         }
     }
 
@@ -108,13 +116,46 @@ impl Replica {
         } else {
             None
         };
-        let result = self.see_through(enclave, store, metrics, call).await;
+        // Contended (a number lost in the last CONTENDED_FOR): take the deployment's
+        // append lock first and catch up under it, so this decision cannot lose.
+        let mut lock: Option<Box<dyn AppendLock>> = None;
+        let result = async {
+            if stamped && self.contended() {
+                lock = Some(store.lock_appends().await?);
+                self.keep_up_locked(enclave, store, metrics).await?;
+            }
+            self.see_through(enclave, store, metrics, call, &mut lock)
+                .await
+        }
+        .await;
         if result.is_err() {
             // Whatever the enclave holds of this call is dropped: its answer is never
             // released, and a record that did land is caught up like another replica's.
             let _ = ask(enclave, Request::Abandon).await;
         }
+        if let Some(lock) = lock {
+            let _ = lock.release().await;
+        }
         result
+    }
+
+    /// Whether this replica lost a number within the last [`CONTENDED_FOR`].
+    fn contended(&self) -> bool {
+        unix_millis() < self.contended_until.load(Ordering::SeqCst)
+    }
+
+    /// Catches the enclave up if the database holds records beyond it.
+    async fn keep_up_locked(
+        &self,
+        enclave: &EnclaveClient,
+        store: &dyn Store,
+        metrics: &Metrics,
+    ) -> Result<(), ReplicaError> {
+        let head = store.audit_head().await?;
+        if head.is_some_and(|h| h + 1 > self.next()) {
+            self.catch_up(enclave, store, metrics).await?;
+        }
+        Ok(())
     }
 
     async fn see_through(
@@ -123,31 +164,11 @@ impl Replica {
         store: &dyn Store,
         metrics: &Metrics,
         call: Call,
-    ) -> Result<Answer, ReplicaError> {
-        let mut response = ask(enclave, Request::Call(call)).await?;
-        // Taken after the first lost number: among replicas that lost one, one decides at
-        // a time, so none loses every time to the others.
-        let mut lock: Option<Box<dyn AppendLock>> = None;
-        let result = self
-            .attempts(enclave, store, metrics, &mut response, &mut lock)
-            .await;
-        if let Some(lock) = lock {
-            let _ = lock.release().await;
-        }
-        result
-    }
-
-    async fn attempts(
-        &self,
-        enclave: &EnclaveClient,
-        store: &dyn Store,
-        metrics: &Metrics,
-        response: &mut Response,
         lock: &mut Option<Box<dyn AppendLock>>,
     ) -> Result<Answer, ReplicaError> {
+        let mut response = ask(enclave, Request::Call(call)).await?;
         for _ in 0..MAX_ATTEMPTS {
-            let response_now = std::mem::replace(response, Response::CaughtUp { next_seq: 0 });
-            let effects = match response_now {
+            let effects = match response {
                 Response::Answer(answer) => return Ok(answer),
                 Response::Append(effects) => effects,
                 other => {
@@ -169,15 +190,19 @@ impl Replica {
                 Ok(()) => {
                     metrics.replica_appended();
                     self.at(last + 1);
-                    *response = ask(enclave, Request::Appended { seq: first }).await?;
+                    response = ask(enclave, Request::Appended { seq: first }).await?;
                 }
                 Err(StoreError::AuditConflict { .. }) => {
                     metrics.replica_conflict();
+                    self.contended_until.store(
+                        unix_millis() + CONTENDED_FOR.as_millis() as u64,
+                        Ordering::SeqCst,
+                    );
                     if lock.is_none() {
                         *lock = Some(store.lock_appends().await?);
                     }
                     self.catch_up(enclave, store, metrics).await?;
-                    *response = ask(enclave, Request::Redecide).await?;
+                    response = ask(enclave, Request::Redecide).await?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -276,4 +301,10 @@ impl Replica {
             }
         }
     }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
