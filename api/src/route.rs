@@ -315,10 +315,11 @@ impl Route {
     }
 
     /// The pending request whose key the call may sign with (an approval that completes
-    /// it, or its execution): the proxy attaches that key's blob.
+    /// it, its execution, or reading a replica's signed request, whose result the enclave
+    /// signs again): the proxy attaches that key's blob.
     pub fn signing_request_id(&self) -> Option<&Id> {
         match self {
-            Route::ApproveRequest(r) | Route::ExecuteRequest(r) => Some(r),
+            Route::ApproveRequest(r) | Route::ExecuteRequest(r) | Route::GetRequest(r) => Some(r),
             _ => None,
         }
     }

@@ -178,8 +178,13 @@ impl EnclaveState {
                     _ => None,
                 };
                 request.decision = c.decided.decision.clone();
-                if request.status != Status::Pending {
-                    // Finished: the body is not needed any more.
+                // Finished: the body is not needed any more — except by a replica's signed
+                // request whose result is withheld, signed again from it when read (up to
+                // MAX_KEPT_RESULT_LEN; a longer one is read as its commitment only).
+                let resign = matches!(&request.status, Status::Signed { result }
+                    if result.get("withheld").and_then(serde_json::Value::as_bool) == Some(true))
+                    && request.body.len() <= crate::requests::MAX_KEPT_RESULT_LEN;
+                if request.status != Status::Pending && !resign {
                     request.body = Vec::new();
                 }
                 let owner = request.principal.clone();

@@ -196,10 +196,59 @@ impl Requests {
             let bytes: usize = pending.clone().map(|r| r.body.len()).sum();
             pending.count() <= MAX_PENDING_PER_PRINCIPAL
                 && bytes <= MAX_PENDING_BYTES_PER_PRINCIPAL
+                && mine()
+                    .filter(|r| r.status != Status::Pending)
+                    .all(|r| r.body.len() <= MAX_KEPT_RESULT_LEN)
                 && mine().filter(|r| r.status != Status::Pending).count()
                     <= MAX_FINISHED_PER_PRINCIPAL
         })
     }
+}
+
+/// What a replica's finished request keeps of its signing answer: its [`kept_result`]
+/// without what a parent could use — the signed transaction (`raw`), the signature and its
+/// parts — and with the SHA-256 of `raw` and `signature` as released (`raw_sha256`,
+/// `signature_sha256`) and `"withheld": true`. Its record leaves the enclave before the
+/// answer does (decide → append → release); the requester gets the whole result by reading
+/// the request with its key's blob, when the enclave signs again (deterministically, RFC
+/// 6979: the same signature) and checks it against these hashes.
+pub fn committed_result(result: &serde_json::Value) -> serde_json::Value {
+    let mut kept = kept_result(result);
+    if let Some(obj) = kept.as_object_mut() {
+        for name in ["raw", "signature"] {
+            if let Some(text) = obj
+                .remove(name)
+                .as_ref()
+                .and_then(|v| v.as_str().map(str::to_owned))
+            {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+                obj.insert(
+                    format!("{name}_sha256"),
+                    hex::encode(digest.as_ref()).into(),
+                );
+            }
+        }
+        for name in ["r", "s", "v"] {
+            obj.remove(name);
+        }
+        obj.insert("withheld".into(), true.into());
+    }
+    kept
+}
+
+/// Whether `resigned` is the result `committed` ([`committed_result`]) commits to.
+pub fn matches_commitment(committed: &serde_json::Value, resigned: &serde_json::Value) -> bool {
+    ["raw", "signature"].iter().all(|name| {
+        let want = committed
+            .get(format!("{name}_sha256"))
+            .and_then(|v| v.as_str());
+        let have = resigned.get(*name).and_then(|v| v.as_str()).map(|text| {
+            hex::encode(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+            )
+        });
+        want == have.as_deref()
+    })
 }
 
 /// What a finished request keeps of its signing answer: all of it up to

@@ -130,6 +130,18 @@ fn see_through(e: &Booted, log: &mut Log, first: Response) -> (u16, Value, Effec
     }
 }
 
+/// Feeds a replica the records after where it stands; its position after.
+fn catch_up(e: &Booted, log: &Log) -> Response {
+    let Response::CaughtUp { next_seq } = e.enclave.handle(Request::CatchUp {
+        records: Vec::new(),
+    }) else {
+        panic!("no position")
+    };
+    e.enclave.handle(Request::CatchUp {
+        records: log.from(next_seq),
+    })
+}
+
 fn tx(nonce: u64, value: u128) -> Value {
     json!({"transaction": {
         "type": "0x2", "chainId": "0x1", "nonce": format!("0x{nonce:x}"),
@@ -215,15 +227,7 @@ fn interleaved_replicas_keep_velocity_exact_and_decide_a_request_once() {
     );
     assert_eq!(status, 200);
     let next = log.0.len() as u64;
-    let at = match b.enclave.handle(Request::CatchUp {
-        records: Vec::new(),
-    }) {
-        Response::CaughtUp { next_seq } => next_seq,
-        other => panic!("{other:?}"),
-    };
-    b.enclave.handle(Request::CatchUp {
-        records: log.from(at),
-    });
+    catch_up(&b, &log);
     let (status, body, _) = see_through(&b, &mut log, b.enclave.handle(Request::Call(request)));
     assert_eq!(status, 401, "{body}");
     assert!(
@@ -394,4 +398,83 @@ fn a_later_boot_of_a_replica_name_retires_the_earlier_one() {
         }),
         Response::CaughtUp { .. }
     ));
+}
+
+#[test]
+fn an_approved_request_completed_by_a_replica_keeps_only_a_commitment_until_read_with_its_key() {
+    let keys = Keys::new();
+    let (mut log, a, b, blob) = two_replicas(&keys);
+    // 10 ETH on Sepolia waits for an approver (the development policy's big-sepolia rule).
+    let path = format!("/v1/keys/{}/sign/transaction", blob.id);
+    let mut big = tx(7, 10 * ETH);
+    big["transaction"]["chainId"] = json!("0xaa36a7");
+    let held = a
+        .enclave
+        .handle(Request::Call(call(&keys.dev, &path, &big, Some(&blob))));
+    let (status, body, _) = see_through(&a, &mut log, held);
+    assert_eq!(status, 202, "{body}");
+    let rid = body["request"]["id"].as_str().unwrap().to_string();
+    let digest = body["request"]["intent_digest"].clone();
+    // The approver uses the other replica, which completes and signs it.
+    let approve = call(
+        &keys.ops,
+        &format!("/v1/requests/{rid}/approve"),
+        &json!({ "intent_digest": digest }),
+        Some(&blob),
+    );
+    catch_up(&b, &log);
+    let Response::Append(effects) = b.enclave.handle(Request::Call(approve)) else {
+        panic!("the approval goes out for appending")
+    };
+    // What leaves before the append holds no signed transaction, only its hash.
+    let completed = effects
+        .audit
+        .iter()
+        .map(|r| AuditEntry::parse_line(&r.line).unwrap().fields().unwrap())
+        .find(|f| f["kind"] == "request_completed")
+        .expect("a request_completed record");
+    assert_eq!(completed["signed"]["withheld"], true, "{completed:?}");
+    assert!(completed["signed"].get("raw").is_none(), "{completed:?}");
+    let seq = effects.audit[0].seq;
+    assert!(log.append(&effects.audit));
+    let Response::Answer(answer) = b.enclave.handle(Request::Appended { seq }) else {
+        panic!()
+    };
+    let approved: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(answer.status, 200, "{approved}");
+    let raw = approved["result"]["raw"].as_str().unwrap().to_string();
+    // The requester reads it on the first replica: with the key's blob, the same signed
+    // transaction (signed again, checked against the record); without, the commitment.
+    let Response::CaughtUp { next_seq } = a.enclave.handle(Request::CatchUp {
+        records: Vec::new(),
+    }) else {
+        panic!()
+    };
+    a.enclave.handle(Request::CatchUp {
+        records: log.from(next_seq),
+    });
+    let read = |key: Option<&SealedKey>| {
+        let Response::Answer(r) = a.enclave.handle(Request::Call(Call {
+            method: "GET".into(),
+            path: format!("/v1/requests/{rid}"),
+            body: Vec::new().into(),
+            stamp: None,
+            key: key.cloned(),
+            keys: Vec::new(),
+            audit_stored: None,
+        })) else {
+            panic!()
+        };
+        let body = serde_json::from_slice::<Value>(&r.body).unwrap();
+        assert_eq!(r.status, 200, "{body}");
+        body
+    };
+    let whole = read(Some(&blob));
+    assert_eq!(whole["request"]["result"]["raw"], raw.as_str(), "{whole}");
+    let committed = read(None);
+    assert_eq!(
+        committed["request"]["result"]["withheld"], true,
+        "{committed}"
+    );
+    assert!(committed["request"]["result"].get("raw").is_none());
 }

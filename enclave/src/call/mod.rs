@@ -231,13 +231,7 @@ fn read(host: &dyn Host, gov: &GovernedLock, call: &Call, route: Route) -> ApiRe
             let list: Vec<_> = g.state.requests.iter().map(views::request_json).collect();
             Ok(reply(200, json!({ "requests": list })))
         }
-        Route::GetRequest(id) => {
-            let g = lock(gov)?;
-            Ok(reply(
-                200,
-                json!({ "request": views::request_json(request(&g, &id)?) }),
-            ))
-        }
+        Route::GetRequest(id) => requests::get(host, gov, call, id.as_str()),
         _ => Err(ApiError::internal("route needs a stamp")),
     }
 }

@@ -13,7 +13,7 @@ use super::views::{output_fields, request_json};
 use super::{GovernedLock, json_body, lock, parse_hex32, request};
 use crate::payload;
 use crate::record::{Decided, Record, RequestApproved, RequestCancelled, RequestCompleted};
-use crate::requests::{PendingRequest, Status, kept_result};
+use crate::requests::{PendingRequest, Status, committed_result, kept_result, matches_commitment};
 
 fn approvers_of(decision: &Decision) -> Vec<String> {
     match &decision.outcome {
@@ -201,7 +201,11 @@ fn complete(
             obj.insert("decision".into(), record.decided.decision.to_json_value());
         }
         record.decided.output = Some(output_fields(&result, host.replicated()));
-        record.signed = Some(kept_result(&result));
+        record.signed = Some(if host.replicated() {
+            committed_result(&result)
+        } else {
+            kept_result(&result)
+        });
         signed = Some(result);
     }
     host.append(g, Record::RequestCompleted(record), now)?;
@@ -231,5 +235,37 @@ pub(crate) fn cancel(host: &dyn Host, gov: &GovernedLock, caller: &Caller, id: &
         .get(id)
         .map(request_json)
         .unwrap_or(serde_json::Value::Null);
+    Ok(reply(200, json!({ "request": view })))
+}
+
+/// `GET /v1/requests/{id}`. A replica's signed request keeps only a commitment to its
+/// result ([`committed_result`]); with the key's blob (the proxy attaches it) the enclave
+/// signs the stored body again and returns the whole result once it matches.
+pub(crate) fn get(host: &dyn Host, gov: &GovernedLock, call: &Call, id: &str) -> ApiResult {
+    // Cloned out: opening the key takes the state lock again.
+    let pending = request(&*lock(gov)?, id)?.clone();
+    let pending = &pending;
+    let mut view = request_json(pending);
+    if let Status::Signed { result } = &pending.status
+        && result.get("withheld").and_then(serde_json::Value::as_bool) == Some(true)
+        && call.key.as_ref().is_some_and(|k| k.id == pending.key_id)
+        && !pending.body.is_empty()
+    {
+        let key = host.open_key(&pending.key_id, call)?;
+        let (_, job) = payload::decode(pending.action, &pending.body, &key.info().address)
+            .map_err(|e| ApiError::internal(format!("stored request: {}", e.0)))?;
+        let mut whole = payload::sign(&job, &key);
+        if !matches_commitment(result, &whole) {
+            return Err(ApiError::internal(
+                "the request signed again does not match its recorded result",
+            ));
+        }
+        if let (Some(obj), Some(decision)) = (whole.as_object_mut(), result.get("decision")) {
+            obj.insert("decision".into(), decision.clone());
+        }
+        if let Some(obj) = view.as_object_mut() {
+            obj.insert("result".into(), whole);
+        }
+    }
     Ok(reply(200, json!({ "request": view })))
 }
