@@ -1,8 +1,9 @@
 //! Protocol messages from other enclaves, and sealed messages as parents relay them, on
 //! arbitrary bytes: no input panics a party (FROST key generation and signing, CGGMP24
-//! key generation through its state-machine driver) or the channel. The input's first
-//! byte picks the party; the rest is a sequence of messages `from ‖ to ‖ len (u16 BE) ‖
-//! body`, or for the channel one sealed message in CBOR.
+//! key generation through its state-machine driver), the channel or the invitation
+//! decoder. The input's first byte picks the party; the rest is a sequence of messages
+//! `from ‖ to ‖ len (u16 BE) ‖ body`, or for the channel one sealed message in CBOR, or
+//! an invitation (whatever decodes has a session id and is checked without panicking).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -10,6 +11,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use strongroom_threshold::channel::{ChannelSecret, Channels, Sealed};
 use strongroom_threshold::frost::{Dkg, Ed25519Sha512, FrostKey, Secp256K1Sha256TR, Sign};
+use strongroom_threshold::session::Invitation;
 use strongroom_threshold::{Message, Party, Recipient, ecdsa};
 
 fn messages(mut bytes: &[u8]) -> Vec<Message> {
@@ -68,13 +70,19 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    match selector % 5 {
+    match selector % 6 {
         0 => drive(Dkg::<Ed25519Sha512>::new(0, 3, 2).expect("2-of-3"), messages(rest)),
         1 => drive(Dkg::<Secp256K1Sha256TR>::new(1, 3, 2).expect("2-of-3"), messages(rest)),
         2 => drive(ecdsa::keygen([0; 32], 2, 3, 2).expect("2-of-3"), messages(rest)),
         3 => {
             let key = FrostKey::<Ed25519Sha512>::from_bytes(frost_share()).expect("stored share");
             drive(Sign::new(0, &[0, 1], key, b"message".to_vec()).expect("signers"), messages(rest));
+        }
+        4 => {
+            if let Ok(invitation) = Invitation::from_bytes(rest) {
+                assert!(invitation.session_id().is_ok());
+                let _ = invitation.check(&[1; 16], &[0; 32], 1_800_000_000, 60);
+            }
         }
         _ => {
             let (Ok(a), Ok(b)) = (ChannelSecret::generate(), ChannelSecret::generate()) else {

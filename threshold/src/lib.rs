@@ -22,6 +22,7 @@ pub mod ecdsa;
 mod error;
 pub mod frost;
 mod party;
+pub mod session;
 mod wire;
 
 pub use error::{ChannelError, ProtocolError, ThresholdError};
