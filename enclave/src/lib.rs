@@ -30,6 +30,7 @@ pub mod call;
 pub mod governance;
 pub mod keys;
 pub mod payload;
+pub mod peers;
 pub mod record;
 pub mod replica;
 pub mod requests;
