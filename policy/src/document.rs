@@ -47,6 +47,24 @@ pub(crate) struct RawPolicy {
     pub chain_id: Option<u64>,
     pub principals: Vec<RawPrincipal>,
     pub rules: Vec<RawRule>,
+    /// The nodes of the signing group this deployment is one of (threshold keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_group: Option<RawSigningGroup>,
+}
+
+/// A signing group: the deployments that share threshold keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSigningGroup {
+    pub nodes: Vec<RawGroupNode>,
+}
+
+/// A node of a signing group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroupNode {
+    pub name: String,
+    pub key_check: String,
 }
 
 /// A principal.

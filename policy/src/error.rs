@@ -27,6 +27,9 @@ pub enum PolicyError {
     /// Only schema version 1 exists.
     #[error("policy schema version {0} is not supported (only version 1 is)")]
     UnsupportedVersion(u64),
+    /// The signing group is not a valid list of nodes.
+    #[error("signing_group: {0}")]
+    SigningGroup(String),
     /// `chain_id` is 0 (no chain has that id).
     #[error("chain_id must not be 0")]
     ZeroChainId,

@@ -24,8 +24,9 @@ pub use intent::{
     Permit, PermitScheme, RouterCommand, TransactionIntent, TxType, TypedDataIntent,
 };
 pub use policy::{
-    Effect, KeySpec, MAX_KEY_REF_LEN, MAX_KEYS_PER_PRINCIPAL, MAX_LIST_LEN, MAX_POLICY_LEN,
-    MAX_PRINCIPALS, MAX_RULES, Policy, Principal, Rule, SCHEMA_VERSION, Scope as VelocityScope,
+    Effect, GroupNode, KeySpec, MAX_GROUP_NODES, MAX_KEY_REF_LEN, MAX_KEYS_PER_PRINCIPAL,
+    MAX_LIST_LEN, MAX_NODE_NAME_LEN, MAX_POLICY_LEN, MAX_PRINCIPALS, MAX_RULES, Policy, Principal,
+    Rule, SCHEMA_VERSION, Scope as VelocityScope, SigningGroup,
 };
 pub use strongroom_auth::{Algorithm, PrincipalKey};
 pub use units::{MAX_WINDOW_SECS, format_eth, parse_wei};

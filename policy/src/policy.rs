@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 use strongroom_auth::{Algorithm, PrincipalKey};
 
 use crate::document::{
-    RawApprovals, RawConditions, RawContractCall, RawDomain, RawErc20, RawMessage, RawPolicy,
-    RawPrincipal, RawRule, RawTimeWindow, RawTypedData, RawVelocity, Text,
+    RawApprovals, RawConditions, RawContractCall, RawDomain, RawErc20, RawGroupNode, RawMessage,
+    RawPolicy, RawPrincipal, RawRule, RawSigningGroup, RawTimeWindow, RawTypedData, RawVelocity,
+    Text,
 };
 use crate::error::PolicyError;
 use crate::intent::Action;
@@ -297,6 +298,97 @@ pub struct Policy {
     chain_id: Option<u64>,
     principals: Vec<Principal>,
     rules: Vec<Rule>,
+    signing_group: Option<SigningGroup>,
+}
+
+/// Most nodes in a signing group.
+pub const MAX_GROUP_NODES: usize = 16;
+/// Longest node name.
+pub const MAX_NODE_NAME_LEN: usize = 32;
+
+/// The deployments that share threshold keys, each named by its root-key check value
+/// (what tells apart deployments of one genesis). Only these are admitted as peers: a
+/// parent cannot bring in an enclave it booted with a root key of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningGroup {
+    /// The nodes, in the group's order (which gives their indices in key generation).
+    pub nodes: Vec<GroupNode>,
+}
+
+/// A node of a signing group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupNode {
+    /// Its name (lowercase letters, digits and `-`, at most 32).
+    pub name: String,
+    /// Its root-key check value.
+    pub key_check: [u8; 16],
+}
+
+impl SigningGroup {
+    /// The node with this root-key check value.
+    pub fn node(&self, key_check: &[u8; 16]) -> Option<&GroupNode> {
+        self.nodes.iter().find(|n| &n.key_check == key_check)
+    }
+
+    fn validate(raw: RawSigningGroup) -> Result<Self, PolicyError> {
+        let bad = |reason: String| PolicyError::SigningGroup(reason);
+        if raw.nodes.len() < 2 || raw.nodes.len() > MAX_GROUP_NODES {
+            return Err(bad(format!(
+                "{} nodes; a group has 2 to {MAX_GROUP_NODES}",
+                raw.nodes.len()
+            )));
+        }
+        let mut nodes: Vec<GroupNode> = Vec::with_capacity(raw.nodes.len());
+        for node in raw.nodes {
+            let name_ok = !node.name.is_empty()
+                && node.name.len() <= MAX_NODE_NAME_LEN
+                && node
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok {
+                return Err(bad(format!(
+                    "node name {:?}: 1 to {MAX_NODE_NAME_LEN} of a-z, 0-9 and -",
+                    node.name
+                )));
+            }
+            let text = node.key_check.strip_prefix("0x").unwrap_or(&node.key_check);
+            let key_check = (text.len() == 32)
+                .then(|| hex::decode(text).ok())
+                .flatten()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "node {:?}: key_check must be 16 bytes of hex",
+                        node.name
+                    ))
+                })?;
+            if nodes.iter().any(|n| n.name == node.name) {
+                return Err(bad(format!("node name {:?} is used twice", node.name)));
+            }
+            if nodes.iter().any(|n| n.key_check == key_check) {
+                return Err(bad(format!("key_check {text} is used twice")));
+            }
+            nodes.push(GroupNode {
+                name: node.name,
+                key_check,
+            });
+        }
+        Ok(Self { nodes })
+    }
+
+    fn to_raw(&self) -> RawSigningGroup {
+        RawSigningGroup {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| RawGroupNode {
+                    name: n.name.clone(),
+                    key_check: hex::encode(n.key_check),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Policy {
@@ -339,6 +431,11 @@ impl Policy {
     /// names one. Transactions still carry their own chain id, which rules check.
     pub fn chain_id(&self) -> Option<u64> {
         self.chain_id
+    }
+
+    /// The signing group this deployment is a node of, if any.
+    pub fn signing_group(&self) -> Option<&SigningGroup> {
+        self.signing_group.as_ref()
     }
 
     /// All principals, in document order.
@@ -428,10 +525,12 @@ impl Policy {
         if raw.chain_id == Some(0) {
             return Err(PolicyError::ZeroChainId);
         }
+        let signing_group = raw.signing_group.map(SigningGroup::validate).transpose()?;
         Ok(Self {
             chain_id: raw.chain_id,
             principals,
             rules,
+            signing_group,
         })
     }
 
@@ -449,6 +548,7 @@ impl Policy {
                 })
                 .collect(),
             rules: self.rules.iter().map(rule_to_raw).collect(),
+            signing_group: self.signing_group.as_ref().map(SigningGroup::to_raw),
         }
     }
 }

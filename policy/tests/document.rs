@@ -638,3 +638,77 @@ fn chain_id_is_optional_part_of_the_canonical_form() {
     zero["chain_id"] = json!(0);
     assert!(matches!(raw(zero), Err(PolicyError::ZeroChainId)));
 }
+
+fn with_group(group: serde_json::Value) -> Result<Policy, PolicyError> {
+    let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    doc["signing_group"] = group;
+    raw(doc)
+}
+
+#[test]
+fn signing_group_is_validated_and_canonical() {
+    let group = json!({"nodes": [
+        {"name": "node-a", "key_check": "0x00112233445566778899AABBCCDDEEFF"},
+        {"name": "node-b", "key_check": "ffeeddccbbaa99887766554433221100"},
+        {"name": "node-c", "key_check": "0123456789abcdef0123456789abcdef"},
+    ]});
+    let p = with_group(group).unwrap();
+    let g = p.signing_group().unwrap();
+    assert_eq!(g.nodes.len(), 3);
+    assert_eq!(g.nodes[0].key_check[0], 0x00);
+    assert_eq!(
+        g.node(&[
+            0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22,
+            0x11, 0x00
+        ])
+        .unwrap()
+        .name,
+        "node-b"
+    );
+    // Canonical: lowercase hex without 0x, and the digest changes with the group.
+    let canonical = String::from_utf8(p.to_canonical_json()).unwrap();
+    assert!(canonical.contains(r#""signing_group":{"nodes":[{"name":"node-a","key_check":"00112233445566778899aabbccddeeff"}"#), "{canonical}");
+    assert_eq!(
+        Policy::from_json(canonical.as_bytes()).unwrap().digest(),
+        p.digest()
+    );
+    let without = Policy::from_json(EXAMPLE.as_bytes()).unwrap();
+    assert!(without.signing_group().is_none());
+    assert_ne!(without.digest(), p.digest());
+
+    let refused = |group: serde_json::Value, why: &str| match with_group(group) {
+        Err(PolicyError::SigningGroup(reason)) => assert!(reason.contains(why), "{why}: {reason}"),
+        other => panic!("{why}: {other:?}"),
+    };
+    let node = |name: &str, kc: &str| json!({"name": name, "key_check": kc});
+    let kc = |b: u8| hex::encode([b; 16]);
+    refused(json!({"nodes": [node("a", &kc(1))]}), "2 to 16");
+    refused(
+        json!({"nodes": (0..17u8).map(|i| node(&format!("n{i}"), &kc(i))).collect::<Vec<_>>()}),
+        "2 to 16",
+    );
+    refused(
+        json!({"nodes": [node("a", &kc(1)), node("a", &kc(2))]}),
+        "used twice",
+    );
+    refused(
+        json!({"nodes": [node("a", &kc(1)), node("b", &kc(1))]}),
+        "used twice",
+    );
+    refused(
+        json!({"nodes": [node("a", &kc(1)), node("B", &kc(2))]}),
+        "node name",
+    );
+    refused(
+        json!({"nodes": [node("a", &kc(1)), node("b", "0011")]}),
+        "16 bytes",
+    );
+    refused(
+        json!({"nodes": [node("a", &kc(1)), node("b", &"zz".repeat(16))]}),
+        "16 bytes",
+    );
+    assert!(matches!(
+        with_group(json!({"nodes": [], "extra": 1})),
+        Err(PolicyError::Parse(_))
+    ));
+}
