@@ -105,6 +105,12 @@ impl KeyShare {
         self.0.n()
     }
 
+    /// The public part every node of a good key generation holds alike: the group key,
+    /// every node's public share and the threshold setup (CBOR).
+    pub fn public_material(&self) -> Result<Vec<u8>, ThresholdError> {
+        Ok(encode(&self.0.key_info)?)
+    }
+
     /// The encoding to seal.
     pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, ThresholdError> {
         Ok(Zeroizing::new(encode(&self.0)?))

@@ -19,6 +19,7 @@
 
 pub mod channel;
 pub mod ecdsa;
+pub mod engine;
 mod error;
 pub mod frost;
 mod party;

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod network;
+mod support;
+
+use support::network;
 
 use strongroom_threshold::channel::{ChannelSecret, Channels, Sealed};
 use strongroom_threshold::frost::{Dkg, Ed25519Sha512, FrostKey};

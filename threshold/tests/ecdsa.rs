@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod network;
+mod support;
+
+use support::{engines, network};
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -183,4 +185,98 @@ fn a_share_and_the_wrong_aux_info_are_refused() {
             ..
         })
     ));
+}
+
+/// Through the engines: a presignature made by nodes 0 and 1 is held by both under one id
+/// and spent once; a second session naming it, or a replay of the first, is refused.
+#[test]
+fn presignatures_are_held_in_memory_and_spent_once() {
+    use serde_bytes::ByteBuf;
+    use strongroom_threshold::engine::{Outcome, PartySpec};
+    use strongroom_threshold::session::{Invitation, SessionKind};
+    use zeroize::Zeroizing;
+
+    let group = setup();
+    let engines = engines::engines(2);
+    let nodes = vec![[1u8; 16], [2; 16]];
+    let presign = Invitation {
+        genesis: engines::GENESIS,
+        kind: SessionKind::Presign { key_id: "k".into() },
+        participants: nodes.clone(),
+        request: None,
+        nonce: [1; 32],
+        issued_at: engines::NOW,
+    };
+    let specs = (0..2)
+        .map(|node| PartySpec::Presign {
+            key_id: "k".into(),
+            share: Zeroizing::new(group.shares[node].clone()),
+            aux: Zeroizing::new(group.aux[node].clone()),
+            signers: vec![0, 1],
+        })
+        .collect();
+    let outcomes = engines::run(&engines, &[0, 1], &presign, specs, engines::NOW);
+    let ids: Vec<[u8; 16]> = outcomes
+        .into_iter()
+        .map(|o| match o.unwrap() {
+            Outcome::Presignature(id) => id,
+            other => panic!("a presignature: {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(engines[0].held("k"), vec![(ids[0], nodes.clone())]);
+    assert!(engines[0].held("other").is_empty());
+
+    let preimage = b"an EIP-1559 transaction's signing payload".to_vec();
+    let sign = |nonce: u8| Invitation {
+        genesis: engines::GENESIS,
+        kind: SessionKind::Sign {
+            key_id: "k".into(),
+            presignature: Some(ids[0]),
+        },
+        participants: nodes.clone(),
+        request: Some(ByteBuf::from(preimage.clone())),
+        nonce: [nonce; 32],
+        issued_at: engines::NOW,
+    };
+    let spec = || PartySpec::EcdsaPresigned {
+        key_id: "k".into(),
+        presignature: ids[0],
+        preimage: preimage.clone(),
+    };
+    let public_key = share(group, 0).0.public_key();
+    let outcomes = engines::run(
+        &engines,
+        &[0, 1],
+        &sign(2),
+        vec![spec(), spec()],
+        engines::NOW + 1,
+    );
+    for o in outcomes {
+        let Outcome::Ecdsa(signature) = o.unwrap() else {
+            panic!("a signature")
+        };
+        recovers(
+            &signature,
+            &Keccak256::digest(&preimage).into(),
+            &public_key,
+        );
+    }
+    assert!(engines[0].held("k").is_empty(), "spent");
+    // Another session naming the same presignature, and a replay of the first: refused.
+    for invitation in [sign(3), sign(2)] {
+        let outcomes = engines::run(
+            &engines,
+            &[0, 1],
+            &invitation,
+            vec![spec(), spec()],
+            engines::NOW + 2,
+        );
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Err(ThresholdError::Material { .. }))),
+            "{outcomes:?}"
+        );
+    }
 }

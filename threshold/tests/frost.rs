@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod network;
+mod support;
+
+use support::network;
 
 use strongroom_threshold::frost::{Dkg, Ed25519Sha512, FrostKey, Secp256K1Sha256TR, Sign, Suite};
 use strongroom_threshold::{Message, Party, ProtocolError, Recipient, ThresholdError};

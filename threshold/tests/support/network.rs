@@ -2,7 +2,7 @@
 //! recipients, round after round, through the sealed channel or in the clear, with a hook
 //! that may change what is delivered (a relaying parent that lies).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
