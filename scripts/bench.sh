@@ -31,14 +31,16 @@
 #
 # BENCH_ARGS="boot-replay --records N" (default 100000) runs no stack: it times, in process,
 # a restarted enclave replaying N signing decisions after its snapshot, against a boot with
-# none. BENCH_ARGS="audit-chain ..." likewise runs without the stack.
+# none. BENCH_ARGS="audit-chain ..." likewise runs without the stack, and so does
+# BENCH_ARGS="threshold ..." (2-of-3 FROST and CGGMP24 among three in-process session
+# engines; --primes FILE skips the safe-prime generation, --frost/--ecdsa/--presigned N).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo build --release -p strongroom-enclave -p strongroom-mock-kms -p strongroom-proxy \
   -p strongroom-cli -p strongroom-bench --features strongroom-enclave/mock
 case "${1:-}" in
-  boot-replay|audit-chain) exec target/release/strongroom-bench "$@" ;;
+  boot-replay|audit-chain|threshold) exec target/release/strongroom-bench "$@" ;;
 esac
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 replicas=""

@@ -15,6 +15,7 @@ mod memory;
 mod report;
 mod segments;
 mod stats;
+mod threshold;
 mod tx;
 
 use std::path::PathBuf;
@@ -164,6 +165,10 @@ enum Mode {
     /// decisions made in process (enclave library, mock NSM), then a fresh enclave booted
     /// from the snapshot and those records, against a boot with none. Needs no server.
     BootReplay(boot_replay::BootReplayArgs),
+    /// 2-of-3 threshold signing in process (three session engines, sealed messages
+    /// relayed in memory): one-time setup, key generation, and per-signature latency and
+    /// CPU for FROST and CGGMP24, next to single-key signing. Needs no server.
+    Threshold(threshold::ThresholdArgs),
 }
 
 fn main() -> ExitCode {
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
     let outcome = match &args.mode {
         Some(Mode::AuditChain(a)) => audit_chain::run(a),
         Some(Mode::BootReplay(a)) => boot_replay::run(a),
+        Some(Mode::Threshold(a)) => threshold::run(a),
         None => run(args),
     };
     match outcome {

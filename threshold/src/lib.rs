@@ -22,6 +22,7 @@ pub mod ecdsa;
 pub mod engine;
 mod error;
 pub mod frost;
+pub mod local;
 mod party;
 pub mod session;
 mod wire;
